@@ -1,0 +1,36 @@
+"""The Django admin, reachable only through the allauth login and only with MFA enabled."""
+
+from allauth.account.decorators import secure_admin_login
+from allauth.mfa.utils import is_mfa_enabled
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
+
+
+class PortalAdminSite(admin.AdminSite):
+    site_header = _("Privacy Portal administration")
+    site_title = _("Privacy Portal admin")
+    index_title = _("Operations")
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and is_mfa_enabled(user))
+
+    def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        """Send people to the allauth login (rate limited, MFA aware) instead of the admin's own form."""
+        return _admin_login(request, self, extra_context)
+
+
+@secure_admin_login
+def _admin_login(request: HttpRequest, site: PortalAdminSite, extra_context: dict | None) -> HttpResponse:
+    # secure_admin_login has already sent anonymous visitors to the allauth login and refused
+    # authenticated non-staff; what is left is staff, with or without a second factor.
+    if not is_mfa_enabled(request.user):
+        messages.warning(request, _("Staff must turn on two-factor authentication before using the admin."))
+        return redirect("mfa_activate_totp")
+    next_url = request.GET.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        return redirect(next_url)
+    return redirect("admin:index")

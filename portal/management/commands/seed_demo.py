@@ -1,0 +1,52 @@
+"""Create the demo consumer and staff member (idempotent). Refuses to run in production."""
+
+import os
+from typing import Any
+
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from allauth.mfa.utils import decrypt
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from portal.models import User
+
+DEMO_CONSUMER = "demo@example.com"
+DEMO_STAFF = "staff@example.com"
+
+
+def demo_user_ensure(*, email: str, password: str, staff: bool) -> User:
+    user, created = User.objects.get_or_create(email=email, defaults={"is_staff": staff, "is_superuser": staff})
+    if created or not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+    return user
+
+
+class Command(BaseCommand):
+    help = "Create or refresh the demo data (never in production)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("seed_demo refuses to run when PORTAL_ENV=production.")
+        password = os.environ.get("DEMO_PASSWORD", "demo-portal-2026")
+        with transaction.atomic():
+            demo_user_ensure(email=DEMO_CONSUMER, password=password, staff=False)
+            staff = demo_user_ensure(email=DEMO_STAFF, password=password, staff=True)
+            totp = Authenticator.objects.filter(user=staff, type=Authenticator.Type.TOTP).first()
+            if totp is None:
+                totp = TOTP.activate(staff, generate_totp_secret()).instance
+            codes = Authenticator.objects.filter(user=staff, type=Authenticator.Type.RECOVERY_CODES).first()
+            if codes is None:
+                codes = RecoveryCodes.activate(staff).instance
+        secret = decrypt(totp.data["secret"])
+        unused = RecoveryCodes(codes).get_unused_codes()
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"  consumer: {DEMO_CONSUMER} / {password}")
+        self.stdout.write(f"  staff:    {DEMO_STAFF} / {password}")
+        self.stdout.write(f"            two-factor (TOTP) secret for an authenticator app: {secret}")
+        self.stdout.write(f"            or a one-time recovery code: {', '.join(unused[:3])}")

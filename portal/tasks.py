@@ -1,0 +1,8 @@
+from celery import shared_task
+from django.core.management import call_command
+
+
+@shared_task
+def sessions_clear_expired() -> None:
+    """Drop expired sessions so signed-out and timed-out sessions leave nothing behind."""
+    call_command("clearsessions")

@@ -1,0 +1,18 @@
+"""A task for the real-worker test only; the worker loads it with ``--include``."""
+
+import time
+
+import redis
+from celery import shared_task
+from django.conf import settings
+
+
+@shared_task(bind=True, max_retries=3)
+def flaky_ping(self, key: str) -> int:
+    store = redis.Redis.from_url(settings.REDIS_URL)
+    attempts = store.incr(f"{key}:attempts")
+    store.rpush(f"{key}:times", time.time())
+    if attempts < 2:
+        raise self.retry(countdown=2)
+    store.set(f"{key}:done", attempts)
+    return attempts
