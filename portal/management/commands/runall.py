@@ -3,6 +3,7 @@
 Ctrl-C (or SIGTERM) stops every process this command started.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,9 +56,11 @@ class Command(BaseCommand):
             self.stop_all(children)
 
     def stop_all(self, children: dict[str, "subprocess.Popen[bytes]"]) -> None:
+        # Ask each leader to shut down gracefully (Celery stops its own pool); only a process
+        # group that outlives the grace period is killed outright.
         for child in children.values():
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                child.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for name, child in children.items():
             try:
@@ -65,4 +68,6 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)  # strays left in the group, if any
             self.stdout.write(f"stopped {name}")
