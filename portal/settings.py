@@ -69,10 +69,44 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is required when PORTAL_ENV=production")
     SECRET_KEY = _local_secret("secret_key", lambda: secrets.token_urlsafe(50))
 
+
+def _ed25519_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
+
+
+# The audit log's HMAC key and the consent-receipt signing key (Ed25519, PEM). Production must
+# provide both; development and tests generate them once under var/.
+AUDIT_HMAC_KEY = env_str("AUDIT_HMAC_KEY")
+RECEIPT_SIGNING_KEY = env_str("RECEIPT_SIGNING_KEY")
+if PRODUCTION and not (AUDIT_HMAC_KEY and RECEIPT_SIGNING_KEY):
+    raise ImproperlyConfigured("AUDIT_HMAC_KEY and RECEIPT_SIGNING_KEY are required when PORTAL_ENV=production")
+AUDIT_HMAC_KEY = AUDIT_HMAC_KEY or _local_secret("audit_hmac_key", lambda: secrets.token_hex(32))
+RECEIPT_SIGNING_KEY = RECEIPT_SIGNING_KEY or _local_secret("receipt_signing_key.pem", _ed25519_pem)
+
+ONE_TIME_CONSENT_HOURS = env_int("ONE_TIME_CONSENT_HOURS", 24)
+CONSENT_EXPIRY_REMINDER_DAYS = env_int("CONSENT_EXPIRY_REMINDER_DAYS", 14)
+
 DEBUG = env_bool("DEBUG", default=PORTAL_ENV == "development")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000").rstrip("/")
+
+# The data controller named on consent receipts.
+PORTAL_CONTROLLER = {
+    "name": os.environ.get("CONTROLLER_NAME", "Privacy Portal"),
+    "contact": os.environ.get("CONTROLLER_CONTACT", "Data Protection Officer"),
+    "address": os.environ.get("CONTROLLER_ADDRESS", ""),
+    "email": os.environ.get("CONTROLLER_EMAIL", "privacy@localhost"),
+    "policy_url": os.environ.get("CONTROLLER_POLICY_URL", f"{SITE_URL}/privacy-notice/"),
+    "jurisdiction": os.environ.get("CONTROLLER_JURISDICTION", "EU"),
+}
 
 INSTALLED_APPS = [
     "portal.apps.PortalAdminConfig",

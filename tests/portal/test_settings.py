@@ -3,6 +3,7 @@ import secrets
 import subprocess
 import sys
 
+from portal.settings import _ed25519_pem
 from tests.conftest import ROOT
 
 
@@ -23,6 +24,8 @@ def test_production_settings_pass_check_deploy(tmp_path):
         env={
             "PORTAL_ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(60),
+            "AUDIT_HMAC_KEY": secrets.token_hex(32),
+            "RECEIPT_SIGNING_KEY": _ed25519_pem(),
             "ALLOWED_HOSTS": "portal.example.com",
             "PORTAL_VAR_DIR": str(tmp_path),
         },

@@ -1,0 +1,118 @@
+"""Writing to the audit log. Every service that changes state calls ``event_record`` in its transaction."""
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from audit.models import ActorKind, AuditChain, AuditEvent
+from portal.models import User
+
+GLOBAL_CHAIN = "global"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a consumer, a staff member, a partner or the system itself."""
+
+    kind: ActorKind
+    id: str = ""
+    label: str = ""
+
+    @classmethod
+    def consumer(cls, user: User) -> "Actor":
+        return cls(ActorKind.CONSUMER, str(user.pk), "")
+
+    @classmethod
+    def staff(cls, user: User) -> "Actor":
+        return cls(ActorKind.STAFF, str(user.pk), user.email)
+
+    @classmethod
+    def partner(cls, partner: models.Model) -> "Actor":
+        return cls(ActorKind.PARTNER, str(partner.pk), str(partner))
+
+    @classmethod
+    def system(cls, label: str) -> "Actor":
+        return cls(ActorKind.SYSTEM, "", label)
+
+    @classmethod
+    def for_user(cls, user: User) -> "Actor":
+        return cls.staff(user) if user.is_staff else cls.consumer(user)
+
+
+def chain_key(subject: User | None) -> str:
+    return f"subject:{subject.pk}" if subject is not None else GLOBAL_CHAIN
+
+
+def canonical_json(event: AuditEvent) -> bytes:
+    """The bytes the hash covers: every meaningful column, keys sorted, no whitespace."""
+    body = {
+        "chain": event.chain,
+        "seq": event.seq,
+        "occurred_at": event.occurred_at.isoformat(),
+        "actor_kind": event.actor_kind,
+        "actor_id": event.actor_id,
+        "actor_label": event.actor_label,
+        "subject_id": event.chain.removeprefix("subject:") if event.chain != GLOBAL_CHAIN else None,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "data": event.data,
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def event_seal(event: AuditEvent) -> str:
+    """HMAC-SHA256 over the canonical row with the server-held key."""
+    return hmac.new(settings.AUDIT_HMAC_KEY.encode(), canonical_json(event), hashlib.sha256).hexdigest()
+
+
+def _chain_lock(key: str) -> AuditChain:
+    try:
+        return AuditChain.objects.select_for_update().get(key=key)
+    except AuditChain.DoesNotExist:
+        try:
+            with transaction.atomic():
+                AuditChain.objects.create(key=key)
+        except IntegrityError:
+            pass  # another writer created it first; lock theirs
+        return AuditChain.objects.select_for_update().get(key=key)
+
+
+@transaction.atomic
+def event_record(
+    *,
+    actor: Actor,
+    subject: User | None,
+    action: str,
+    target: models.Model | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the subject's chain (or the global one) in the caller's transaction."""
+    chain = _chain_lock(chain_key(subject))
+    event = AuditEvent(
+        chain=chain.key,
+        seq=chain.last_seq + 1,
+        occurred_at=timezone.now(),
+        actor_kind=actor.kind,
+        actor_id=actor.id,
+        actor_label=actor.label,
+        subject=subject,
+        action=action,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        data=json.loads(json.dumps(data or {}, default=str)),
+        prev_hash=chain.last_hash,
+    )
+    event.hash = event_seal(event)
+    event.save()
+    chain.last_seq = event.seq
+    chain.last_hash = event.hash
+    chain.save(update_fields=["last_seq", "last_hash"])
+    return event

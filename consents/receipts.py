@@ -1,0 +1,139 @@
+"""Signed consent receipts: Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 fields, as a JWS (Ed25519)."""
+
+import hashlib
+import hmac
+import json
+from functools import cache
+from typing import Any, cast
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, OKPKey
+
+from consents.models import Consent, ConsentReceipt, ReceiptEvent, Sharing
+
+ALGORITHM = "Ed25519"
+RECEIPT_VERSION = "KI-CR-v1.1.0"
+
+
+class ReceiptInvalid(Exception):
+    """The receipt's signature does not verify against the published key."""
+
+
+@cache
+def signing_key() -> OKPKey:
+    return OKPKey.import_key(settings.RECEIPT_SIGNING_KEY)
+
+
+def public_jwks() -> dict[str, Any]:
+    """The JSON Web Key Set published at /.well-known/jwks.json."""
+    key = signing_key()
+    return {"keys": [key.as_dict(private=False) | {"kid": key.thumbprint(), "use": "sig", "alg": ALGORITHM}]}
+
+
+def principal_id(user_pk: int) -> str:
+    """A stable pseudonymous principal id: receipts stay provable without naming the person."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"principal:{user_pk}".encode(), hashlib.sha256).hexdigest()
+    return f"urn:privacy-portal:principal:{digest[:32]}"
+
+
+def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at: Any) -> dict[str, Any]:
+    version = consent.version
+    purpose = consent.purpose
+    categories = list(version.data_categories.order_by("slug"))
+    sharings = (
+        Sharing.objects.filter(purpose=purpose, is_active=True).select_related("partner").order_by("partner__name")
+    )
+    third_parties = [{"name": s.partner.name, "kind": s.partner.kind, "country": s.partner.country} for s in sharings]
+    controller = settings.PORTAL_CONTROLLER
+    return {
+        "version": RECEIPT_VERSION,
+        "jurisdiction": controller["jurisdiction"],
+        "consentTimestamp": int(issued_at.timestamp()),
+        "issuedAt": issued_at.isoformat(),
+        "collectionMethod": consent.method,
+        "consentReceiptID": receipt_id,
+        "language": "en",
+        "piiPrincipalId": principal_id(consent.user_id),
+        "piiControllers": [
+            {
+                "piiController": controller["name"],
+                "contact": controller["contact"],
+                "address": controller["address"],
+                "email": controller["email"],
+                "piiControllerUrl": settings.SITE_URL,
+            }
+        ],
+        "policyUrl": controller["policy_url"],
+        "event": event,
+        "state": consent.status,
+        "services": [
+            {
+                "service": purpose.name,
+                "purposes": [
+                    {
+                        "purposeId": purpose.slug,
+                        "purpose": version.description,
+                        "purposeCategory": [purpose.category] if purpose.category else [],
+                        "legalBasis": purpose.legal_basis,
+                        "consentType": "EXPLICIT" if consent.method != "gpc" else "OPT-OUT-SIGNAL",
+                        "noticeVersion": version.number,
+                        "noticePublishedAt": version.published_at.isoformat(),
+                        "piiCategory": [c.slug for c in categories],
+                        "primaryPurpose": purpose.is_essential,
+                        "termination": version.retention,
+                        "thirdPartyDisclosure": bool(third_parties),
+                        "thirdPartyName": [t["name"] for t in third_parties],
+                        "thirdParties": third_parties,
+                    }
+                ],
+            }
+        ],
+        "sensitive": any(c.sensitive for c in categories),
+        "spiCat": [c.slug for c in categories if c.sensitive],
+        "validity": {
+            "durationType": consent.duration_type,
+            "periodDays": consent.period_days,
+            "grantedAt": consent.granted_at.isoformat() if consent.granted_at else None,
+            "expiresAt": consent.expires_at.isoformat() if consent.expires_at else None,
+            "revokedAt": consent.revoked_at.isoformat() if consent.revoked_at else None,
+        },
+        "withdrawal": {
+            "method": "web",
+            "url": settings.SITE_URL + reverse("consents:list"),
+            "reason": consent.revocation_reason or None,
+            "initiator": consent.changed_by if event != ReceiptEvent.GRANTED else None,
+        },
+    }
+
+
+def receipt_sign(payload: dict[str, Any]) -> str:
+    key = signing_key()
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return jws.serialize_compact({"alg": ALGORITHM, "kid": key.thumbprint(), "typ": "JWT"}, body, key, [ALGORITHM])
+
+
+def receipt_verify(token: str, jwks: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload of a receipt whose signature verifies against ``jwks`` (default: ours)."""
+    key_set = KeySet.import_key_set(cast(Any, jwks or public_jwks()))
+    try:
+        result = jws.deserialize_compact(token, key_set, algorithms=[ALGORITHM])
+    except (JoseError, ValueError) as error:
+        raise ReceiptInvalid(str(error)) from error
+    payload: dict[str, Any] = json.loads(result.payload)
+    return payload
+
+
+def receipt_issue(*, consent: Consent, event: str) -> ConsentReceipt:
+    """Create and sign the receipt for one consent event (called inside the consent service's transaction)."""
+    receipt = ConsentReceipt(user_id=consent.user_id, consent=consent, event=event, issued_at=timezone.now())
+    receipt.payload = receipt_payload(
+        consent=consent, event=event, receipt_id=str(receipt.id), issued_at=receipt.issued_at
+    )
+    receipt.jws = receipt_sign(receipt.payload)
+    receipt.sha256 = hashlib.sha256(receipt.jws.encode()).hexdigest()
+    receipt.save()
+    return receipt

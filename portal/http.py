@@ -1,0 +1,9 @@
+from django.http import HttpRequest
+
+from portal.models import User
+
+
+class AuthenticatedHttpRequest(HttpRequest):
+    """The request type of views behind ``login_required``: ``user`` is a real account."""
+
+    user: User
