@@ -1,0 +1,50 @@
+from consents.models.consent import (
+    Consent,
+    ConsentMethod,
+    ConsentQuerySet,
+    ConsentReceipt,
+    ConsentStatus,
+    Initiator,
+    ReceiptEvent,
+    RevocationReason,
+)
+from consents.models.notices import DataCategory, DurationType, LegalBasis, Purpose, PurposeQuerySet, PurposeVersion
+from consents.models.outbox import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, EventType, OutboxEvent
+from consents.models.partners import (
+    Partner,
+    PartnerKind,
+    PartnerStatus,
+    PartnerSubject,
+    Sharing,
+    subject_id_generate,
+    webhook_secret_generate,
+)
+
+__all__ = [
+    "Consent",
+    "ConsentMethod",
+    "ConsentQuerySet",
+    "ConsentReceipt",
+    "ConsentStatus",
+    "DataCategory",
+    "DeliveryAttempt",
+    "DeliveryOutcome",
+    "DeliveryStatus",
+    "DurationType",
+    "EventType",
+    "Initiator",
+    "LegalBasis",
+    "OutboxEvent",
+    "Partner",
+    "PartnerKind",
+    "PartnerStatus",
+    "PartnerSubject",
+    "Purpose",
+    "PurposeQuerySet",
+    "PurposeVersion",
+    "ReceiptEvent",
+    "RevocationReason",
+    "Sharing",
+    "subject_id_generate",
+    "webhook_secret_generate",
+]

@@ -1,0 +1,112 @@
+"""Partners (data recipients), what each receives for which purpose, and pairwise subject ids."""
+
+import secrets
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from consents.models.notices import DataCategory, Purpose
+
+if TYPE_CHECKING:
+    pass
+
+
+class PartnerKind(models.TextChoices):
+    INTERNAL = "internal", _("Internal team")
+    SERVICE_PROVIDER = "service_provider", _("Service provider")
+    ADVERTISER = "advertiser", _("Advertiser")
+    AFFILIATE = "affiliate", _("Affiliate")
+    DATA_BROKER = "data_broker", _("Data broker")
+    ACQUIRER = "acquirer", _("Acquirer")
+
+
+class PartnerStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
+
+
+def webhook_secret_generate() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class Partner(models.Model):
+    """A company that receives consumers' data for one or more purposes."""
+
+    slug = models.SlugField(_("identifier"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=160)
+    kind = models.CharField(_("kind"), max_length=24, choices=PartnerKind.choices)
+    country = models.CharField(_("country"), max_length=2, help_text=_("ISO 3166-1 alpha-2 code."))
+    policy_url = models.URLField(_("privacy policy"), blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=PartnerStatus.choices, default=PartnerStatus.ACTIVE)
+    webhook_url = models.URLField(_("webhook URL"), blank=True)
+    webhook_secret = models.CharField(_("webhook signing secret"), max_length=80, default=webhook_secret_generate)
+    webhook_secret_previous = models.CharField(
+        _("previous signing secret"),
+        max_length=80,
+        blank=True,
+        help_text=_("Still signed with during a rotation, until cleared."),
+    )
+    webhook_disabled_at = models.DateTimeField(_("webhook disabled at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    history = HistoricalRecords(excluded_fields=["webhook_secret", "webhook_secret_previous"])
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("partner")
+        verbose_name_plural = _("partners")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == PartnerStatus.ACTIVE
+
+
+class Sharing(models.Model):
+    """Which data categories a partner receives for which purpose."""
+
+    partner = models.ForeignKey(Partner, verbose_name=_("partner"), on_delete=models.CASCADE, related_name="sharings")
+    purpose = models.ForeignKey(Purpose, verbose_name=_("purpose"), on_delete=models.CASCADE, related_name="sharings")
+    data_categories = models.ManyToManyField(DataCategory, verbose_name=_("data categories"), related_name="+")
+    is_active = models.BooleanField(_("active"), default=True)
+
+    history = HistoricalRecords(m2m_fields=[data_categories])
+
+    class Meta:
+        ordering = ["purpose", "partner"]
+        verbose_name = _("sharing")
+        verbose_name_plural = _("sharings")
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "purpose"], name="sharing_unique_partner_purpose"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner} ← {self.purpose}"
+
+
+def subject_id_generate() -> str:
+    return "sub_" + secrets.token_urlsafe(18)
+
+
+class PartnerSubject(models.Model):
+    """A pairwise pseudonymous id for one consumer as seen by one partner."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="subjects")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partner_subjects")
+    subject_id = models.CharField(max_length=40, unique=True, default=subject_id_generate, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("partner subject id")
+        verbose_name_plural = _("partner subject ids")
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "user"], name="partnersubject_unique_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject_id
