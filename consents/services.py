@@ -16,6 +16,8 @@ from consents.models import (
     ConsentStatus,
     DataCategory,
     DurationType,
+    Partner,
+    PartnerSubject,
     Purpose,
     PurposeVersion,
     ReceiptEvent,
@@ -53,6 +55,12 @@ def _consent_event(*, consent: Consent, event: str, actor: Actor) -> None:
             "receipt_sha256": receipt.sha256,
         },
     )
+
+
+def partner_subject_ensure(*, partner: Partner, user: User) -> PartnerSubject:
+    """The partner's pairwise id for this consumer, created the first time the partner receives them."""
+    subject, _created = PartnerSubject.objects.get_or_create(partner=partner, user=user)
+    return subject
 
 
 def _consentable(purpose: Purpose) -> None:

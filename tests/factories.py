@@ -28,3 +28,70 @@ class UserFactory(factory.django.DjangoModelFactory):
 class StaffFactory(UserFactory):
     is_staff = True
     is_superuser = True
+
+
+class DataCategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "consents.DataCategory"
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"category-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+
+
+class PurposeFactory(factory.django.DjangoModelFactory):
+    """A purpose with a published first notice (``current_version``) covering one data category."""
+
+    class Meta:
+        model = "consents.Purpose"
+        django_get_or_create = ("slug",)
+        skip_postgeneration_save = True
+
+    slug = factory.Sequence(lambda n: f"purpose-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+    legal_basis = "consent"
+
+    @factory.post_generation
+    def notice(self, create: bool, extracted: str | None, **kwargs) -> None:
+        if not create or self.current_version_id:
+            return
+        from audit.services import Actor
+        from consents.services import purpose_version_publish
+
+        purpose_version_publish(
+            purpose=self,
+            description=extracted or f"We use your data for {self.name.lower()}.",
+            retention=kwargs.get("retention", "Two years after your last activity"),
+            data_categories=kwargs.get("categories") or [DataCategoryFactory()],
+            material=False,
+            change_summary="First version",
+            actor=Actor.system("tests"),
+        )
+        self.refresh_from_db()
+
+
+class PartnerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "consents.Partner"
+        django_get_or_create = ("slug",)
+
+    slug = factory.Sequence(lambda n: f"partner-{n}")
+    name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+    kind = "service_provider"
+    country = "DE"
+
+
+class SharingFactory(factory.django.DjangoModelFactory):
+    """The partner receives the purpose's current data categories unless ``categories`` says otherwise."""
+
+    class Meta:
+        model = "consents.Sharing"
+        skip_postgeneration_save = True
+
+    partner = factory.SubFactory(PartnerFactory)
+    purpose = factory.SubFactory(PurposeFactory)
+
+    @factory.post_generation
+    def categories(self, create: bool, extracted: list | None, **kwargs) -> None:
+        if create:
+            self.data_categories.set(extracted or self.purpose.current_version.data_categories.all())
