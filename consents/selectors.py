@@ -1,33 +1,365 @@
-"""Reads for the consumer's consent pages."""
+"""Reads for the consumer's consent pages: cards, the dashboard summary, notice diffs and receipts."""
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet, TextChoices
+from django.utils import timezone
 
-from consents.models import Consent, Purpose, Sharing
+from consents.diff import DiffSegment, text_diff
+from consents.models import (
+    Consent,
+    ConsentMethod,
+    ConsentReceipt,
+    ConsentStatus,
+    DataCategory,
+    DurationType,
+    GpcSignal,
+    Initiator,
+    LegalBasis,
+    PartnerKind,
+    Purpose,
+    PurposeQuerySet,
+    PurposeVersion,
+    ReceiptEvent,
+    RevocationReason,
+    Sharing,
+)
 from portal.models import User
+
+# Display states of a card beyond the consent statuses.
+UNDECIDED = "undecided"
+ESSENTIAL = "essential"
 
 
 @dataclass
 class ConsentCard:
+    """Everything the consumer needs to decide about one purpose, and their decision so far."""
+
     purpose: Purpose
     consent: Consent | None
     sharings: list[Sharing]
 
+    @property
+    def version(self) -> PurposeVersion:
+        assert self.purpose.current_version is not None
+        return self.purpose.current_version
+
+    @property
+    def data_categories(self) -> list[DataCategory]:
+        return list(self.version.data_categories.all())
+
+    @property
+    def state(self) -> str:
+        """``essential``, ``undecided`` or the consent's status; a lapsed grant counts as expired."""
+        if self.purpose.is_essential:
+            return ESSENTIAL
+        if self.consent is None:
+            return UNDECIDED
+        if self.consent.status == ConsentStatus.GRANTED and not self.consent.is_active:
+            return ConsentStatus.EXPIRED
+        return self.consent.status
+
+    @property
+    def can_grant(self) -> bool:
+        return self.state in {UNDECIDED, ConsentStatus.REVOKED, ConsentStatus.EXPIRED}
+
+    @property
+    def can_withdraw(self) -> bool:
+        return self.state in {ConsentStatus.GRANTED, ConsentStatus.RECONSENT_REQUIRED}
+
+    @property
+    def needs_review(self) -> bool:
+        return self.state == ConsentStatus.RECONSENT_REQUIRED
+
+    @property
+    def refused(self) -> bool:
+        """Withdrawn without ever having been granted: a recorded refusal."""
+        return self.state == ConsentStatus.REVOKED and self.consent is not None and self.consent.granted_at is None
+
+    @property
+    def by_gpc(self) -> bool:
+        return (
+            self.state == ConsentStatus.REVOKED
+            and self.consent is not None
+            and self.consent.method == ConsentMethod.GPC
+        )
+
+    @property
+    def is_time_bound(self) -> bool:
+        return self.purpose.default_duration_type == DurationType.TIME_BOUND
+
+    @property
+    def is_one_time(self) -> bool:
+        return self.purpose.default_duration_type == DurationType.ONE_TIME
+
+    @property
+    def ends_if_granted_now(self) -> datetime | None:
+        """When a time-bound consent given now would end, so the consumer sees the period first."""
+        if not self.is_time_bound or not self.purpose.default_period_days:
+            return None
+        return timezone.now() + timedelta(days=self.purpose.default_period_days)
+
+    @property
+    def agreed_to_older_version(self) -> bool:
+        return self.consent is not None and self.consent.version_id != self.purpose.current_version_id
+
+    @property
+    def has_sensitive_data(self) -> bool:
+        return any(category.sensitive for category in self.data_categories)
+
+
+def _purposes_for_cards(purposes: PurposeQuerySet) -> PurposeQuerySet:
+    return purposes.select_related("current_version").prefetch_related(
+        "current_version__data_categories",
+        Prefetch(
+            "sharings",
+            queryset=Sharing.objects.filter(is_active=True)
+            .select_related("partner")
+            .prefetch_related("data_categories")
+            .order_by("partner__name"),
+            to_attr="active_sharings",
+        ),
+    )
+
 
 def consent_cards(user: User) -> list[ConsentCard]:
-    """Every published purpose with the consumer's decision about it, in display order."""
-    purposes = (
-        Purpose.objects.published()
-        .select_related("current_version")
-        .prefetch_related(
-            "current_version__data_categories",
-            Prefetch(
-                "sharings",
-                queryset=Sharing.objects.filter(is_active=True).select_related("partner").order_by("partner__name"),
-                to_attr="active_sharings",
-            ),
-        )
-    )
+    """Every published purpose with the consumer's decision about it, in display order.
+
+    A fixed number of queries however many purposes, partners and categories there are.
+    """
+    purposes = _purposes_for_cards(Purpose.objects.published())
     consents = {c.purpose_id: c for c in Consent.objects.filter(user=user).select_related("version")}
-    return [ConsentCard(p, consents.get(p.pk), p.active_sharings) for p in purposes]
+    return [ConsentCard(p, consents.get(p.pk), p.active_sharings) for p in purposes]  # type: ignore[attr-defined]
+
+
+def consent_card(user: User, slug: str) -> ConsentCard | None:
+    """One purpose's card for the consumer, or ``None`` when no such purpose is published."""
+    purpose = _purposes_for_cards(Purpose.objects.published().filter(slug=slug)).first()
+    if purpose is None:
+        return None
+    consent = Consent.objects.filter(user=user, purpose=purpose).select_related("version").first()
+    return ConsentCard(purpose, consent, purpose.active_sharings)  # type: ignore[attr-defined]
+
+
+def gpc_signal_for(user: User) -> GpcSignal | None:
+    return GpcSignal.objects.filter(user=user).first()
+
+
+@dataclass
+class GpcNotice:
+    """That (and when) the consumer's Global Privacy Control signal was honoured, and what it changed."""
+
+    honoured_at: datetime
+    purpose_names: list[str]
+
+
+def gpc_notice(signal: GpcSignal | None, purposes: list[Purpose]) -> GpcNotice | None:
+    if signal is None:
+        return None
+    names = {p.slug: p.name for p in purposes}
+    return GpcNotice(signal.honoured_at, [names.get(slug, slug) for slug in signal.purposes])
+
+
+@dataclass
+class ConsentSummary:
+    """The dashboard's overview of the consumer's consents."""
+
+    granted: int = 0
+    revoked: int = 0
+    expired: int = 0
+    reconsent_required: int = 0
+    undecided: int = 0
+    essential: int = 0
+    next_expiry: Consent | None = None
+    reconsent: list[Consent] = field(default_factory=list)
+    gpc: GpcNotice | None = None
+
+    @property
+    def total(self) -> int:
+        return self.granted + self.revoked + self.expired + self.reconsent_required + self.undecided + self.essential
+
+
+def consent_summary(user: User) -> ConsentSummary:
+    """Counts by state, the next expiry, the purposes awaiting re-consent and the GPC notice (three queries)."""
+    purposes = list(Purpose.objects.published())
+    consents = {c.purpose_id: c for c in Consent.objects.filter(user=user, purpose__in=[p.pk for p in purposes])}
+    counts: Counter[str] = Counter()
+    summary = ConsentSummary()
+    now = next_expiry_at = timezone.now()
+    for purpose in purposes:
+        consent = consents.get(purpose.pk)
+        if consent is not None:
+            consent.purpose = purpose
+        state = ConsentCard(purpose, consent, []).state
+        counts[state] += 1
+        expires_at = consent.expires_at if consent is not None and state == ConsentStatus.GRANTED else None
+        if expires_at and expires_at > now and (summary.next_expiry is None or expires_at < next_expiry_at):
+            summary.next_expiry, next_expiry_at = consent, expires_at
+        if state == ConsentStatus.RECONSENT_REQUIRED and consent:
+            summary.reconsent.append(consent)
+    summary.granted = counts[ConsentStatus.GRANTED]
+    summary.revoked = counts[ConsentStatus.REVOKED]
+    summary.expired = counts[ConsentStatus.EXPIRED]
+    summary.reconsent_required = counts[ConsentStatus.RECONSENT_REQUIRED]
+    summary.undecided = counts[UNDECIDED]
+    summary.essential = counts[ESSENTIAL]
+    summary.gpc = gpc_notice(gpc_signal_for(user), purposes)
+    return summary
+
+
+@dataclass
+class NoticeDiff:
+    """What changed between the notice the consumer agreed to and the current one."""
+
+    old: PurposeVersion
+    new: PurposeVersion
+    description: list[DiffSegment]
+    retention: list[DiffSegment]
+    categories: list[tuple[str, DataCategory]]
+    changes: list[PurposeVersion]
+
+    @property
+    def categories_changed(self) -> bool:
+        return any(op != "equal" for op, _category in self.categories)
+
+
+def notice_diff(old: PurposeVersion, new: PurposeVersion) -> NoticeDiff:
+    old_categories = set(old.data_categories.all())
+    new_categories = set(new.data_categories.all())
+    categories = sorted(
+        [("delete", c) for c in old_categories - new_categories]
+        + [("insert", c) for c in new_categories - old_categories]
+        + [("equal", c) for c in old_categories & new_categories],
+        key=lambda item: item[1].name,
+    )
+    changes = list(
+        PurposeVersion.objects.filter(
+            purpose_id=new.purpose_id, number__gt=old.number, number__lte=new.number
+        ).order_by("number")
+    )
+    return NoticeDiff(
+        old=old,
+        new=new,
+        description=text_diff(old.description, new.description),
+        retention=text_diff(old.retention, new.retention),
+        categories=categories,
+        changes=changes,
+    )
+
+
+def receipts_for(user: User) -> QuerySet[ConsentReceipt]:
+    """The consumer's receipts, newest first, with what the list shows."""
+    return ConsentReceipt.objects.filter(user=user).select_related("consent__purpose").order_by("-issued_at", "-pk")
+
+
+def _label(choices: type[TextChoices], value: Any) -> str:
+    """The translated label of a stored value; the value itself when the choice no longer exists."""
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return str(value or "")
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+@dataclass
+class ThirdParty:
+    name: str
+    kind: str
+    country: str
+
+
+@dataclass
+class ReadableReceipt:
+    """A receipt's signed payload in plain language (the snapshot, not today's data)."""
+
+    receipt: ConsentReceipt
+    event: str
+    state: str
+    issued_at: datetime | None
+    method: str
+    consent_type: str
+    jurisdiction: str
+    principal_id: str
+    controller: dict[str, Any]
+    policy_url: str
+    purpose_name: str
+    purpose_id: str
+    description: str
+    purpose_categories: list[str]
+    legal_basis: str
+    essential: bool
+    notice_version: Any
+    notice_published_at: datetime | None
+    retention: str
+    data_categories: list[str]
+    sensitive_categories: list[str]
+    third_parties: list[ThirdParty]
+    duration: str
+    period_days: Any
+    granted_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    withdrawal_url: str
+    withdrawal_reason: str
+    initiator: str
+
+    @classmethod
+    def from_receipt(cls, receipt: ConsentReceipt, category_names: dict[str, str] | None = None) -> "ReadableReceipt":
+        payload = receipt.payload
+        names = category_names or {}
+        service = (payload.get("services") or [{}])[0]
+        purpose = (service.get("purposes") or [{}])[0]
+        validity = payload.get("validity") or {}
+        withdrawal = payload.get("withdrawal") or {}
+        controllers = payload.get("piiControllers") or [{}]
+        return cls(
+            receipt=receipt,
+            event=_label(ReceiptEvent, payload.get("event")),
+            state=_label(ConsentStatus, payload.get("state")),
+            issued_at=_when(payload.get("issuedAt")),
+            method=_label(ConsentMethod, payload.get("collectionMethod")),
+            consent_type=str(purpose.get("consentType", "")),
+            jurisdiction=str(payload.get("jurisdiction", "")),
+            principal_id=str(payload.get("piiPrincipalId", "")),
+            controller=controllers[0],
+            policy_url=str(payload.get("policyUrl", "")),
+            purpose_name=str(service.get("service", "")),
+            purpose_id=str(purpose.get("purposeId", "")),
+            description=str(purpose.get("purpose", "")),
+            purpose_categories=list(purpose.get("purposeCategory") or []),
+            legal_basis=_label(LegalBasis, purpose.get("legalBasis")),
+            essential=bool(purpose.get("primaryPurpose")),
+            notice_version=purpose.get("noticeVersion"),
+            notice_published_at=_when(purpose.get("noticePublishedAt")),
+            retention=str(purpose.get("termination", "")),
+            data_categories=[names.get(slug, slug) for slug in purpose.get("piiCategory") or []],
+            sensitive_categories=[names.get(slug, slug) for slug in payload.get("spiCat") or []],
+            third_parties=[
+                ThirdParty(str(t.get("name", "")), _label(PartnerKind, t.get("kind")), str(t.get("country", "")))
+                for t in purpose.get("thirdParties") or []
+            ],
+            duration=_label(DurationType, validity.get("durationType")),
+            period_days=validity.get("periodDays"),
+            granted_at=_when(validity.get("grantedAt")),
+            expires_at=_when(validity.get("expiresAt")),
+            revoked_at=_when(validity.get("revokedAt")),
+            withdrawal_url=str(withdrawal.get("url", "")),
+            withdrawal_reason=_label(RevocationReason, withdrawal.get("reason")) if withdrawal.get("reason") else "",
+            initiator=_label(Initiator, withdrawal.get("initiator")) if withdrawal.get("initiator") else "",
+        )
+
+
+def readable_receipt(receipt: ConsentReceipt) -> ReadableReceipt:
+    """The receipt in plain language, with data categories named (one query)."""
+    slugs = set(receipt.payload.get("spiCat") or [])
+    for service in receipt.payload.get("services") or []:
+        for purpose in service.get("purposes") or []:
+            slugs.update(purpose.get("piiCategory") or [])
+    names = dict(DataCategory.objects.filter(slug__in=slugs).values_list("slug", "name"))
+    return ReadableReceipt.from_receipt(receipt, names)

@@ -16,6 +16,8 @@ from consents.models import (
     ConsentStatus,
     DataCategory,
     DurationType,
+    GpcSignal,
+    LegalBasis,
     Partner,
     PartnerSubject,
     Purpose,
@@ -228,3 +230,38 @@ def purpose_version_publish(
             consent.save(update_fields=["status", "changed_by", "updated_at"])
             _consent_event(consent=consent, event=ReceiptEvent.RECONSENT_REQUIRED, actor=actor)
     return version
+
+
+@transaction.atomic
+def gpc_signal_honour(*, user: User) -> GpcSignal | None:
+    """Opt the consumer out of every GPC-covered purpose, the first time their browser says so.
+
+    Granted (or awaiting re-consent) purposes are withdrawn and undecided ones recorded as refused,
+    with method ``gpc``. Returns the new record, or ``None`` when the signal was already honoured:
+    the signal is applied once, so a consent the consumer gives explicitly afterwards stands.
+    """
+    signal, created = GpcSignal.objects.get_or_create(user=user)
+    if not created:
+        return None
+    purposes = Purpose.objects.published().filter(gpc_covered=True, legal_basis=LegalBasis.CONSENT)
+    ended = set(
+        Consent.objects.filter(
+            user=user, purpose__in=purposes, status__in=[ConsentStatus.REVOKED, ConsentStatus.EXPIRED]
+        ).values_list("purpose_id", flat=True)
+    )
+    actor = Actor.consumer(user)
+    opted_out = []
+    for purpose in purposes.select_related("current_version"):
+        if purpose.pk in ended:
+            continue
+        consent_revoke(
+            user=user,
+            purpose=purpose,
+            actor=actor,
+            method=ConsentMethod.GPC,
+        )
+        opted_out.append(purpose.slug)
+    signal.purposes = opted_out
+    signal.save(update_fields=["purposes"])
+    event_record(actor=actor, subject=user, action="gpc.honoured", target=signal, data={"purposes": opted_out})
+    return signal

@@ -6,16 +6,18 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from consents.selectors import consent_summary
 from portal.celery import app as celery_app
+from portal.models import User
 
 logger = logging.getLogger(__name__)
 
 
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page for visitors, the consumer's dashboard once signed in."""
-    if not request.user.is_authenticated:
+    if not isinstance(request.user, User):
         return render(request, "portal/landing.html")
-    return render(request, "portal/dashboard.html", {})
+    return render(request, "portal/dashboard.html", {"consents": consent_summary(request.user)})
 
 
 def _database_ok() -> bool:

@@ -106,3 +106,66 @@ def celery_worker_process() -> Iterator[subprocess.Popen[bytes]]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def consent_catalogue(db):
+    """A small published catalogue: three consent purposes (one GPC-covered, one time-bound) and one essential."""
+    from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
+
+    contact = DataCategoryFactory(slug="contact-details", name="Contact details")
+    transactions = DataCategoryFactory(slug="transactions", name="Transaction history", sensitive=True)
+    browsing = DataCategoryFactory(slug="browsing", name="Browsing behaviour")
+    offers = PurposeFactory(
+        slug="personalised-offers",
+        name="Personalised offers",
+        category="marketing",
+        position=1,
+        notice="We suggest offers that fit how you use your account.",
+        notice__categories=[contact, transactions],
+        notice__retention="Until you withdraw, then 30 days",
+    )
+    ads = PurposeFactory(
+        slug="advertising-partners",
+        name="Sharing with advertising partners",
+        category="advertising",
+        gpc_covered=True,
+        position=2,
+        notice="We share your browsing behaviour with advertisers to show you relevant ads.",
+        notice__categories=[browsing],
+    )
+    credit = PurposeFactory(
+        slug="credit-check",
+        name="Credit-risk assessment",
+        category="lending",
+        default_duration_type="time_bound",
+        default_period_days=90,
+        position=3,
+        notice="A credit bureau checks your transactions to assess a loan application.",
+        notice__categories=[transactions],
+    )
+    fraud = PurposeFactory(
+        slug="fraud-prevention",
+        name="Fraud prevention",
+        category="security",
+        legal_basis="legal_obligation",
+        position=0,
+        notice="We screen transactions to detect fraud, as the law requires.",
+        notice__categories=[transactions],
+    )
+    adco = PartnerFactory(slug="adco", name="AdCo Media", kind="advertiser", country="US")
+    mailer = PartnerFactory(slug="mailer", name="Mailer GmbH", kind="service_provider", country="DE")
+    bureau = PartnerFactory(slug="bureau", name="Credit Bureau Ltd", kind="data_broker", country="GB")
+    SharingFactory(partner=adco, purpose=offers, categories=[contact])
+    SharingFactory(partner=mailer, purpose=offers)
+    SharingFactory(partner=adco, purpose=ads)
+    SharingFactory(partner=bureau, purpose=credit)
+    return {
+        "offers": offers,
+        "ads": ads,
+        "credit": credit,
+        "fraud": fraud,
+        "adco": adco,
+        "mailer": mailer,
+        "bureau": bureau,
+    }

@@ -8,6 +8,7 @@ from consents.models.consent import (
     ReceiptEvent,
     RevocationReason,
 )
+from consents.models.gpc import GpcSignal
 from consents.models.notices import DataCategory, DurationType, LegalBasis, Purpose, PurposeQuerySet, PurposeVersion
 from consents.models.outbox import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, EventType, OutboxEvent
 from consents.models.partners import (
@@ -32,6 +33,7 @@ __all__ = [
     "DeliveryStatus",
     "DurationType",
     "EventType",
+    "GpcSignal",
     "Initiator",
     "LegalBasis",
     "OutboxEvent",
