@@ -15,7 +15,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -133,12 +132,10 @@ def consent_withdraw(request: ConsentRequest, slug: str) -> HttpResponse:
             )
         except ConsentError as error:
             return _outcome(request, slug, error=error.message)
-        count = len(card.sharings)
         message = _("You withdrew your consent to “%(purpose)s”.") % {"purpose": card.purpose.name}
-        if count:
-            message += " " + ngettext(
-                "We are telling %(count)d partner to stop.", "We are telling %(count)d partners to stop.", count
-            ) % {"count": count}
+        if card.sharings:
+            partners = ", ".join(sharing.partner.name for sharing in card.sharings)
+            message += " " + _("We are telling these partners to stop: %(partners)s.") % {"partners": partners}
         return _outcome(request, slug, message=message, consent=consent)
     if request.method == "GET" and not card.can_withdraw:
         return _outcome(

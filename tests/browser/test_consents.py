@@ -68,7 +68,9 @@ def test_grant_then_withdraw_with_impact_preview_then_verify_the_downloaded_rece
     card.get_by_label("Why are you withdrawing? (optional)").fill("I get enough offers already")
     card.get_by_role("button", name="Confirm withdrawal").click()
     expect(card.get_by_text("Withdrawn since")).to_be_visible()
-    expect(page.locator("#consent-live")).to_contain_text("We are telling 2 partners to stop.")
+    expect(page.locator("#consent-live")).to_contain_text(
+        "We are telling these partners to stop: AdCo Media, Mailer GmbH."
+    )
     page.screenshot(path=artifacts_dir / "consents-after-withdraw.png", full_page=True)
     consent = Consent.objects.get(user=consumer)
     assert consent.status == ConsentStatus.REVOKED
@@ -152,7 +154,7 @@ def test_grant_and_withdraw_work_with_javascript_disabled(
         page.get_by_role("button", name="Confirm withdrawal").click()
 
         expect(page).to_have_url(re.compile(r"/consents/#purpose-credit-check$"))
-        expect(page.locator(".messages")).to_contain_text("We are telling 1 partner to stop.")
+        expect(page.locator(".messages")).to_contain_text("We are telling these partners to stop: Credit Bureau Ltd.")
         expect(card.get_by_text("Withdrawn since")).to_be_visible()
         assert Consent.objects.get(user=consumer).status == ConsentStatus.REVOKED
 

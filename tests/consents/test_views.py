@@ -182,7 +182,8 @@ def test_withdraw_without_javascript_records_the_reason_and_redirects(consumer_c
     assert response.status_code == 302
     assert response["Location"] == "/consents/#purpose-personalised-offers"
     assert _messages(response) == [
-        "You withdrew your consent to “Personalised offers”. We are telling 2 partners to stop."
+        "You withdrew your consent to “Personalised offers”."
+        " We are telling these partners to stop: AdCo Media, Mailer GmbH."
     ]
     consent = Consent.objects.get(user=consumer)
     assert consent.status == ConsentStatus.REVOKED
@@ -199,7 +200,7 @@ def test_withdraw_with_htmx_swaps_the_card(consumer_client, consumer, consent_ca
     assert "badge-revoked" in card
     assert "Withdrawn since" in card
     assert "Grant consent" in card
-    assert "We are telling 1 partner to stop." in body
+    assert "We are telling these partners to stop: AdCo Media." in body
     assert Consent.objects.get(user=consumer).status == ConsentStatus.REVOKED
 
 
