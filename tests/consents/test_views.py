@@ -553,3 +553,23 @@ def test_navigation_marks_the_current_page(consumer_client, consent_catalogue):
     body = consumer_client.get(reverse("consents:receipt_list")).content.decode()
     assert f'<a href="{reverse("consents:receipt_list")}" aria-current="page">Receipts</a>' in body
     assert f'<a href="{reverse("consents:list")}">Consents</a>' in body
+
+
+def test_receipts_list_and_dashboard_queries_do_not_grow_with_the_data(
+    consumer_client, consumer, consent_catalogue, django_assert_max_num_queries
+):
+    _grant(consumer, consent_catalogue["offers"])
+    with django_assert_max_num_queries(10) as receipts_few:
+        consumer_client.get(reverse("consents:receipt_list"))
+    with django_assert_max_num_queries(10) as dashboard_few:
+        consumer_client.get("/")
+    for n in range(6):
+        purpose = PurposeFactory(slug=f"more-{n}")
+        _grant(consumer, purpose)
+        consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    with django_assert_max_num_queries(len(receipts_few.captured_queries)):
+        body = consumer_client.get(reverse("consents:receipt_list")).content.decode()
+    assert body.count("<tr>") == 14
+    with django_assert_max_num_queries(len(dashboard_few.captured_queries)):
+        body = consumer_client.get("/").content.decode()
+    assert '<span class="stat">6</span> withdrawn or refused' in body
