@@ -64,3 +64,111 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} #{self.chain}/{self.seq}"
+
+
+class AccessAction(models.TextChoices):
+    READ = "read", _("Read")
+    EXPORT = "export", _("Exported")
+    SHARE = "share", _("Shared onward")
+    DELETE = "delete", _("Deleted")
+
+
+class AccessVerdict(models.TextChoices):
+    COVERED = "covered", _("Covered")
+    NO_CONSENT = "no_consent", _("No consent at the time")
+    OUTSIDE_SHARING = "outside_sharing", _("Outside what was shared")
+
+
+class AccessEvent(models.Model):
+    """A partner (or our staff) used a consumer's data: a fact, stored with a verdict at ingest."""
+
+    partner = models.ForeignKey(
+        "consents.Partner", verbose_name=_("partner"), on_delete=models.PROTECT, related_name="access_events"
+    )
+    partner_event_id = models.CharField(_("partner's event id"), max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("consumer"), on_delete=models.CASCADE, related_name="access_events"
+    )
+    purpose = models.ForeignKey(
+        "consents.Purpose", verbose_name=_("purpose"), on_delete=models.PROTECT, related_name="access_events"
+    )
+    categories = models.JSONField(_("data categories"), default=list)
+    action = models.CharField(_("action"), max_length=16, choices=AccessAction.choices)
+    accessed_at = models.DateTimeField(_("accessed at"))
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    detail = models.CharField(_("detail"), max_length=500, blank=True)
+    verdict = models.CharField(_("verdict"), max_length=16, choices=AccessVerdict.choices)
+    staff_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("staff member"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    content_hash = models.CharField(_("content hash"), max_length=64)
+
+    class Meta:
+        verbose_name = _("access event")
+        verbose_name_plural = _("access events")
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "partner_event_id"], name="accessevent_unique_partner_id"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-accessed_at", "-id"], name="access_timeline_by_user"),
+            models.Index(fields=["user", "partner", "-accessed_at"], name="access_by_user_partner"),
+            models.Index(fields=["verdict", "-received_at"], name="access_flagged_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.action} {self.user_id} @ {self.accessed_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_flagged(self) -> bool:
+        return self.verdict != AccessVerdict.COVERED
+
+
+class AccessDaily(models.Model):
+    """Per consumer, partner, purpose and day: how many accesses, how many flagged, and the latest.
+
+    Maintained at ingest so that the consumer's overview never scans their whole history.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    partner = models.ForeignKey("consents.Partner", on_delete=models.CASCADE, related_name="+")
+    purpose = models.ForeignKey("consents.Purpose", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    events = models.PositiveIntegerField(default=0)
+    flagged = models.PositiveIntegerField(default=0)
+    last_accessed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("daily access count")
+        verbose_name_plural = _("daily access counts")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "partner", "purpose", "day"], name="accessdaily_unique_key"),
+        ]
+        indexes = [models.Index(fields=["user", "-day"], name="accessdaily_by_user_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.partner_id}/{self.purpose_id} {self.day}: {self.events}"
+
+
+class AccessCategorySeen(models.Model):
+    """Which data categories each partner has accessed for a consumer, and when last."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    partner = models.ForeignKey("consents.Partner", on_delete=models.CASCADE, related_name="+")
+    category = models.ForeignKey("consents.DataCategory", on_delete=models.CASCADE, related_name="+")
+    events = models.PositiveIntegerField(default=0)
+    last_accessed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("accessed data category")
+        verbose_name_plural = _("accessed data categories")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "partner", "category"], name="accesscategory_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.partner_id}/{self.category_id}"

@@ -1,10 +1,17 @@
-"""Reading the audit log: chain verification."""
+"""Reading the audit log and the access log: chain verification, the consumer's overviews and timelines."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from audit.models import AuditChain, AuditEvent
+from django.db.models import Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from audit.models import AccessCategorySeen, AccessDaily, AccessEvent, AccessVerdict, AuditChain, AuditEvent
 from audit.services import event_seal
+from consents.models import DataCategory, Partner, Purpose
+from portal.models import User
 
 
 @dataclass(frozen=True)
@@ -48,3 +55,148 @@ def audit_chain_breaks(chain: str | None = None) -> Iterator[ChainBreak]:
     for key in sorted(keys):
         head_seq, head_hash = heads.get(key, (None, None))
         yield from _chain_breaks(key, head_seq, head_hash)
+
+
+@dataclass
+class PartnerAccessRow:
+    """One line of "who accesses my data": a partner and what it did with this consumer's data."""
+
+    partner: Partner
+    purposes: list[Purpose]
+    categories: list[DataCategory]
+    last_accessed_at: datetime
+    events_30: int
+    events_90: int
+    flagged_90: int
+    flagged_total: int
+
+
+def access_overview(user: User, *, today: date | None = None) -> list[PartnerAccessRow]:
+    """Per partner, from the daily rollups: a fixed handful of queries however long the history."""
+    today = today or timezone.now().date()
+    since_30, since_90 = today - timedelta(days=29), today - timedelta(days=89)
+    rows = (
+        AccessDaily.objects.filter(user=user)
+        .values("partner_id", "purpose_id")
+        .annotate(
+            last=Max("last_accessed_at"),
+            events_30=Sum("events", filter=Q(day__gte=since_30), default=0),
+            events_90=Sum("events", filter=Q(day__gte=since_90), default=0),
+            flagged_90=Sum("flagged", filter=Q(day__gte=since_90), default=0),
+            flagged_total=Sum("flagged", default=0),
+        )
+    )
+    by_partner: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        entry = by_partner.setdefault(
+            row["partner_id"],
+            {"purposes": set(), "last": row["last"], "e30": 0, "e90": 0, "f90": 0, "ftotal": 0},
+        )
+        entry["purposes"].add(row["purpose_id"])
+        entry["last"] = max(entry["last"], row["last"])
+        entry["e30"] += row["events_30"]
+        entry["e90"] += row["events_90"]
+        entry["f90"] += row["flagged_90"]
+        entry["ftotal"] += row["flagged_total"]
+    if not by_partner:
+        return []
+    partners = Partner.objects.in_bulk(list(by_partner))
+    purposes = Purpose.objects.in_bulk({p for e in by_partner.values() for p in e["purposes"]})
+    categories: dict[int, list[DataCategory]] = {}
+    for seen in AccessCategorySeen.objects.filter(user=user).select_related("category").order_by("category__name"):
+        categories.setdefault(seen.partner_id, []).append(seen.category)
+    result = [
+        PartnerAccessRow(
+            partner=partners[pid],
+            purposes=sorted((purposes[p] for p in e["purposes"]), key=lambda p: p.name),
+            categories=categories.get(pid, []),
+            last_accessed_at=e["last"],
+            events_30=e["e30"],
+            events_90=e["e90"],
+            flagged_90=e["f90"],
+            flagged_total=e["ftotal"],
+        )
+        for pid, e in by_partner.items()
+    ]
+    return sorted(result, key=lambda r: r.last_accessed_at, reverse=True)
+
+
+@dataclass
+class AccessSummary:
+    rows: list[PartnerAccessRow]
+    flagged_total: int
+
+
+def access_summary(user: User, *, top: int = 3) -> AccessSummary | None:
+    """The dashboard's view of the access log: the most recent partners and all flagged accesses."""
+    rows = access_overview(user)
+    if not rows:
+        return None
+    return AccessSummary(rows=rows[:top], flagged_total=sum(r.flagged_total for r in rows))
+
+
+@dataclass(frozen=True)
+class AccessFilter:
+    partner: str = ""
+    purpose: str = ""
+    category: str = ""
+    since: date | None = None
+    until: date | None = None
+    flagged_only: bool = False
+
+
+def _keyset(queryset: QuerySet[Any], time_field: str, cursor: str) -> QuerySet[Any]:
+    """Rows strictly after ``cursor`` in (time desc, id desc) order. A bad cursor starts at the top."""
+    try:
+        raw_time, raw_id = cursor.rsplit("_", 1)
+        at = datetime.fromisoformat(raw_time)
+        pk = int(raw_id)
+    except ValueError:
+        return queryset
+    return queryset.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "id__lt": pk}))
+
+
+def cursor_for(at: datetime, pk: int) -> str:
+    return f"{at.isoformat()}_{pk}"
+
+
+def access_events_for(user: User, filters: AccessFilter) -> QuerySet[AccessEvent]:
+    events = AccessEvent.objects.filter(user=user)
+    if filters.partner:
+        events = events.filter(partner__slug=filters.partner)
+    if filters.purpose:
+        events = events.filter(purpose__slug=filters.purpose)
+    if filters.category:
+        # Categories are stored as a JSON list of slugs; matching the quoted slug works on every backend.
+        events = events.filter(categories__icontains=f'"{filters.category}"')
+    if filters.since:
+        events = events.filter(accessed_at__date__gte=filters.since)
+    if filters.until:
+        events = events.filter(accessed_at__date__lte=filters.until)
+    if filters.flagged_only:
+        events = events.exclude(verdict=AccessVerdict.COVERED)
+    return events.order_by("-accessed_at", "-id")
+
+
+def access_timeline_page(
+    user: User, filters: AccessFilter, *, after: str = "", size: int = 50
+) -> tuple[list[AccessEvent], str]:
+    """One page of the consumer's access log and the cursor of the next page ("" at the end)."""
+    events = access_events_for(user, filters).select_related("partner", "purpose")
+    if after:
+        events = _keyset(events, "accessed_at", after)
+    page = list(events[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    return page, cursor_for(page[-1].accessed_at, page[-1].pk) if more and page else ""
+
+
+def activity_page(user: User, *, after: str = "", size: int = 50) -> tuple[list[AuditEvent], str]:
+    """One page of the consumer's own audit trail, newest first."""
+    events = AuditEvent.objects.filter(subject=user).order_by("-occurred_at", "-id")
+    if after:
+        events = _keyset(events, "occurred_at", after)
+    page = list(events[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    return page, cursor_for(page[-1].occurred_at, page[-1].pk) if more and page else ""

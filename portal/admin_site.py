@@ -5,8 +5,11 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
+
+from portal.alerts import admin_alerts
 
 
 class PortalAdminSite(admin.AdminSite):
@@ -17,6 +20,9 @@ class PortalAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_staff and is_mfa_enabled(user))
+
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
+        return super().index(request, {**(extra_context or {}), "alerts": admin_alerts()})
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """Send people to the allauth login (rate limited, MFA aware) instead of the admin's own form."""

@@ -1,4 +1,5 @@
 from django.http import HttpRequest
+from django_htmx.middleware import HtmxDetails
 
 from portal.models import User
 
@@ -7,3 +8,4 @@ class AuthenticatedHttpRequest(HttpRequest):
     """The request type of views behind ``login_required``: ``user`` is a real account."""
 
     user: User
+    htmx: HtmxDetails

@@ -92,6 +92,8 @@ RECEIPT_SIGNING_KEY = RECEIPT_SIGNING_KEY or _local_secret("receipt_signing_key.
 
 ONE_TIME_CONSENT_HOURS = env_int("ONE_TIME_CONSENT_HOURS", 24)
 CONSENT_EXPIRY_REMINDER_DAYS = env_int("CONSENT_EXPIRY_REMINDER_DAYS", 14)
+# How far in the future a partner's reported access time may lie (clock skew), in seconds.
+ACCESS_EVENT_CLOCK_SKEW_SECONDS = env_int("ACCESS_EVENT_CLOCK_SKEW_SECONDS", 300)
 
 DEBUG = env_bool("DEBUG", default=PORTAL_ENV == "development")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
@@ -106,6 +108,7 @@ PORTAL_CONTROLLER = {
     "email": os.environ.get("CONTROLLER_EMAIL", "privacy@localhost"),
     "policy_url": os.environ.get("CONTROLLER_POLICY_URL", f"{SITE_URL}/privacy-notice/"),
     "jurisdiction": os.environ.get("CONTROLLER_JURISDICTION", "EU"),
+    "country": os.environ.get("CONTROLLER_COUNTRY", "IE"),
 }
 
 INSTALLED_APPS = [

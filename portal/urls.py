@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("consents/", include("consents.urls")),
     path(".well-known/jwks.json", consents_views.jwks, name="jwks"),
+    path("", include("audit.urls")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from audit.selectors import access_summary
 from consents.selectors import consent_summary
 from portal.celery import app as celery_app
 from portal.models import User
@@ -17,7 +18,8 @@ def home(request: HttpRequest) -> HttpResponse:
     """The landing page for visitors, the consumer's dashboard once signed in."""
     if not isinstance(request.user, User):
         return render(request, "portal/landing.html")
-    return render(request, "portal/dashboard.html", {"consents": consent_summary(request.user)})
+    context = {"consents": consent_summary(request.user), "access": access_summary(request.user)}
+    return render(request, "portal/dashboard.html", context)
 
 
 def _database_ok() -> bool:

@@ -1,0 +1,325 @@
+"""Recording data-access events: partner reports in bulk, and staff looking at a consumer's records."""
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from audit.models import AccessAction, AccessCategorySeen, AccessDaily, AccessEvent, AccessVerdict
+from audit.services import Actor, event_record
+from consents.models import (
+    Consent,
+    ConsentStatus,
+    DataCategory,
+    LegalBasis,
+    Partner,
+    PartnerKind,
+    PartnerSubject,
+    Purpose,
+    Sharing,
+)
+from portal.models import User
+
+STAFF_PARTNER_SLUG = "customer-support-staff"
+STAFF_PURPOSE_SLUG = "customer-support"
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    """One access as a partner reports it (already shape-validated by the API layer)."""
+
+    event_id: str
+    subject_id: str
+    purpose: str
+    categories: tuple[str, ...]
+    accessed_at: datetime
+    action: str
+    detail: str = ""
+
+    def content_hash(self) -> str:
+        body = {
+            "subject_id": self.subject_id,
+            "purpose": self.purpose,
+            "categories": sorted(set(self.categories)),
+            "accessed_at": self.accessed_at.astimezone(UTC).isoformat(),
+            "action": self.action,
+            "detail": self.detail,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class ItemResult:
+    event_id: str
+    status: str  # created | duplicate | conflict | rejected
+    verdict: str | None = None
+    code: str | None = None
+    detail: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, {})}
+
+
+def _consent_covered(history: Sequence[dict[str, Any]], at: datetime) -> bool:
+    """Whether the consent whose changes are ``history`` (oldest first) was in force at ``at``."""
+    state = None
+    for row in history:
+        if row["history_date"] > at:
+            break
+        state = row
+    if state is None or state["status"] != ConsentStatus.GRANTED:
+        return False
+    granted_at, expires_at = state["granted_at"], state["expires_at"]
+    return granted_at is not None and granted_at <= at and (expires_at is None or expires_at > at)
+
+
+def _verdict(
+    *,
+    purpose: Purpose,
+    categories: set[int],
+    shared: set[int] | None,
+    history: Sequence[dict[str, Any]],
+    at: datetime,
+) -> str:
+    if shared is None or not categories <= shared:
+        return AccessVerdict.OUTSIDE_SHARING
+    if purpose.legal_basis != LegalBasis.CONSENT:
+        return AccessVerdict.COVERED
+    return AccessVerdict.COVERED if _consent_covered(history, at) else AccessVerdict.NO_CONSENT
+
+
+def _rollups_add(events: Sequence[AccessEvent]) -> None:
+    """Fold new events into the per-day and per-category counters with one upsert each."""
+    daily: dict[tuple[int, int, int, str], list[Any]] = {}
+    seen: dict[tuple[int, int, int], list[Any]] = {}
+    slugs = {c.slug: c.pk for c in DataCategory.objects.all()}
+    for event in events:
+        day = event.accessed_at.astimezone(UTC).date().isoformat()
+        key = (event.user_id, event.partner_id, event.purpose_id, day)
+        row = daily.setdefault(key, [0, 0, event.accessed_at])
+        row[0] += 1
+        row[1] += event.verdict != AccessVerdict.COVERED
+        row[2] = max(row[2], event.accessed_at)
+        for slug in event.categories:
+            ckey = (event.user_id, event.partner_id, slugs[slug])
+            crow = seen.setdefault(ckey, [0, event.accessed_at])
+            crow[0] += 1
+            crow[1] = max(crow[1], event.accessed_at)
+    ops = connection.ops
+    daily_table, seen_table = AccessDaily._meta.db_table, AccessCategorySeen._meta.db_table
+    with connection.cursor() as cursor:
+        if daily:
+            cursor.executemany(
+                f"INSERT INTO {daily_table} (user_id, partner_id, purpose_id, day, events, flagged, last_accessed_at) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (user_id, partner_id, purpose_id, day) DO UPDATE SET "
+                f"events = {daily_table}.events + excluded.events, "
+                f"flagged = {daily_table}.flagged + excluded.flagged, "
+                f"last_accessed_at = CASE WHEN excluded.last_accessed_at > {daily_table}.last_accessed_at "
+                f"THEN excluded.last_accessed_at ELSE {daily_table}.last_accessed_at END",
+                [(*k, v[0], v[1], ops.adapt_datetimefield_value(v[2])) for k, v in daily.items()],
+            )
+        if seen:
+            cursor.executemany(
+                f"INSERT INTO {seen_table} (user_id, partner_id, category_id, events, last_accessed_at) "  # noqa: S608
+                "VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (user_id, partner_id, category_id) DO UPDATE SET "
+                f"events = {seen_table}.events + excluded.events, "
+                f"last_accessed_at = CASE WHEN excluded.last_accessed_at > {seen_table}.last_accessed_at "
+                f"THEN excluded.last_accessed_at ELSE {seen_table}.last_accessed_at END",
+                [(*k, v[0], ops.adapt_datetimefield_value(v[1])) for k, v in seen.items()],
+            )
+
+
+def access_events_ingest(*, partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResult]:
+    """Store a partner's access reports, each with a verdict; one result per report, in order.
+
+    Idempotent per (partner, event_id): a replay is accepted and changes nothing; the same id
+    with different content is a conflict. Items that cannot be stored are rejected one by one;
+    the rest are written together in one transaction.
+    """
+    for attempt in range(2):
+        try:
+            return _ingest(partner, reports)
+        except IntegrityError:
+            # A concurrent request stored one of these ids first; the retry sees it as a replay.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResult]:
+    now = timezone.now()
+    skew = timedelta(seconds=settings.ACCESS_EVENT_CLOCK_SKEW_SECONDS)
+    subjects = dict(
+        PartnerSubject.objects.filter(partner=partner, subject_id__in={r.subject_id for r in reports}).values_list(
+            "subject_id", "user_id"
+        )
+    )
+    purposes = {p.slug: p for p in Purpose.objects.filter(slug__in={r.purpose for r in reports})}
+    categories = dict(
+        DataCategory.objects.filter(slug__in={c for r in reports for c in r.categories}).values_list("slug", "pk")
+    )
+    shared: dict[int, set[int]] = defaultdict(set)
+    for purpose_id, category_id in Sharing.objects.filter(partner=partner, is_active=True).values_list(
+        "purpose_id", "data_categories"
+    ):
+        shared.setdefault(purpose_id, set())
+        if category_id is not None:
+            shared[purpose_id].add(category_id)
+    existing: dict[str, dict[str, Any]] = {
+        e["partner_event_id"]: dict(e)
+        for e in AccessEvent.objects.filter(partner=partner, partner_event_id__in={r.event_id for r in reports}).values(
+            "partner_event_id", "content_hash", "verdict"
+        )
+    }
+    history: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    for row in (
+        Consent.history.filter(user_id__in=set(subjects.values()), purpose_id__in={p.pk for p in purposes.values()})
+        .order_by("history_date", "history_id")
+        .values("user_id", "purpose_id", "status", "granted_at", "expires_at", "history_date")
+    ):
+        history[(row["user_id"], row["purpose_id"])].append(row)
+
+    results: list[ItemResult] = []
+    new_events: list[AccessEvent] = []
+    for report in reports:
+        digest = report.content_hash()
+        if report.event_id in existing:
+            known = existing[report.event_id]
+            if known["content_hash"] == digest:
+                results.append(ItemResult(report.event_id, "duplicate", verdict=known["verdict"]))
+            else:
+                results.append(
+                    ItemResult(
+                        report.event_id,
+                        "conflict",
+                        code="event_id_conflict",
+                        detail="This event_id was already used for an access with different content.",
+                    )
+                )
+            continue
+        rejection = _rejection(report, subjects, purposes, categories, now + skew)
+        if rejection is not None:
+            results.append(rejection)
+            continue
+        purpose = purposes[report.purpose]
+        user_id = subjects[report.subject_id]
+        verdict = _verdict(
+            purpose=purpose,
+            categories={categories[c] for c in report.categories},
+            shared=shared.get(purpose.pk),
+            history=history[(user_id, purpose.pk)],
+            at=report.accessed_at,
+        )
+        new_events.append(
+            AccessEvent(
+                partner=partner,
+                partner_event_id=report.event_id,
+                user_id=user_id,
+                purpose=purpose,
+                categories=sorted(set(report.categories)),
+                action=report.action,
+                accessed_at=report.accessed_at,
+                received_at=now,
+                detail=report.detail,
+                verdict=verdict,
+                content_hash=digest,
+            )
+        )
+        existing[report.event_id] = {"content_hash": digest, "verdict": verdict}
+        results.append(ItemResult(report.event_id, "created", verdict=verdict))
+    AccessEvent.objects.bulk_create(new_events, batch_size=500)
+    _rollups_add(new_events)
+    return results
+
+
+def _rejection(
+    report: AccessReport,
+    subjects: dict[str, int],
+    purposes: dict[str, Purpose],
+    categories: dict[str, int],
+    latest: datetime,
+) -> ItemResult | None:
+    if report.subject_id not in subjects:
+        return ItemResult(
+            report.event_id, "rejected", code="unknown_subject", detail="No such subject.", fields={"subject_id": 1}
+        )
+    if report.purpose not in purposes:
+        return ItemResult(
+            report.event_id, "rejected", code="unknown_purpose", detail="No such purpose.", fields={"purpose": 1}
+        )
+    unknown = sorted(set(report.categories) - set(categories))
+    if unknown:
+        return ItemResult(
+            report.event_id,
+            "rejected",
+            code="unknown_category",
+            detail=f"Unknown data categories: {', '.join(unknown)}.",
+            fields={"categories": 1},
+        )
+    if report.accessed_at > latest:
+        return ItemResult(
+            report.event_id,
+            "rejected",
+            code="accessed_at_in_future",
+            detail="accessed_at is in the future.",
+            fields={"accessed_at": 1},
+        )
+    return None
+
+
+def _staff_recipient() -> tuple[Partner, Purpose]:
+    partner, _ = Partner.objects.get_or_create(
+        slug=STAFF_PARTNER_SLUG,
+        defaults={
+            "name": "Customer support (our staff)",
+            "kind": PartnerKind.INTERNAL,
+            "country": settings.PORTAL_CONTROLLER["country"],
+        },
+    )
+    purpose, _ = Purpose.objects.get_or_create(
+        slug=STAFF_PURPOSE_SLUG,
+        defaults={"name": "Customer support", "legal_basis": LegalBasis.LEGITIMATE_INTEREST, "is_active": False},
+    )
+    return partner, purpose
+
+
+@transaction.atomic
+def access_event_record_staff(*, staff: User, consumer: User, what: str) -> AccessEvent:
+    """A staff member opened a consumer's records: that is access too, and the consumer sees it."""
+    partner, purpose = _staff_recipient()
+    now = timezone.now()
+    event = AccessEvent.objects.create(
+        partner=partner,
+        partner_event_id=f"staff-{uuid.uuid4()}",
+        user=consumer,
+        purpose=purpose,
+        categories=[],
+        action=AccessAction.READ,
+        accessed_at=now,
+        received_at=now,
+        detail=what[:500],
+        verdict=AccessVerdict.COVERED,
+        staff_user=staff,
+        content_hash="",
+    )
+    _rollups_add([event])
+    event_record(
+        actor=Actor.staff(staff),
+        subject=consumer,
+        action="access.staff_viewed",
+        target=event,
+        data={"what": what[:200]},
+    )
+    return event

@@ -1,0 +1,70 @@
+"""Staff views of data-access events, and recording staff's own access to consumers' records."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext_lazy as _
+
+from audit.access import access_event_record_staff
+from audit.models import AccessEvent, AccessVerdict
+from portal.models import User
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    title = _("flagged")
+    parameter_name = "flagged"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Flagged (not covered)")), ("no", _("Covered"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AccessEvent]) -> QuerySet[AccessEvent]:
+        if self.value() == "yes":
+            return queryset.exclude(verdict=AccessVerdict.COVERED)
+        if self.value() == "no":
+            return queryset.filter(verdict=AccessVerdict.COVERED)
+        return queryset
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(admin.ModelAdmin):
+    list_display = ("accessed_at", "partner", "user", "purpose", "action", "verdict", "received_at")
+    list_filter = (FlaggedFilter, "verdict", "action", "partner", "purpose", ("accessed_at", admin.DateFieldListFilter))
+    search_fields = ("user__email", "partner_event_id", "partner__name")
+    date_hierarchy = "accessed_at"
+    list_select_related = ("partner", "user", "purpose")
+    ordering = ("-accessed_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AccessEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AccessEvent | None = None) -> bool:
+        return False
+
+
+class RecordsStaffAccess:
+    """Mixin for ModelAdmins showing a consumer's records: opening one is logged as an access.
+
+    ``consumer_of(obj)`` names the consumer an object belongs to.
+    """
+
+    access_description = _("Opened in the admin")
+
+    def consumer_of(self, obj: Any) -> User | None:
+        raise NotImplementedError
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response: HttpResponse = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+        if request.method == "GET" and response.status_code == 200:
+            obj: Any = getattr(response, "context_data", {}).get("original")
+            consumer = self.consumer_of(obj) if obj is not None else None
+            if consumer is not None and not consumer.is_staff and isinstance(request.user, User):
+                what = f"{self.access_description}: {obj._meta.verbose_name} #{obj.pk}"
+                access_event_record_staff(staff=request.user, consumer=consumer, what=str(what))
+        return response

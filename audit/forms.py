@@ -1,0 +1,55 @@
+from typing import cast
+
+from django import forms
+from django.http import QueryDict
+from django.utils.translation import gettext_lazy as _
+
+from audit.models import AccessCategorySeen, AccessDaily
+from audit.selectors import AccessFilter
+from consents.models import DataCategory, Partner, Purpose
+from portal.models import User
+
+
+class AccessFilterForm(forms.Form):
+    """Filters of the consumer's access timeline. Choices list only what exists; bad values are form errors."""
+
+    partner = forms.ChoiceField(label=_("Partner"), required=False)
+    purpose = forms.ChoiceField(label=_("Purpose"), required=False)
+    category = forms.ChoiceField(label=_("Data category"), required=False)
+    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    flagged = forms.BooleanField(label=_("Only flagged accesses"), required=False)
+
+    def __init__(self, data: QueryDict | None, *, user: User) -> None:
+        super().__init__(data)
+        # Only what appears in this consumer's own log is offered.
+        seen = AccessDaily.objects.filter(user=user)
+        anything = [("", _("Any"))]
+        partners = Partner.objects.filter(pk__in=seen.values("partner_id")).values_list("slug", "name")
+        purposes = Purpose.objects.filter(pk__in=seen.values("purpose_id")).values_list("slug", "name")
+        categories = DataCategory.objects.filter(
+            pk__in=AccessCategorySeen.objects.filter(user=user).values("category_id")
+        ).values_list("slug", "name")
+        cast(forms.ChoiceField, self.fields["partner"]).choices = [*anything, *partners]
+        cast(forms.ChoiceField, self.fields["purpose"]).choices = [*anything, *purposes]
+        cast(forms.ChoiceField, self.fields["category"]).choices = [*anything, *categories]
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            raise forms.ValidationError(_("The start date must not be after the end date."), code="date_range")
+        return data
+
+    def to_filter(self) -> AccessFilter:
+        if not self.is_valid():
+            return AccessFilter()
+        data = self.cleaned_data
+        return AccessFilter(
+            partner=data["partner"],
+            purpose=data["purpose"],
+            category=data["category"],
+            since=data["since"],
+            until=data["until"],
+            flagged_only=data["flagged"],
+        )

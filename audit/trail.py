@@ -1,0 +1,47 @@
+"""A subject's full audit trail as one signed document (for a regulator or a complaint)."""
+
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.selectors import audit_chain_breaks
+from audit.services import Actor, chain_key, event_record
+from consents.receipts import public_jwks, receipt_sign
+from portal.models import User
+
+
+def audit_trail_document(*, subject: User, requested_by: User) -> str:
+    """A JWS (Ed25519, the receipt key) over every audit event of ``subject`` and the chain's state.
+
+    The export itself is recorded in the subject's trail first, so the document includes it.
+    """
+    event_record(actor=Actor.staff(requested_by), subject=subject, action="audit.trail_exported")
+    chain = chain_key(subject)
+    breaks = [str(b) for b in audit_chain_breaks(chain)]
+    events = [
+        {
+            "seq": e.seq,
+            "occurred_at": e.occurred_at.isoformat(),
+            "actor_kind": e.actor_kind,
+            "actor_id": e.actor_id,
+            "actor_label": e.actor_label,
+            "action": e.action,
+            "target_type": e.target_type,
+            "target_id": e.target_id,
+            "data": e.data,
+            "prev_hash": e.prev_hash,
+            "hash": e.hash,
+        }
+        for e in AuditEvent.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=2000)
+    ]
+    payload = {
+        "type": "audit-trail",
+        "chain": chain,
+        "subject_id": subject.pk,
+        "generated_at": timezone.now().isoformat(),
+        "generated_by": requested_by.email,
+        "chain_intact": not breaks,
+        "chain_breaks": breaks,
+        "events": events,
+        "verification_key": public_jwks()["keys"][0]["kid"],
+    }
+    return receipt_sign(payload)

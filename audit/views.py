@@ -1,0 +1,77 @@
+import csv
+from collections.abc import Iterator
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from audit.forms import AccessFilterForm
+from audit.presenters import activity_entries
+from audit.selectors import access_events_for, access_overview, access_timeline_page, activity_page
+from portal.http import AuthenticatedHttpRequest
+
+
+@login_required
+def access_overview_view(request: AuthenticatedHttpRequest) -> HttpResponse:
+    return render(request, "audit/access.html", {"rows": access_overview(request.user)})
+
+
+@login_required
+def access_timeline(request: AuthenticatedHttpRequest) -> HttpResponse:
+    form = AccessFilterForm(request.GET or None, user=request.user)
+    events, next_cursor = access_timeline_page(request.user, form.to_filter(), after=request.GET.get("after", ""))
+    query = request.GET.copy()
+    query.pop("after", None)
+    context = {"form": form, "events": events, "next_cursor": next_cursor, "query": query.urlencode()}
+    template = "audit/_timeline_rows.html" if request.htmx and request.GET.get("after") else "audit/timeline.html"
+    return render(request, template, context)
+
+
+CSV_COLUMNS = ["accessed_at", "partner", "partner_kind", "purpose", "data_categories", "action", "verdict", "detail"]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
+    """The consumer's own access log as CSV, streamed so a long history costs no memory."""
+    form = AccessFilterForm(request.GET or None, user=request.user)
+    events = access_events_for(request.user, form.to_filter()).select_related("partner", "purpose")
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(
+            ["accessed_at", "partner", "partner_kind", "purpose", "data_categories", "action", "verdict", "detail"]
+        )
+        for event in events.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    event.accessed_at.isoformat(),
+                    event.partner.name,
+                    event.partner.kind,
+                    event.purpose.slug,
+                    " ".join(event.categories),
+                    event.action,
+                    event.verdict,
+                    event.detail,
+                ]
+            )
+
+    filename = f"data-access-{timezone.now():%Y-%m-%d}.csv"
+    return StreamingHttpResponse(
+        rows(),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@login_required
+def activity(request: AuthenticatedHttpRequest) -> HttpResponse:
+    events, next_cursor = activity_page(request.user, after=request.GET.get("after", ""))
+    context = {"entries": activity_entries(events), "next_cursor": next_cursor}
+    template = "audit/_activity_rows.html" if request.htmx and request.GET.get("after") else "audit/activity.html"
+    return render(request, template, context)

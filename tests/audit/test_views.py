@@ -1,0 +1,121 @@
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.access import AccessReport, access_events_ingest
+from audit.services import Actor
+from consents.services import consent_grant, partner_subject_ensure
+from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _history(user, partners=2, events=5, purpose_slug="offers"):
+    contact = DataCategoryFactory(slug="contact")
+    purpose = PurposeFactory(slug=purpose_slug, notice__categories=[contact])
+    consent_grant(user=user, purpose=purpose, actor=Actor.consumer(user))
+    now = timezone.now()
+    for p in range(partners):
+        partner = PartnerFactory(slug=f"partner-{user.pk}-{p}", name=f"Partner {user.pk}-{p}")
+        SharingFactory(partner=partner, purpose=purpose, categories=[contact])
+        subject = partner_subject_ensure(partner=partner, user=user)
+        reports = [
+            AccessReport(
+                event_id=f"{user.pk}-{p}-{i}",
+                subject_id=subject.subject_id,
+                purpose=purpose_slug,
+                categories=("contact",),
+                accessed_at=now - timedelta(days=i) if i else now,
+                action="read",
+                detail=f"detail {user.pk}-{p}-{i}",
+            )
+            for i in range(events)
+        ]
+        access_events_ingest(partner=partner, reports=reports)
+
+
+@pytest.mark.parametrize("name", ["audit:access", "audit:access_timeline", "audit:access_csv", "audit:activity"])
+def test_pages_require_login(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302
+    assert reverse("account_login") in response.url
+
+
+def test_access_overview_lists_partners_with_counts_and_flags(consumer_client, consumer):
+    _history(consumer)
+    response = consumer_client.get(reverse("audit:access"))
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert f"Partner {consumer.pk}-0" in body
+    assert f"Partner {consumer.pk}-1" in body
+    rows = response.context["rows"]
+    assert [r.events_90 for r in rows] == [5, 5]
+    # The events from before the grant (days ago) are flagged: only today's is covered.
+    assert [r.flagged_total for r in rows] == [4, 4]
+
+
+def test_consumer_sees_only_their_own_accesses(consumer_client, consumer, other_consumer):
+    _history(other_consumer, purpose_slug="theirs")
+    _history(consumer)
+    for name in ["audit:access", "audit:access_timeline", "audit:access_csv"]:
+        response = consumer_client.get(reverse(name))
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert f"{other_consumer.pk}-0".encode() not in body, name
+
+
+def test_timeline_filters_and_keyset_pagination(consumer_client, consumer):
+    _history(consumer, partners=1, events=60)
+    url = reverse("audit:access_timeline")
+    first = consumer_client.get(url)
+    assert len(first.context["events"]) == 50
+    cursor = first.context["next_cursor"]
+    second = consumer_client.get(url, {"after": cursor})
+    assert len(second.context["events"]) == 10
+    assert not second.context["next_cursor"]
+    seen = {e.pk for e in first.context["events"]} | {e.pk for e in second.context["events"]}
+    assert len(seen) == 60
+    flagged = consumer_client.get(url, {"flagged": "on"})
+    assert all(e.is_flagged for e in flagged.context["events"])
+    recent = consumer_client.get(url, {"since": (timezone.now() - timedelta(days=2)).date().isoformat()})
+    assert len(recent.context["events"]) == 3
+
+
+def test_timeline_rejects_bad_filters_with_form_errors(consumer_client, consumer):
+    _history(consumer, partners=1, events=3)
+    response = consumer_client.get(
+        reverse("audit:access_timeline"), {"partner": "no-such-partner", "since": "2026-02-30"}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors.keys() == {"partner", "since"}
+
+
+def test_csv_download_contains_the_consumers_log(consumer_client, consumer):
+    _history(consumer, partners=1, events=3)
+    response = consumer_client.get(reverse("audit:access_csv"))
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][0] == "accessed_at"
+    assert len(rows) == 4
+
+
+def test_activity_shows_consent_changes_and_who_made_them(consumer_client, consumer):
+    _history(consumer, partners=1, events=1)
+    response = consumer_client.get(reverse("audit:activity"))
+    [entry] = [e for e in response.context["entries"] if e.action == "consent.granted"]
+    assert entry.who == "You"
+    assert "Offers" in entry.headline
+
+
+@pytest.mark.parametrize("name", ["audit:access", "audit:activity"])
+def test_page_queries_do_not_grow_with_history(consumer_client, consumer, django_assert_max_num_queries, name):
+    _history(consumer, partners=3, events=5)
+    with django_assert_max_num_queries(12) as small:
+        consumer_client.get(reverse(name))
+    _history(consumer, partners=3, events=200, purpose_slug="more")
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        consumer_client.get(reverse(name))
