@@ -2,10 +2,19 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from itertools import groupby
 
 from audit.models import AuditChain, AuditEvent
 from audit.services import event_seal
+
+
+class BreakKind(StrEnum):
+    DELETED = "deleted"
+    RELINKED = "relinked"
+    EDITED = "edited"
+    TRUNCATED = "truncated"
+    HEAD_MISSING = "head_missing"
 
 
 @dataclass(frozen=True)
@@ -14,6 +23,7 @@ class ChainBreak:
     seq: int
     event_id: int | None
     problem: str
+    kind: BreakKind
 
     def __str__(self) -> str:
         row = f"event {self.event_id}" if self.event_id is not None else "a missing event"
@@ -26,19 +36,33 @@ def _chain_break(key: str, events: Iterator[AuditEvent], head: tuple[int, str] |
     prev_hash = ""
     for event in events:
         if event.seq != expected_seq:
-            return ChainBreak(key, expected_seq, event.pk, f"expected seq {expected_seq}, found {event.seq} (deleted)")
+            return ChainBreak(
+                key,
+                expected_seq,
+                event.pk,
+                f"expected seq {expected_seq}, found {event.seq} (deleted)",
+                BreakKind.DELETED,
+            )
         if event.prev_hash != prev_hash:
-            return ChainBreak(key, event.seq, event.pk, "previous-hash link does not match (reordered or deleted)")
+            return ChainBreak(
+                key, event.seq, event.pk, "previous-hash link does not match (reordered or deleted)", BreakKind.RELINKED
+            )
         if event.hash != event_seal(event):
-            return ChainBreak(key, event.seq, event.pk, "seal does not match the row (edited)")
+            return ChainBreak(key, event.seq, event.pk, "seal does not match the row (edited)", BreakKind.EDITED)
         prev_hash = event.hash
         expected_seq += 1
     last_seq = expected_seq - 1
     if head is None:
-        return ChainBreak(key, last_seq, None, "the chain's head row is missing (deleted)")
+        return ChainBreak(key, last_seq, None, "the chain's head row is missing (deleted)", BreakKind.HEAD_MISSING)
     head_seq, head_hash = head
     if last_seq != head_seq or prev_hash != head_hash:
-        return ChainBreak(key, last_seq + 1, None, f"chain head says {head_seq} events, found {last_seq} (truncated)")
+        return ChainBreak(
+            key,
+            last_seq + 1,
+            None,
+            f"chain head says {head_seq} events, found {last_seq} (truncated)",
+            BreakKind.TRUNCATED,
+        )
     return None
 
 

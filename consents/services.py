@@ -1,5 +1,6 @@
 """State changes of consents and notices. One function per change, each in one transaction."""
 
+import hashlib
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from consents.models import (
     PurposeVersion,
     ReceiptEvent,
     RevocationReason,
+    webhook_secret_generate,
 )
 from consents.receipts import receipt_issue
 from portal.models import User
@@ -62,6 +64,32 @@ def partner_subject_ensure(*, partner: Partner, user: User) -> PartnerSubject:
     """The partner's pairwise id for this consumer, created the first time the partner receives them."""
     subject, _created = PartnerSubject.objects.get_or_create(partner=partner, user=user)
     return subject
+
+
+@transaction.atomic
+def partner_webhook_secret_rotate(*, partner: Partner, actor: Actor) -> Partner:
+    """Give the partner a new webhook signing secret; the current one stays valid as the previous one.
+
+    Deliveries are signed with both until the previous secret is cleared, so the partner can
+    switch over without missing a webhook. The audit log records a fingerprint, never a secret.
+    """
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    partner.webhook_secret_previous = partner.webhook_secret
+    partner.webhook_secret = webhook_secret_generate()
+    partner.save(update_fields=["webhook_secret", "webhook_secret_previous"])
+    event_record(
+        actor=actor,
+        subject=None,
+        action="partner.webhook_secret_rotated",
+        target=partner,
+        data={"partner": partner.slug, "fingerprint": secret_fingerprint(partner.webhook_secret)},
+    )
+    return partner
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, non-reversible name for a secret, safe to log and to show."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
 def _consentable(purpose: Purpose) -> None:
