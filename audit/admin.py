@@ -54,7 +54,7 @@ def _report(request: HttpRequest, breaks: list[ChainBreak], chains: int) -> None
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("occurred_at", "action", "actor_kind", "actor_label", "subject", "target", "chain", "seq")
+    list_display = ("occurred_at", "action", "actor_kind", "actor_label", "subject", "target")
     list_filter = ("actor_kind", "action", ("occurred_at", admin.DateFieldListFilter))
     list_select_related = ("subject",)
     search_fields = ("subject__email",)

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -58,11 +59,14 @@ class PurposeVersionInline(admin.TabularInline):
 class PurposeVersionPublishForm(forms.Form):
     description = forms.CharField(
         label=_("Plain-language description"),
-        widget=forms.Textarea(attrs={"rows": 8}),
+        widget=forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
         help_text=_("What the data is used for, in words the consumer understands without a lawyer."),
     )
     retention = forms.CharField(
-        label=_("Retention"), max_length=255, help_text=_("How long the data is kept, and what happens then.")
+        label=_("Retention"),
+        max_length=255,
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+        help_text=_("How long the data is kept, and what happens then."),
     )
     data_categories = forms.ModelMultipleChoiceField(
         label=_("Data categories"), queryset=DataCategory.objects.all(), widget=forms.CheckboxSelectMultiple
@@ -77,7 +81,7 @@ class PurposeVersionPublishForm(forms.Form):
     )
     change_summary = forms.CharField(
         label=_("Change summary"),
-        widget=forms.Textarea(attrs={"rows": 3}),
+        widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
         help_text=_("Shown to consumers next to the new notice."),
     )
 
@@ -189,12 +193,15 @@ class PurposeAdmin(SimpleHistoryAdmin):
                     "data_categories": list(current.data_categories.all()),
                 }
             form = PurposeVersionPublishForm(initial=initial, current=current)
+        # AdminForm renders any form in the admin's layout; its stubs only admit model forms.
+        adminform = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)  # type: ignore[arg-type]
         context = {
             **self.admin_site.each_context(request),
             "title": _("Publish a new notice for “%(purpose)s”") % {"purpose": purpose.name},
             "opts": self.opts,
             "original": purpose,
             "form": form,
+            "adminform": adminform,
             "current": current,
             "granted_count": Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).count(),
             "media": self.media + form.media,

@@ -34,6 +34,10 @@ class PartnerAdmin(SimpleHistoryAdmin):
     readonly_fields = ("webhook_disabled_at", "signing_secret", "previous_secret_fingerprint", "created_at")
     actions = ("rotate_webhook_secret",)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
+        # Deleting would take the partner's delivery and acknowledgement records with it; suspend instead.
+        return False
+
     @admin.display(description=_("webhook signing secret"))
     def signing_secret(self, obj: Partner) -> str:
         return obj.webhook_secret if obj.pk else "—"

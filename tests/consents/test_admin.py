@@ -331,9 +331,10 @@ def test_sharing_must_stay_within_the_purposes_notice(staff_client, partner, off
     assert list(sharing.data_categories.all()) == [transactions]
 
 
-def test_purposes_and_categories_cannot_be_deleted(staff_client, offers):
+def test_purposes_partners_and_categories_cannot_be_deleted(staff_client, offers, partner):
     category = offers.current_version.data_categories.get()
     assert staff_client.get(reverse("admin:consents_purpose_delete", args=[offers.pk])).status_code == 403
+    assert staff_client.get(reverse("admin:consents_partner_delete", args=[partner.pk])).status_code == 403
     assert staff_client.get(reverse("admin:consents_datacategory_delete", args=[category.pk])).status_code == 403
 
 
