@@ -85,6 +85,19 @@ def _chain_lock(key: str) -> AuditChain:
         return AuditChain.objects.select_for_update().get(key=key)
 
 
+def subject_lock(subject: User | None) -> None:
+    """Hold the subject's chain head until the caller's transaction ends.
+
+    Services that read a consumer's state, decide, and then write take this lock first, so two
+    concurrent changes about the same consumer run one after the other while changes about
+    other consumers do not wait. ``event_record`` takes the same lock again (a no-op), so the
+    order is always: this lock, then the rows it protects.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise transaction.TransactionManagementError("subject_lock() must be called inside a transaction")
+    _chain_lock(chain_key(subject))
+
+
 @transaction.atomic
 def event_record(
     *,

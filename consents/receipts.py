@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
@@ -56,7 +56,8 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         "issuedAt": issued_at.isoformat(),
         "collectionMethod": consent.method,
         "consentReceiptID": receipt_id,
-        "language": "en",
+        # Kantara: the language in which consent was obtained, as ISO 639-1.
+        "language": (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0],
         "piiPrincipalId": principal_id(consent.user_id),
         "piiControllers": [
             {
@@ -86,7 +87,7 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
                         "primaryPurpose": purpose.is_essential,
                         "termination": version.retention,
                         "thirdPartyDisclosure": bool(third_parties),
-                        "thirdPartyName": [t["name"] for t in third_parties],
+                        "thirdPartyName": ", ".join(t["name"] for t in third_parties),
                         "thirdParties": third_parties,
                     }
                 ],

@@ -1,15 +1,16 @@
 """State changes of consents and notices. One function per change, each in one transaction."""
 
+import hashlib
 from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from audit.services import Actor, event_record
+from audit.services import Actor, event_record, subject_lock
 from consents.models import (
     Consent,
     ConsentMethod,
@@ -17,6 +18,7 @@ from consents.models import (
     DataCategory,
     DurationType,
     GpcSignal,
+    Initiator,
     LegalBasis,
     Partner,
     PartnerSubject,
@@ -24,6 +26,7 @@ from consents.models import (
     PurposeVersion,
     ReceiptEvent,
     RevocationReason,
+    webhook_secret_generate,
 )
 from consents.receipts import receipt_issue
 from portal.models import User
@@ -65,6 +68,32 @@ def partner_subject_ensure(*, partner: Partner, user: User) -> PartnerSubject:
     return subject
 
 
+@transaction.atomic
+def partner_webhook_secret_rotate(*, partner: Partner, actor: Actor) -> Partner:
+    """Give the partner a new webhook signing secret; the current one stays valid as the previous one.
+
+    Deliveries are signed with both until the previous secret is cleared, so the partner can
+    switch over without missing a webhook. The audit log records a fingerprint, never a secret.
+    """
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    partner.webhook_secret_previous = partner.webhook_secret
+    partner.webhook_secret = webhook_secret_generate()
+    partner.save(update_fields=["webhook_secret", "webhook_secret_previous"])
+    event_record(
+        actor=actor,
+        subject=None,
+        action="partner.webhook_secret_rotated",
+        target=partner,
+        data={"partner": partner.slug, "fingerprint": secret_fingerprint(partner.webhook_secret)},
+    )
+    return partner
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, non-reversible name for a secret, safe to log and to show."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
 def _consentable(purpose: Purpose) -> None:
     if purpose.is_essential:
         raise ConsentError(
@@ -76,8 +105,51 @@ def _consentable(purpose: Purpose) -> None:
         raise ConsentError(str(_("This purpose is not offered at the moment.")), code="purpose_unavailable")
 
 
+def _purpose_for_grant(purpose: Purpose) -> Purpose:
+    """The purpose as it stands now, with its current notice.
+
+    On PostgreSQL the row is share-locked until commit: a staff member publishing a material new
+    notice (``purpose_version_publish`` locks the row for update) then waits for grants in flight,
+    and a grant that starts during a publication waits for it and consents to the new notice, so
+    no consent to the old notice slips past the re-consent sweep. Grants do not block each other.
+    SQLite runs write transactions one at a time, so it needs no lock.
+    """
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Purpose._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [purpose.pk])  # noqa: S608
+    return Purpose.objects.select_related("current_version").get(pk=purpose.pk)
+
+
 def _locked_consent(user: User, purpose: Purpose) -> Consent | None:
-    return Consent.objects.select_for_update().filter(user=user, purpose=purpose).first()
+    return Consent.objects.select_for_update(of=("self",)).filter(user=user, purpose=purpose).first()
+
+
+def _consent_locked_by_id(consent_id: int) -> Consent | None:
+    """A consent row, locked after its consumer's subject lock (the order every service keeps)."""
+    user = User.objects.filter(consents__pk=consent_id).first()
+    if user is None:
+        return None
+    subject_lock(user)
+    return (
+        Consent.objects.select_for_update(of=("self",))
+        .select_related("purpose", "version", "user")
+        .filter(pk=consent_id)
+        .first()
+    )
+
+
+def _grant_terms(purpose: Purpose, duration_type: str | None, period_days: int | None) -> tuple[str, int | None]:
+    """The duration type and period a grant asks for, defaulting to the purpose's; checked."""
+    duration_type = duration_type or purpose.default_duration_type
+    if duration_type not in DurationType.values:
+        raise ConsentError(str(_("This duration is not offered.")), code="duration_invalid")
+    if duration_type != DurationType.TIME_BOUND:
+        return duration_type, None
+    period_days = period_days or purpose.default_period_days
+    if not period_days or period_days <= 0:
+        raise ConsentError(str(_("A time-bound consent needs a period in days.")), code="period_required")
+    return duration_type, period_days
 
 
 @transaction.atomic
@@ -90,28 +162,37 @@ def consent_grant(
     duration_type: str | None = None,
     period_days: int | None = None,
 ) -> Consent:
-    """Record the consumer's consent to the purpose's current notice. Repeating it changes nothing."""
+    """Record the consumer's consent to the purpose's current notice.
+
+    Also how a consumer accepts a new notice after ``reconsent_required`` and renews a consent
+    that was withdrawn or expired. Repeating an active grant on the same notice and terms
+    changes nothing: no history row, no receipt, no audit event.
+    """
+    purpose = _purpose_for_grant(purpose)
     _consentable(purpose)
     assert purpose.current_version is not None
+    requested_type = duration_type
+    duration_type, period_days = _grant_terms(purpose, duration_type, period_days)
+    subject_lock(user)
     consent = _locked_consent(user, purpose)
-    if consent is not None and consent.is_active and consent.version_id == purpose.current_version_id:
+    if (
+        consent is not None
+        and consent.is_active
+        and consent.version_id == purpose.current_version_id
+        and (requested_type is None or (consent.duration_type, consent.period_days) == (duration_type, period_days))
+    ):
         return consent
 
     now = timezone.now()
-    duration_type = duration_type or purpose.default_duration_type
     expires_at = None
     if duration_type == DurationType.TIME_BOUND:
-        period_days = period_days or purpose.default_period_days
-        if not period_days or period_days <= 0:
-            raise ConsentError(str(_("A time-bound consent needs a period in days.")), code="period_required")
+        assert period_days is not None
         expires_at = now + timedelta(days=period_days)
     elif duration_type == DurationType.ONE_TIME:
-        period_days = None
         expires_at = now + timedelta(hours=settings.ONE_TIME_CONSENT_HOURS)
-    else:
-        period_days = None
 
     consent = consent or Consent(user=user, purpose=purpose)
+    consent.purpose = purpose
     consent.version = purpose.current_version
     consent.status = ConsentStatus.GRANTED
     consent.method = method
@@ -140,9 +221,13 @@ def consent_revoke(
     note: str = "",
     method: str = ConsentMethod.WEB,
 ) -> Consent:
-    """Withdraw consent (or record a refusal if none was given). Repeating it changes nothing."""
+    """Withdraw consent, decline a new notice, or record a refusal if none was ever given.
+
+    Repeating it (or revoking a consent that already expired) changes nothing.
+    """
     _consentable(purpose)
     assert purpose.current_version is not None
+    subject_lock(user)
     consent = _locked_consent(user, purpose)
     if consent is not None and consent.status in {ConsentStatus.REVOKED, ConsentStatus.EXPIRED}:
         return consent
@@ -163,10 +248,8 @@ def consent_revoke(
 
 @transaction.atomic
 def consent_expire(*, consent_id: int) -> Consent | None:
-    """End a time-bound or one-time consent whose time has come. Does nothing otherwise."""
-    consent = (
-        Consent.objects.select_for_update().select_related("purpose", "version", "user").filter(pk=consent_id).first()
-    )
+    """End a time-bound or one-time consent whose time has come. Does nothing otherwise (idempotent)."""
+    consent = _consent_locked_by_id(consent_id)
     now = timezone.now()
     if consent is None or consent.status != ConsentStatus.GRANTED or not consent.expires_at:
         return None
@@ -175,10 +258,32 @@ def consent_expire(*, consent_id: int) -> Consent | None:
     consent.status = ConsentStatus.EXPIRED
     consent.revoked_at = now
     consent.revocation_reason = RevocationReason.EXPIRED
-    consent.changed_by = "system"
+    consent.changed_by = Initiator.SYSTEM
     consent.updated_at = now
     consent.save(update_fields=["status", "revoked_at", "revocation_reason", "changed_by", "updated_at"])
     _consent_event(consent=consent, event=ReceiptEvent.EXPIRED, actor=Actor.system("expiry"))
+    return consent
+
+
+@transaction.atomic
+def consent_reminder_mark(*, consent_id: int) -> Consent | None:
+    """Note that the expiry reminder for a consent went out, so it is sent once only.
+
+    Returns ``None`` (and changes nothing) when the reminder was already marked or the consent
+    is no longer running.
+    """
+    consent = _consent_locked_by_id(consent_id)
+    if consent is None or consent.reminder_sent_at is not None or not consent.is_active:
+        return None
+    consent.reminder_sent_at = timezone.now()
+    consent.save(update_fields=["reminder_sent_at"])
+    event_record(
+        actor=Actor.system("expiry reminder"),
+        subject=consent.user,
+        action="consent.expiry_reminder_sent",
+        target=consent,
+        data={"purpose": consent.purpose.slug, "expires_at": consent.expires_at},
+    )
     return consent
 
 
@@ -194,7 +299,9 @@ def purpose_version_publish(
     actor: Actor,
 ) -> PurposeVersion:
     """Publish a new notice for a purpose. A material change asks everyone who agreed before to decide again."""
-    purpose = Purpose.objects.select_for_update().get(pk=purpose.pk)
+    # No-key update lock: consents being inserted meanwhile take a key-share lock on this row
+    # and must not wait for it; grants in flight hold a share lock that this waits for.
+    purpose = Purpose.objects.select_for_update(no_key=True).get(pk=purpose.pk)
     number = (purpose.versions.aggregate(n=Max("number"))["n"] or 0) + 1
     version = PurposeVersion.objects.create(
         purpose=purpose,
@@ -216,20 +323,22 @@ def purpose_version_publish(
         data={"purpose": purpose.slug, "version": number, "material": material, "summary": change_summary},
     )
     if material and number > 1:
-        stale = (
-            Consent.objects.select_for_update()
-            .filter(purpose=purpose, status=ConsentStatus.GRANTED)
-            .exclude(version=version)
-            .select_related("user", "purpose", "version")
-        )
-        now = timezone.now()
-        for consent in stale:
-            consent.status = ConsentStatus.RECONSENT_REQUIRED
-            consent.changed_by = actor.kind
-            consent.updated_at = now
-            consent.save(update_fields=["status", "changed_by", "updated_at"])
-            _consent_event(consent=consent, event=ReceiptEvent.RECONSENT_REQUIRED, actor=actor)
+        stale = Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).exclude(version=version)
+        for consent_id in stale.order_by("pk").values_list("pk", flat=True):
+            _consent_reconsent_require(consent_id=consent_id, version=version, actor=actor)
     return version
+
+
+def _consent_reconsent_require(*, consent_id: int, version: PurposeVersion, actor: Actor) -> None:
+    """Ask the consumer to decide again after a material change (inside the publication's transaction)."""
+    consent = _consent_locked_by_id(consent_id)
+    if consent is None or consent.status != ConsentStatus.GRANTED or consent.version_id == version.pk:
+        return
+    consent.status = ConsentStatus.RECONSENT_REQUIRED
+    consent.changed_by = actor.kind
+    consent.updated_at = timezone.now()
+    consent.save(update_fields=["status", "changed_by", "updated_at"])
+    _consent_event(consent=consent, event=ReceiptEvent.RECONSENT_REQUIRED, actor=actor)
 
 
 @transaction.atomic

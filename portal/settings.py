@@ -358,6 +358,20 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     },
 }
 
+# Consent expiry (consent-core, flow 7): end time-bound and one-time consents on time, every
+# minute; remind consumers CONSENT_EXPIRY_REMINDER_DAYS before a time-bound consent ends, hourly.
+# A tick not picked up before the next one is dropped rather than queued behind it.
+CELERY_BEAT_SCHEDULE["consents-expire-due"] = {
+    "task": "consents.tasks.consents_expire_due",
+    "schedule": crontab(),
+    "options": {"expires": 55},
+}
+CELERY_BEAT_SCHEDULE["consents-remind-expiring"] = {
+    "task": "consents.tasks.consents_remind_expiring",
+    "schedule": crontab(minute=7),
+    "options": {"expires": 3000},
+}
+
 # Django REST Framework and the OpenAPI schema.
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

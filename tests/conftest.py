@@ -169,3 +169,21 @@ def consent_catalogue(db):
         "mailer": mailer,
         "bureau": bureau,
     }
+
+
+@pytest.fixture
+def mfa_staff(db):
+    """A staff member with TOTP turned on: the only kind of user the admin lets in."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    from tests.factories import StaffFactory
+
+    staff = StaffFactory(email="officer@example.com")
+    TOTP.activate(staff, generate_totp_secret())
+    return staff
+
+
+@pytest.fixture
+def staff_client(client, mfa_staff):
+    client.force_login(mfa_staff)
+    return client

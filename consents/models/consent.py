@@ -1,7 +1,7 @@
 """Consumers' consents and their signed receipts."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -56,6 +56,23 @@ class ConsentQuerySet(models.QuerySet["Consent"]):
 
     def due_to_expire(self, at: datetime | None = None) -> "ConsentQuerySet":
         return self.filter(status=ConsentStatus.GRANTED, expires_at__lte=at or timezone.now())
+
+    def reminder_due(self, at: datetime | None = None) -> "ConsentQuerySet":
+        """Running time-bound consents that end within the reminder period and were not reminded yet.
+
+        Consents whose whole period is no longer than the reminder period are left out: the
+        consumer chose that short period moments ago and saw its end date then.
+        """
+        at = at or timezone.now()
+        days = settings.CONSENT_EXPIRY_REMINDER_DAYS
+        return self.filter(
+            status=ConsentStatus.GRANTED,
+            duration_type=DurationType.TIME_BOUND,
+            period_days__gt=days,
+            reminder_sent_at__isnull=True,
+            expires_at__gt=at,
+            expires_at__lte=at + timedelta(days=days),
+        )
 
 
 class Consent(models.Model):

@@ -3,6 +3,18 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.utils import is_mfa_enabled
 from django.core.management import CommandError, call_command
 
+from audit.models import AuditEvent
+from audit.selectors import audit_chain_breaks
+from consents.models import (
+    Consent,
+    ConsentReceipt,
+    DataCategory,
+    Partner,
+    PartnerKind,
+    Purpose,
+    PurposeVersion,
+    Sharing,
+)
 from portal.models import User
 
 
@@ -30,3 +42,75 @@ def test_seed_demo_refuses_to_run_in_production(db, settings):
     with pytest.raises(CommandError, match="production"):
         call_command("seed_demo")
     assert not User.objects.exists()
+
+
+def _snapshot() -> dict[str, int]:
+    return {
+        "categories": DataCategory.objects.count(),
+        "category history": DataCategory.history.count(),
+        "purposes": Purpose.objects.count(),
+        "versions": PurposeVersion.objects.count(),
+        "partners": Partner.objects.count(),
+        "partner history": Partner.history.count(),
+        "sharings": Sharing.objects.count(),
+        "consents": Consent.objects.count(),
+        "consent history": Consent.history.count(),
+        "receipts": ConsentReceipt.objects.count(),
+        "audit events": AuditEvent.objects.count(),
+    }
+
+
+def test_seed_demo_catalogue_is_realistic_and_complete(db):
+    call_command("seed_demo")
+
+    assert DataCategory.objects.count() >= 8
+    assert set(DataCategory.objects.filter(sensitive=True).values_list("slug", flat=True)) >= {
+        "health-purchases",
+        "identity-documents",
+    }
+    purposes = {p.slug: p for p in Purpose.objects.select_related("current_version")}
+    assert len(purposes) >= 7
+    assert all(p.current_version is not None and len(p.current_version.description) > 80 for p in purposes.values())
+    assert purposes["fraud-prevention"].is_essential
+    assert purposes["service-emails"].legal_basis == "contract"
+    assert purposes["advertising-partners"].gpc_covered
+    assert (
+        purposes["research-with-affiliates"].default_duration_type,
+        purposes["research-with-affiliates"].default_period_days,
+    ) == ("time_bound", 180)
+    assert set(Partner.objects.values_list("kind", flat=True)) == set(PartnerKind.values)
+    assert Partner.objects.count() >= 6
+    for partner in Partner.objects.all():
+        assert partner.sharings.exists(), partner
+    for sharing in Sharing.objects.select_related("purpose__current_version").prefetch_related("data_categories"):
+        notice = set(sharing.purpose.current_version.data_categories.all())
+        assert set(sharing.data_categories.all()) <= notice, sharing
+
+
+def test_seed_demo_gives_the_consumer_a_mix_of_decisions(db):
+    call_command("seed_demo")
+
+    demo = User.objects.get(email="demo@example.com")
+    states = {c.purpose.slug: c for c in Consent.objects.filter(user=demo).select_related("purpose", "version")}
+    assert states["personalised-offers"].status == "granted"
+    assert states["product-analytics"].status == "granted"
+    assert states["advertising-partners"].status == "revoked"
+    research = states["research-with-affiliates"]
+    assert (research.status, research.duration_type, research.period_days) == ("granted", "time_bound", 180)
+    assert research.expires_at is not None
+    credit = states["credit-risk-assessment"]
+    assert credit.status == "reconsent_required"
+    assert credit.version.number == 1
+    assert credit.purpose.current_version.number == 2
+    assert credit.purpose.current_version.material
+    assert "fraud-prevention" not in states
+    assert all(c.receipts.exists() for c in states.values())
+
+
+def test_seed_demo_twice_adds_nothing_the_second_time(db):
+    call_command("seed_demo")
+    first = _snapshot()
+    call_command("seed_demo")
+
+    assert _snapshot() == first
+    assert list(audit_chain_breaks()) == []

@@ -1,4 +1,4 @@
-"""Create the demo consumer and staff member (idempotent). Refuses to run in production."""
+"""Create the demo consumer, staff member and the data in ``portal.demo`` (idempotent). Never in production."""
 
 import os
 from typing import Any
@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from portal import demo
 from portal.models import User
 
 DEMO_CONSUMER = "demo@example.com"
@@ -35,7 +36,7 @@ class Command(BaseCommand):
             raise CommandError("seed_demo refuses to run when PORTAL_ENV=production.")
         password = os.environ.get("DEMO_PASSWORD", "demo-portal-2026")
         with transaction.atomic():
-            demo_user_ensure(email=DEMO_CONSUMER, password=password, staff=False)
+            consumer = demo_user_ensure(email=DEMO_CONSUMER, password=password, staff=False)
             staff = demo_user_ensure(email=DEMO_STAFF, password=password, staff=True)
             totp = Authenticator.objects.filter(user=staff, type=Authenticator.Type.TOTP).first()
             if totp is None:
@@ -43,6 +44,8 @@ class Command(BaseCommand):
             codes = Authenticator.objects.filter(user=staff, type=Authenticator.Type.RECOVERY_CODES).first()
             if codes is None:
                 codes = RecoveryCodes.activate(staff).instance
+            demo.catalogue_ensure(staff=staff)
+            demo.consumer_consents_ensure(consumer=consumer, staff=staff)
         secret = decrypt(totp.data["secret"])
         unused = RecoveryCodes(codes).get_unused_codes()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))

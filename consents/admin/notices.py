@@ -1,0 +1,237 @@
+"""Data categories, purposes and the publication of new notice versions."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from simple_history.admin import SimpleHistoryAdmin
+
+from audit.services import Actor
+from consents.models import Consent, ConsentStatus, DataCategory, Purpose, PurposeVersion
+from consents.services import purpose_version_publish
+from portal.http import AuthenticatedHttpRequest
+
+
+@admin.register(DataCategory)
+class DataCategoryAdmin(SimpleHistoryAdmin):
+    list_display = ("name", "slug", "sensitive")
+    list_filter = ("sensitive",)
+    search_fields = ("name", "slug", "description")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def has_delete_permission(self, request: HttpRequest, obj: DataCategory | None = None) -> bool:
+        # Published notices list their categories; removing one would rewrite what consumers saw.
+        return False
+
+
+class PurposeVersionInline(admin.TabularInline):
+    model = PurposeVersion
+    fields = ("number", "published_at", "material", "change_summary", "categories", "description", "retention")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = _("published notices (newest first)")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PurposeVersion]:
+        return super().get_queryset(request).prefetch_related("data_categories")
+
+    @admin.display(description=_("data categories"))
+    def categories(self, obj: PurposeVersion) -> str:
+        return ", ".join(c.name for c in obj.data_categories.all())
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PurposeVersionPublishForm(forms.Form):
+    description = forms.CharField(
+        label=_("Plain-language description"),
+        widget=forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
+        help_text=_("What the data is used for, in words the consumer understands without a lawyer."),
+    )
+    retention = forms.CharField(
+        label=_("Retention"),
+        max_length=255,
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+        help_text=_("How long the data is kept, and what happens then."),
+    )
+    data_categories = forms.ModelMultipleChoiceField(
+        label=_("Data categories"), queryset=DataCategory.objects.all(), widget=forms.CheckboxSelectMultiple
+    )
+    material = forms.BooleanField(
+        label=_("Material change"),
+        required=False,
+        help_text=_(
+            "Tick this when the change affects what consumers agreed to: more data, new recipients, a new use "
+            "or a longer retention. Everyone who agreed to an earlier version is then asked to decide again."
+        ),
+    )
+    change_summary = forms.CharField(
+        label=_("Change summary"),
+        widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
+        help_text=_("Shown to consumers next to the new notice."),
+    )
+
+    def __init__(self, *args: Any, current: PurposeVersion | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.current = current
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        current = self.current
+        if current is not None and not self.errors:
+            unchanged = (
+                cleaned["description"].strip() == current.description.strip()
+                and cleaned["retention"].strip() == current.retention.strip()
+                and {c.pk for c in cleaned["data_categories"]} == {c.pk for c in current.data_categories.all()}
+            )
+            if unchanged:
+                raise forms.ValidationError(
+                    _("This is the same as the current notice. Change the text, the retention or the data categories.")
+                )
+        return cleaned
+
+
+@admin.register(Purpose)
+class PurposeAdmin(SimpleHistoryAdmin):
+    list_display = (
+        "name",
+        "slug",
+        "legal_basis",
+        "gpc_covered",
+        "default_duration_type",
+        "notice_version",
+        "is_active",
+        "position",
+    )
+    list_filter = ("legal_basis", "gpc_covered", "is_active", "default_duration_type")
+    list_select_related = ("current_version",)
+    search_fields = ("name", "slug", "category")
+    prepopulated_fields = {"slug": ("name",)}
+    fields = (
+        "name",
+        "slug",
+        "category",
+        "legal_basis",
+        "gpc_covered",
+        "default_duration_type",
+        "default_period_days",
+        "is_active",
+        "position",
+        "current_version",
+    )
+    readonly_fields = ("current_version",)
+    inlines = (PurposeVersionInline,)
+    actions = ("publish_new_version",)
+
+    @admin.display(description=_("notice"), ordering="current_version__number")
+    def notice_version(self, obj: Purpose) -> str:
+        return f"v{obj.current_version.number}" if obj.current_version else "—"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Purpose | None = None) -> bool:
+        # Consents and receipts point at purposes for good; retire a purpose by deactivating it.
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        publish = path(
+            "<path:object_id>/publish/",
+            self.admin_site.admin_view(self.publish_view),
+            name="consents_purpose_publish",
+        )
+        return [publish, *super().get_urls()]
+
+    def response_add(self, request: HttpRequest, obj: Purpose, post_url_continue: str | None = None) -> HttpResponse:
+        if "_popup" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request,
+            _("The purpose “%(purpose)s” was added. Publish its first notice so consumers can see it.")
+            % {"purpose": obj.name},
+            messages.SUCCESS,
+        )
+        return redirect("admin:consents_purpose_publish", obj.pk)
+
+    @admin.action(description=_("Publish new version"), permissions=["change"])
+    def publish_new_version(self, request: HttpRequest, queryset: QuerySet[Purpose]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, _("Choose exactly one purpose to publish a new notice for."), messages.WARNING)
+            return None
+        purpose = queryset.get()
+        return redirect("admin:consents_purpose_publish", purpose.pk)
+
+    def publish_view(self, request: AuthenticatedHttpRequest, object_id: str) -> HttpResponse:
+        """The intermediate form: the new notice, whether the change is material, and a summary."""
+        purpose = self.get_object(request, unquote(object_id))
+        if purpose is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, purpose):
+            raise PermissionDenied
+        current = purpose.current_version
+        if request.method == "POST":
+            form = PurposeVersionPublishForm(request.POST, current=current)
+            if form.is_valid():
+                return self._publish(request, purpose, form)
+        else:
+            initial = {}
+            if current is not None:
+                initial = {
+                    "description": current.description,
+                    "retention": current.retention,
+                    "data_categories": list(current.data_categories.all()),
+                }
+            form = PurposeVersionPublishForm(initial=initial, current=current)
+        # AdminForm renders any form in the admin's layout; its stubs only admit model forms.
+        adminform = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)  # type: ignore[arg-type]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Publish a new notice for “%(purpose)s”") % {"purpose": purpose.name},
+            "opts": self.opts,
+            "original": purpose,
+            "form": form,
+            "adminform": adminform,
+            "current": current,
+            "granted_count": Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).count(),
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/consents/purpose/publish.html", context)
+
+    def _publish(
+        self, request: AuthenticatedHttpRequest, purpose: Purpose, form: PurposeVersionPublishForm
+    ) -> HttpResponseRedirect:
+        data = form.cleaned_data
+        # Everyone with a running consent is on an older version, so a material change asks them all.
+        asked = Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).count()
+        version = purpose_version_publish(
+            purpose=purpose,
+            description=data["description"].strip(),
+            retention=data["retention"].strip(),
+            data_categories=data["data_categories"],
+            material=data["material"],
+            change_summary=data["change_summary"].strip(),
+            actor=Actor.staff(request.user),
+        )
+        message = _("Version %(number)s of the notice for “%(purpose)s” is now published.") % {
+            "number": version.number,
+            "purpose": purpose.name,
+        }
+        if data["material"] and version.number > 1:
+            message += " " + ngettext(
+                "%(count)d consumer is asked to decide again.", "%(count)d consumers are asked to decide again.", asked
+            ) % {"count": asked}
+        elif version.number > 1:
+            message += " " + str(_("Consents given to earlier versions stay valid."))
+        self.message_user(request, message, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:consents_purpose_change", args=[purpose.pk]))

@@ -1,0 +1,67 @@
+"""Scheduled work on consents (flow 7): expire time-bound consents, remind consumers before."""
+
+import logging
+
+from celery import shared_task
+from django.core.cache import cache
+
+from consents.models import Consent
+from consents.notifications import NotificationError, expiry_reminder_send
+from consents.services import consent_expire, consent_reminder_mark
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+REMINDER_LOCK = "consents:remind-expiring"
+
+
+@shared_task
+def consents_expire_due() -> int:
+    """Expire every consent whose time has passed, each in its own transaction; the number expired.
+
+    Safe to run twice or side by side: ``consent_expire`` re-checks each row under its lock, so
+    a consent expires (and is announced) once. One row that fails is logged and does not hold up
+    the others; it is tried again on the next run.
+    """
+    expired = 0
+    last_pk = 0
+    while batch := list(
+        Consent.objects.due_to_expire().filter(pk__gt=last_pk).order_by("pk").values_list("pk", flat=True)[:BATCH_SIZE]
+    ):
+        for consent_id in batch:
+            try:
+                if consent_expire(consent_id=consent_id) is not None:
+                    expired += 1
+            except Exception:
+                logger.exception("could not expire consent %s; will retry on the next run", consent_id)
+        last_pk = batch[-1]
+    return expired
+
+
+@shared_task
+def consents_remind_expiring() -> int:
+    """Email each consumer whose time-bound consent ends soon, once per consent; the number sent.
+
+    The email goes out before the consent is marked, outside any transaction: a mail server that
+    fails leaves the consent unmarked for the next run. A cache lock keeps two runs from sending
+    the same reminder side by side.
+    """
+    if not cache.add(REMINDER_LOCK, "1", timeout=3600):
+        logger.info("expiry reminders already running elsewhere; skipping this run")
+        return 0
+    sent = 0
+    try:
+        for consent_id in list(Consent.objects.reminder_due().order_by("expires_at").values_list("pk", flat=True)):
+            consent = Consent.objects.reminder_due().select_related("user", "purpose").filter(pk=consent_id).first()
+            if consent is None:
+                continue
+            try:
+                expiry_reminder_send(consent)
+            except NotificationError:
+                logger.exception("could not send the expiry reminder for consent %s", consent_id)
+                continue
+            consent_reminder_mark(consent_id=consent_id)
+            sent += 1
+    finally:
+        cache.delete(REMINDER_LOCK)
+    return sent

@@ -1,0 +1,193 @@
+"""Row locking on PostgreSQL: changes about one consumer queue up, other consumers never wait.
+
+SQLite runs one write transaction at a time, so these tests only mean something on PostgreSQL
+(``.ci/test`` runs the suite on both).
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.selectors import audit_chain_breaks
+from audit.services import Actor, event_record
+from consents.models import Consent, ConsentReceipt, ConsentStatus
+from consents.services import consent_expire, consent_grant, consent_revoke, purpose_version_publish
+from tests.factories import PurposeFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BLOCKED = 0.7  # seconds a waiting thread is given before we call it blocked
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row-level locking is only observable on PostgreSQL")
+
+
+class Worker(threading.Thread):
+    """Runs ``work`` on its own database connection and keeps its result or error."""
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self.work = work
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.work()
+        except BaseException as error:
+            self.error = error
+        finally:
+            connection.close()
+
+    def finished_within(self, seconds: float) -> bool:
+        self.join(seconds)
+        return not self.is_alive()
+
+
+@contextmanager
+def held_open(work: Callable[[], Any]) -> Iterator[Worker]:
+    """Run ``work`` in a transaction on another connection and keep that transaction open."""
+    inside = threading.Event()
+    release = threading.Event()
+
+    def hold() -> Any:
+        with transaction.atomic():
+            result = work()
+            inside.set()
+            release.wait(30)
+        return result
+
+    worker = Worker(hold)
+    worker.start()
+    assert inside.wait(10), worker.error
+    try:
+        yield worker
+    finally:
+        release.set()
+        worker.join(10)
+    assert worker.error is None, worker.error
+
+
+def _grant(user, purpose) -> Callable[[], Consent]:
+    return lambda: consent_grant(user=user, purpose=purpose, actor=Actor.consumer(user))
+
+
+def _publish_material(purpose) -> Callable[[], Any]:
+    return lambda: purpose_version_publish(
+        purpose=purpose,
+        description="Now also shared with a credit bureau.",
+        retention="Five years",
+        data_categories=list(purpose.current_version.data_categories.all()),
+        material=True,
+        change_summary="Adds a credit bureau",
+        actor=Actor.system("tests"),
+    )
+
+
+def test_audit_events_of_other_subjects_do_not_wait_for_a_held_chain():
+    alice, bob = UserFactory(), UserFactory()
+
+    def record(user) -> Callable[[], Any]:
+        return lambda: event_record(actor=Actor.consumer(user), subject=user, action="test.touch")
+
+    with held_open(record(alice)):
+        other = Worker(record(bob))
+        other.start()
+        assert other.finished_within(5), "another subject's chain waited for alice's"
+        same = Worker(record(alice))
+        same.start()
+        assert not same.finished_within(BLOCKED), "alice's chain was not locked"
+    assert same.finished_within(10)
+    assert same.error is None
+    assert other.error is None
+    assert list(AuditEvent.objects.filter(subject=alice).order_by("seq").values_list("seq", flat=True)) == [1, 2]
+    assert list(audit_chain_breaks()) == []
+
+
+def test_grants_by_different_consumers_for_one_purpose_run_side_by_side():
+    purpose = PurposeFactory()
+    alice, bob = UserFactory(), UserFactory()
+    consent_grant(user=bob, purpose=purpose, actor=Actor.consumer(bob))
+    carol = UserFactory()
+
+    with held_open(_grant(alice, purpose)):
+        others = [
+            Worker(_grant(carol, purpose)),
+            Worker(lambda: consent_revoke(user=bob, purpose=purpose, actor=Actor.consumer(bob))),
+        ]
+        for worker in others:
+            worker.start()
+        assert all(worker.finished_within(5) for worker in others), "unrelated consumers were serialised"
+    assert [w.error for w in others] == [None, None]
+    assert Consent.objects.filter(status=ConsentStatus.GRANTED).count() == 2
+    assert list(audit_chain_breaks()) == []
+
+
+def test_concurrent_identical_grants_record_one_decision():
+    purpose = PurposeFactory()
+    alice = UserFactory()
+
+    with held_open(_grant(alice, purpose)):
+        second = Worker(_grant(alice, purpose))
+        second.start()
+        assert not second.finished_within(BLOCKED), "the second grant did not wait for the first"
+    assert second.finished_within(10)
+    assert second.error is None
+    consent = Consent.objects.get(user=alice)
+    assert consent.history.count() == 1
+    assert ConsentReceipt.objects.filter(consent=consent).count() == 1
+    assert AuditEvent.objects.filter(subject=alice).count() == 1
+
+
+def test_grant_during_a_material_publication_consents_to_the_new_notice():
+    purpose = PurposeFactory()
+    alice = UserFactory()
+
+    with held_open(_publish_material(purpose)) as publication:
+        grant = Worker(_grant(alice, purpose))
+        grant.start()
+        assert not grant.finished_within(BLOCKED), "the grant did not wait for the publication"
+    assert grant.finished_within(10)
+    assert grant.error is None
+    consent = Consent.objects.get(user=alice)
+    assert consent.status == ConsentStatus.GRANTED
+    assert consent.version == publication.result
+
+
+def test_publication_during_a_grant_asks_that_consumer_again():
+    purpose = PurposeFactory()
+    alice = UserFactory()
+
+    with held_open(_grant(alice, purpose)):
+        publication = Worker(_publish_material(purpose))
+        publication.start()
+        assert not publication.finished_within(BLOCKED), "the publication did not wait for the grant"
+    assert publication.finished_within(10)
+    assert publication.error is None
+    assert Consent.objects.get(user=alice).status == ConsentStatus.RECONSENT_REQUIRED
+
+
+def test_expiries_of_different_consumers_do_not_wait_for_each_other():
+    purpose = PurposeFactory(default_duration_type="time_bound", default_period_days=1)
+    alice, bob = UserFactory(), UserFactory()
+    mine = consent_grant(user=alice, purpose=purpose, actor=Actor.consumer(alice))
+    theirs = consent_grant(user=bob, purpose=purpose, actor=Actor.consumer(bob))
+
+    with time_machine.travel(timezone.now() + timedelta(days=2)):
+        with held_open(lambda: consent_expire(consent_id=mine.pk)):
+            other = Worker(lambda: consent_expire(consent_id=theirs.pk))
+            other.start()
+            assert other.finished_within(5), "bob's expiry waited for alice's"
+        assert other.error is None
+    assert Consent.objects.filter(status=ConsentStatus.EXPIRED).count() == 2
