@@ -46,6 +46,7 @@ class Command(BaseCommand):
                 codes = RecoveryCodes.activate(staff).instance
             demo.catalogue_ensure(staff=staff)
             demo.consumer_consents_ensure(consumer=consumer, staff=staff)
+            demo.access_history_ensure(consumer=consumer, staff=staff)
         secret = decrypt(totp.data["secret"])
         unused = RecoveryCodes(codes).get_unused_codes()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
