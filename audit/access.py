@@ -26,6 +26,7 @@ from consents.models import (
     Purpose,
     Sharing,
 )
+from consents.services import purpose_version_publish
 from portal.models import User
 
 STAFF_PARTNER_SLUG = "customer-support-staff"
@@ -279,8 +280,30 @@ def _rejection(
     return None
 
 
+STAFF_NOTICE = (
+    "When you contact us, or when we must check your account, our customer-support staff may open "
+    "your records. Every time they do, it is recorded and shown in your data-access log."
+)
+
+
 def _staff_recipient() -> tuple[Partner, Purpose]:
-    partner, _ = Partner.objects.get_or_create(
+    """Our own staff, as a recipient with a published notice like any other, so consumers see the use."""
+    purpose, _created = Purpose.objects.get_or_create(
+        slug=STAFF_PURPOSE_SLUG,
+        defaults={"name": "Customer support", "category": "support", "legal_basis": LegalBasis.LEGITIMATE_INTEREST},
+    )
+    if purpose.current_version_id is None:
+        purpose_version_publish(
+            purpose=purpose,
+            description=STAFF_NOTICE,
+            retention="The access record is kept as long as your account exists.",
+            data_categories=DataCategory.objects.all(),
+            material=False,
+            change_summary="First version.",
+            actor=Actor.system("customer-support"),
+        )
+        purpose.refresh_from_db()
+    partner, _created = Partner.objects.get_or_create(
         slug=STAFF_PARTNER_SLUG,
         defaults={
             "name": "Customer support (our staff)",
@@ -288,10 +311,9 @@ def _staff_recipient() -> tuple[Partner, Purpose]:
             "country": settings.PORTAL_CONTROLLER["country"],
         },
     )
-    purpose, _ = Purpose.objects.get_or_create(
-        slug=STAFF_PURPOSE_SLUG,
-        defaults={"name": "Customer support", "legal_basis": LegalBasis.LEGITIMATE_INTEREST, "is_active": False},
-    )
+    sharing, created = Sharing.objects.get_or_create(partner=partner, purpose=purpose)
+    if created:
+        sharing.data_categories.set(DataCategory.objects.all())
     return partner, purpose
 
 
