@@ -19,3 +19,7 @@ class UserAdmin(DjangoUserAdmin):
         (_("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+# The privacy-request queue registers its own admin classes.
+from portal import admin_requests  # noqa: E402, F401
