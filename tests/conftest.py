@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from django.core import mail
 from django.core.cache import cache
+from django.urls import reverse
 
 from tests.factories import UserFactory
 
@@ -106,3 +107,20 @@ def celery_worker_process() -> Iterator[subprocess.Popen[bytes]]:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """Django's default storage in a temporary folder (export files land here)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def reauthenticated_client(consumer_client):
+    """The consumer's client after entering the password again, as allauth asks before sensitive actions."""
+    from tests.factories import PASSWORD
+
+    response = consumer_client.post(reverse("account_reauthenticate"), {"password": PASSWORD})
+    assert response.status_code == 302, response.content
+    return consumer_client

@@ -110,18 +110,26 @@ def _authenticators_remove(ctx: ScrubContext) -> int:
     return Authenticator.objects.filter(user=ctx.user).delete()[0]
 
 
+def _session_is_theirs(data: dict[str, Any], ctx: ScrubContext) -> bool:
+    """Signed in as them, or part-way through signing in as them (allauth keeps the address meanwhile)."""
+    user_id = str(ctx.user.pk)
+    pending = data.get("account_login")
+    return (
+        data.get(SESSION_KEY) == user_id
+        or data.get("account_authentication_methods_user") == user_id
+        or (isinstance(pending, dict) and str(pending.get("user_pk")) == user_id)
+        or ctx.email.casefold() in str(data).casefold()
+    )
+
+
 def _sessions_end(ctx: ScrubContext) -> int:
-    """Log the account out everywhere. Stores that cannot be listed (cache, cookies) are cut off anyway:
-    the unusable password changes the session hash Django checks on every request."""
+    """End the account's sessions everywhere. Stores that cannot be listed (cache, cookies) are cut off
+    anyway: the unusable password changes the session hash Django checks on every request."""
     store = import_module(settings.SESSION_ENGINE).SessionStore
     if not hasattr(store, "get_model_class"):
         return 0
-    user_id = str(ctx.user.pk)
-    keys = [
-        session.session_key
-        for session in store.get_model_class().objects.iterator(chunk_size=BATCH)
-        if session.get_decoded().get(SESSION_KEY) == user_id
-    ]
+    sessions = store.get_model_class().objects.iterator(chunk_size=BATCH)
+    keys = [session.session_key for session in sessions if _session_is_theirs(session.get_decoded(), ctx)]
     for key in keys:
         store(session_key=key).delete()
     return len(keys)
