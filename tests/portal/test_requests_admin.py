@@ -29,7 +29,9 @@ def staff_client(client, db):
 def _requests() -> tuple[PrivacyRequest, PrivacyRequest]:
     with time_machine.travel(timezone.now() - timedelta(days=40)):
         overdue = privacy_request_export_create(user=UserFactory(email="late@example.com"), language="en")
-    recent = privacy_request_deletion_create(user=UserFactory(email="recent@example.com", jurisdiction="ccpa"), language="en")
+    recent = privacy_request_deletion_create(
+        user=UserFactory(email="recent@example.com", jurisdiction="ccpa"), language="en"
+    )
     return overdue, recent
 
 
@@ -57,12 +59,15 @@ def test_queue_is_ordered_by_due_date_and_marks_overdue_requests(staff_client):
 def test_queue_filters_by_kind_status_and_due_date(staff_client, query, expected):
     overdue, recent = _requests()
     shown = {r.pk for r in staff_client.get(reverse(CHANGELIST), query).context["cl"].result_list}
-    assert shown == {
-        "overdue": {overdue.pk},
-        "recent": {recent.pk},
-        "both": {overdue.pk, recent.pk},
-        "none": set(),
-    }[expected]
+    assert (
+        shown
+        == {
+            "overdue": {overdue.pk},
+            "recent": {recent.pk},
+            "both": {overdue.pk, recent.pk},
+            "none": set(),
+        }[expected]
+    )
 
 
 def test_extend_action_asks_for_a_reason_then_extends_and_emails_the_consumer(
