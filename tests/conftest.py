@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from django.core import mail
 from django.core.cache import cache
-from django.urls import reverse
 
 from tests.factories import UserFactory
 
@@ -119,6 +118,8 @@ def media_root(settings, tmp_path) -> Path:
 @pytest.fixture
 def reauthenticated_client(consumer_client):
     """The consumer's client after entering the password again, as allauth asks before sensitive actions."""
+    from django.urls import reverse
+
     from tests.factories import PASSWORD
 
     response = consumer_client.post(reverse("account_reauthenticate"), {"password": PASSWORD})
