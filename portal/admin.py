@@ -43,3 +43,7 @@ class UserAdmin(RecordsStaffAccess, DjangoUserAdmin):
             content_type="application/jose",
             headers={"Content-Disposition": f'attachment; filename="audit-trail-{subject.pk}.jws"'},
         )
+
+
+# The privacy-request queue registers its own admin classes.
+from portal import admin_requests  # noqa: E402, F401

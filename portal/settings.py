@@ -420,3 +420,20 @@ LOGGING: dict[str, Any] = {
 if TESTING:
     # The default hasher costs about a second a login on these machines.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Privacy requests (export and deletion): how long an export can be downloaded, the grace period
+# before a deletion starts, and how long the pseudonymous proof of consent outlives a deleted account.
+EXPORT_TTL_DAYS = env_int("EXPORT_TTL_DAYS", 7)
+DELETION_GRACE_DAYS = env_int("DELETION_GRACE_DAYS", 7)
+CONSENT_PROOF_RETENTION_DAYS = env_int("CONSENT_PROOF_RETENTION_DAYS", 3 * 365)
+CELERY_BEAT_SCHEDULE |= {
+    "privacy-requests-tick": {"task": "portal.requests.tasks.privacy_requests_tick", "schedule": 60.0},
+    "privacy-exports-purge-expired": {
+        "task": "portal.requests.tasks.privacy_exports_purge_expired",
+        "schedule": crontab(minute=7),
+    },
+    "consent-proofs-purge-expired": {
+        "task": "portal.requests.tasks.consent_proofs_purge_expired",
+        "schedule": crontab(minute=37, hour=3),
+    },
+}

@@ -10,6 +10,8 @@ urlpatterns = [
     path("consents/", include("consents.urls")),
     path(".well-known/jwks.json", consents_views.jwks, name="jwks"),
     path("", include("audit.urls")),
+    path("requests/", include("portal.requests.urls")),
+    path("profile/", views.profile, name="profile"),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -1,15 +1,23 @@
 import logging
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.selectors import access_summary
+from audit.services import Actor
 from consents.selectors import consent_summary
 from portal.celery import app as celery_app
+from portal.forms import ProfileForm
+from portal.http import AuthenticatedHttpRequest
 from portal.models import User
+from portal.requests.selectors import requests_overview
+from portal.services import profile_update
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +26,26 @@ def home(request: HttpRequest) -> HttpResponse:
     """The landing page for visitors, the consumer's dashboard once signed in."""
     if not isinstance(request.user, User):
         return render(request, "portal/landing.html")
-    context = {"consents": consent_summary(request.user), "access": access_summary(request.user)}
+    context = {
+        "consents": consent_summary(request.user),
+        "access": access_summary(request.user),
+        "requests_overview": requests_overview(request.user, limit=3),
+    }
     return render(request, "portal/dashboard.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The consumer's name and the privacy law that sets their requests' deadlines."""
+    user = request.user
+    initial = {"first_name": user.first_name, "last_name": user.last_name, "jurisdiction": user.jurisdiction}
+    form = ProfileForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        profile_update(user=user, actor=Actor.consumer(user), **form.cleaned_data)
+        messages.success(request, _("Your profile is saved."))
+        return redirect("profile")
+    return render(request, "portal/profile.html", {"form": form}, status=400 if form.is_bound else 200)
 
 
 def _database_ok() -> bool:

@@ -187,3 +187,38 @@ def mfa_staff(db):
 def staff_client(client, mfa_staff):
     client.force_login(mfa_staff)
     return client
+
+
+@pytest.fixture
+def media_root(settings, tmp_path) -> Path:
+    """Django's default storage in a temporary folder (export files land here)."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def reauthenticated_client(consumer_client):
+    """The consumer's client after entering the password again, as allauth asks before sensitive actions."""
+    from django.urls import reverse
+
+    from tests.factories import PASSWORD
+
+    response = consumer_client.post(reverse("account_reauthenticate"), {"password": PASSWORD})
+    assert response.status_code == 302, response.content
+    return consumer_client
+
+
+@pytest.fixture
+def worker_on_test_db(monkeypatch, transactional_db, media_root, request):
+    """A real Celery worker that uses this test's database and storage (the test must commit its data)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        url = f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("MEDIA_ROOT", str(media_root))
+    return request.getfixturevalue("celery_worker_process")

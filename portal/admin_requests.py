@@ -1,0 +1,298 @@
+"""The staff queue of privacy requests: deadlines first, overdue ones marked, every change through a service."""
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from simple_history.admin import SimpleHistoryAdmin
+
+from portal.models import User
+from portal.requests.erasure import partner_task_record
+from portal.requests.forms import ExtendForm, RecordAcknowledgementForm, RejectForm
+from portal.requests.models import (
+    ACTIVE_STATUSES,
+    ConsentProof,
+    PartnerTaskState,
+    PrivacyRequest,
+    PrivacyRequestExtension,
+    PrivacyRequestPartnerTask,
+)
+from portal.requests.services import PrivacyRequestError, privacy_request_extend, privacy_request_reject
+
+
+class DueFilter(admin.SimpleListFilter):
+    title = _("due date")
+    parameter_name = "due"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [
+            ("overdue", _("Overdue")),
+            ("week", _("Due within 7 days")),
+            ("month", _("Due within 30 days")),
+            ("later", _("Due later")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        now = timezone.now()
+        open_requests = queryset.filter(status__in=ACTIVE_STATUSES)
+        match self.value():
+            case "overdue":
+                return open_requests.filter(due_at__lte=now)
+            case "week":
+                return open_requests.filter(due_at__gt=now, due_at__lte=now + timedelta(days=7))
+            case "month":
+                return open_requests.filter(due_at__gt=now, due_at__lte=now + timedelta(days=30))
+            case "later":
+                return open_requests.filter(due_at__gt=now + timedelta(days=30))
+        return queryset
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class PartnerTaskInline(ReadOnlyInline):
+    model = PrivacyRequestPartnerTask
+    fields = ("partner", "state", "acked_at", "ack_detail", "staff_note", "recorded_by")
+    readonly_fields = fields
+    show_change_link = True
+
+
+class ExtensionInline(ReadOnlyInline):
+    model = PrivacyRequestExtension
+    fields = ("created_at", "months", "days", "previous_due_at", "new_due_at", "reason", "by")
+    readonly_fields = fields
+
+
+def _action_form(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    form: forms.Form,
+    *,
+    action: str,
+    title: str,
+) -> HttpResponse:
+    """The intermediate page of an action that needs input (a reason, a note) before it runs."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": model_admin.model._meta,
+        "form": form,
+        "queryset": queryset,
+        "action": action,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
+    }
+    return render(request, "admin/portal/action_with_input.html", context)
+
+
+@admin.register(PrivacyRequest)
+class PrivacyRequestAdmin(SimpleHistoryAdmin):
+    list_display = (
+        "short_id",
+        "kind",
+        "status",
+        "jurisdiction",
+        "created_at",
+        "due_at",
+        "deadline",
+        "partners_confirmed",
+        "escalated_at",
+    )
+    list_filter = ("kind", "status", DueFilter, "jurisdiction", ("escalated_at", admin.EmptyFieldListFilter))
+    ordering = ("due_at",)
+    date_hierarchy = "due_at"
+    search_fields = ("=id",)
+    actions = ("extend", "reject")
+    inlines = (PartnerTaskInline, ExtensionInline)
+    fields = (
+        "id",
+        "user",
+        "kind",
+        "status",
+        "jurisdiction",
+        "language",
+        "created_at",
+        "due_at",
+        "escalated_at",
+        "grace_ends_at",
+        "completed_at",
+        "cancelled_at",
+        "rejected_at",
+        "rejection_reason",
+        "progress",
+        "result_file",
+        "file_size",
+        "file_expires_at",
+        "file_deleted_at",
+        "download_count",
+        "last_downloaded_at",
+    )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": ["css/admin_requests.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PrivacyRequest]:
+        done = Q(partner_tasks__state__in=[PartnerTaskState.ACKNOWLEDGED, PartnerTaskState.RECORDED])
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("user")
+            .annotate(tasks_total=Count("partner_tasks"), tasks_done=Count("partner_tasks", filter=done))
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("request"), ordering="created_at")
+    def short_id(self, obj: PrivacyRequest) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description=_("deadline"), ordering="due_at")
+    def deadline(self, obj: PrivacyRequest) -> str:
+        if obj.is_overdue:
+            return format_html(
+                '<strong class="request-overdue">⚠ {}</strong>',
+                gettext("Overdue by %(time)s") % {"time": timesince(obj.due_at)},
+            )
+        if obj.is_active:
+            return gettext("in %(time)s") % {"time": timeuntil(obj.due_at)}
+        return "—"
+
+    @admin.display(description=_("partners confirmed"))
+    def partners_confirmed(self, obj: Any) -> str:
+        return f"{obj.tasks_done}/{obj.tasks_total}" if obj.tasks_total else "—"
+
+    def _staff(self, request: HttpRequest) -> User:
+        assert isinstance(request.user, User)
+        return request.user
+
+    @admin.action(description=_("Extend the deadline of the selected requests (reason required)"))
+    def extend(self, request: HttpRequest, queryset: QuerySet[PrivacyRequest]) -> HttpResponse | None:
+        form = ExtendForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return _action_form(self, request, queryset, form, action="extend", title=gettext("Extend the deadline"))
+        for privacy_request in queryset:
+            try:
+                extension = privacy_request_extend(
+                    request=privacy_request, staff=self._staff(request), **form.cleaned_data
+                )
+            except PrivacyRequestError as error:
+                self.message_user(request, f"{privacy_request}: {error.message}", messages.ERROR)
+            else:
+                due = extension.new_due_at.strftime("%Y-%m-%d %H:%M")
+                message = gettext("%(request)s: now due %(due)s; the consumer was emailed.")
+                self.message_user(request, message % {"request": privacy_request, "due": due}, messages.SUCCESS)
+        return None
+
+    @admin.action(description=_("Reject the selected requests (reason required)"))
+    def reject(self, request: HttpRequest, queryset: QuerySet[PrivacyRequest]) -> HttpResponse | None:
+        form = RejectForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return _action_form(self, request, queryset, form, action="reject", title=gettext("Reject the request"))
+        for privacy_request in queryset:
+            try:
+                privacy_request_reject(
+                    request=privacy_request, staff=self._staff(request), reason=form.cleaned_data["reason"]
+                )
+            except PrivacyRequestError as error:
+                self.message_user(request, f"{privacy_request}: {error.message}", messages.ERROR)
+            else:
+                message = gettext("%(request)s: rejected; the consumer was emailed.")
+                self.message_user(request, message % {"request": privacy_request}, messages.SUCCESS)
+        return None
+
+
+@admin.register(PrivacyRequestPartnerTask)
+class PrivacyRequestPartnerTaskAdmin(SimpleHistoryAdmin):
+    list_display = ("request_link", "partner", "state", "acked_at", "request_due_at")
+    list_filter = ("state", "partner")
+    ordering = ("request__due_at",)
+    actions = ("record_acknowledgement",)
+    fields = (
+        "request",
+        "partner",
+        "event",
+        "state",
+        "acked_at",
+        "ack_detail",
+        "staff_note",
+        "recorded_by",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PrivacyRequestPartnerTask]:
+        return super().get_queryset(request).select_related("request", "partner")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("request"), ordering="request__created_at")
+    def request_link(self, obj: PrivacyRequestPartnerTask) -> str:
+        url = reverse("admin:portal_privacyrequest_change", args=[obj.request_id])
+        return format_html('<a href="{}">{}</a>', url, obj.request)
+
+    @admin.display(description=_("due by"), ordering="request__due_at")
+    def request_due_at(self, obj: PrivacyRequestPartnerTask) -> Any:
+        return obj.request.due_at
+
+    @admin.action(description=_("Record a confirmation received by other means (note required)"))
+    def record_acknowledgement(
+        self, request: HttpRequest, queryset: QuerySet[PrivacyRequestPartnerTask]
+    ) -> HttpResponse | None:
+        form = RecordAcknowledgementForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            title = gettext("Record a partner's confirmation")
+            return _action_form(self, request, queryset, form, action="record_acknowledgement", title=title)
+        assert isinstance(request.user, User)
+        for task in queryset:
+            try:
+                partner_task_record(task=task, note=form.cleaned_data["note"], staff=request.user)
+            except PrivacyRequestError as error:
+                self.message_user(request, f"{task}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, gettext("%(task)s: recorded.") % {"task": task.partner}, messages.SUCCESS)
+        return None
+
+
+@admin.register(ConsentProof)
+class ConsentProofAdmin(admin.ModelAdmin):
+    list_display = ("principal_id", "purpose_slug", "notice_version", "event", "issued_at", "retain_until")
+    list_filter = ("event", "purpose_slug")
+    search_fields = ("=principal_id", "=receipt_sha256")
+    ordering = ("-issued_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

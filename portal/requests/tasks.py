@@ -1,0 +1,70 @@
+"""Celery tasks for privacy requests: each takes ids, loads, calls a service, and is safe to run twice."""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from audit.services import Actor
+from portal.requests.erasure import consent_proofs_purge, privacy_request_acks_sync, privacy_request_deletion_execute
+from portal.requests.export import export_build
+from portal.requests.models import PrivacyRequest, RequestKind, RequestStatus
+from portal.requests.services import privacy_request_escalate, privacy_request_file_purge
+
+logger = logging.getLogger(__name__)
+
+# An export still "received" this long after it was made lost its task on the way (broker down).
+EXPORT_REQUEUE_AFTER = timedelta(minutes=2)
+
+
+@shared_task(
+    name="portal.requests.tasks.privacy_export_build", autoretry_for=(OSError,), max_retries=3, retry_backoff=30
+)
+def privacy_export_build(request_id: str) -> None:
+    export_build(request_id=request_id)
+
+
+@shared_task(name="portal.requests.tasks.privacy_deletion_execute")
+def privacy_deletion_execute(request_id: str) -> None:
+    privacy_request_deletion_execute(request_id=request_id)
+
+
+@shared_task(name="portal.requests.tasks.privacy_requests_tick")
+def privacy_requests_tick() -> None:
+    """Every minute: start deletions whose grace ended, collect acknowledgements, escalate overdue requests."""
+    now = timezone.now()
+    for request_id in PrivacyRequest.objects.deletions_due(now).values_list("pk", flat=True):
+        privacy_deletion_execute.delay(str(request_id))
+    stale_exports = PrivacyRequest.objects.filter(
+        kind=RequestKind.EXPORT, status=RequestStatus.RECEIVED, created_at__lte=now - EXPORT_REQUEUE_AFTER
+    )
+    for request_id in stale_exports.values_list("pk", flat=True):
+        privacy_export_build.delay(str(request_id))
+    waiting = PrivacyRequest.objects.filter(status=RequestStatus.WAITING_PARTNERS).values_list("pk", flat=True)
+    for request_id in waiting:
+        try:
+            privacy_request_acks_sync(request_id=request_id)
+        except Exception:
+            # One broken request must not hold up the others; the next tick tries it again.
+            logger.exception("privacy request %s: collecting acknowledgements failed", request_id)
+    overdue = PrivacyRequest.objects.overdue(now).filter(escalated_at__isnull=True).values_list("pk", flat=True)
+    for request_id in overdue:
+        try:
+            privacy_request_escalate(request_id=request_id)
+        except Exception:
+            logger.exception("privacy request %s: escalation failed", request_id)
+
+
+@shared_task(name="portal.requests.tasks.privacy_exports_purge_expired")
+def privacy_exports_purge_expired() -> int:
+    """Delete export files whose download period is over."""
+    purged = 0
+    for request_id in PrivacyRequest.objects.files_expired().values_list("pk", flat=True):
+        purged += privacy_request_file_purge(request_id=request_id, actor=Actor.system("export expiry"))
+    return purged
+
+
+@shared_task(name="portal.requests.tasks.consent_proofs_purge_expired")
+def consent_proofs_purge_expired() -> int:
+    return consent_proofs_purge()

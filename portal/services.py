@@ -1,0 +1,22 @@
+"""State changes of the consumer's own account data."""
+
+from django.db import transaction
+
+from audit.services import Actor, event_record
+from portal.models import User
+
+
+@transaction.atomic
+def profile_update(*, user: User, first_name: str, last_name: str, jurisdiction: str, actor: Actor) -> list[str]:
+    """Change the consumer's name and privacy law; the names of the changed fields (never their values)."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    values = {"first_name": first_name.strip(), "last_name": last_name.strip(), "jurisdiction": jurisdiction}
+    changed = [name for name, value in values.items() if getattr(user, name) != value]
+    if not changed:
+        return []
+    for name in changed:
+        setattr(user, name, values[name])
+    user.save(update_fields=changed)
+    # Field names only: the audit log outlives a deleted account and must not hold personal data.
+    event_record(actor=actor, subject=user, action="profile.updated", target=user, data={"fields": changed})
+    return changed
