@@ -8,10 +8,13 @@ from consents.models.consent import (
     ReceiptEvent,
     RevocationReason,
 )
+from consents.models.feed import FeedSequencer
 from consents.models.notices import DataCategory, DurationType, LegalBasis, Purpose, PurposeQuerySet, PurposeVersion
 from consents.models.outbox import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, EventType, OutboxEvent
 from consents.models.partners import (
+    PARTNER_SCOPES,
     Partner,
+    PartnerCredential,
     PartnerKind,
     PartnerStatus,
     PartnerSubject,
@@ -21,6 +24,7 @@ from consents.models.partners import (
 )
 
 __all__ = [
+    "PARTNER_SCOPES",
     "Consent",
     "ConsentMethod",
     "ConsentQuerySet",
@@ -32,10 +36,12 @@ __all__ = [
     "DeliveryStatus",
     "DurationType",
     "EventType",
+    "FeedSequencer",
     "Initiator",
     "LegalBasis",
     "OutboxEvent",
     "Partner",
+    "PartnerCredential",
     "PartnerKind",
     "PartnerStatus",
     "PartnerSubject",

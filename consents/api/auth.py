@@ -1,0 +1,182 @@
+"""Authentication, scoping and throttling shared by every partner API view.
+
+A request carries an OAuth 2.0 bearer token issued by django-oauth-toolkit to a partner
+credential (client-credentials grant). ``PartnerAuthentication`` resolves it to the partner and
+sets ``request.partner``; ``PartnerScopes`` enforces the view's ``required_scopes``;
+``PartnerRateThrottle`` limits requests per partner.
+
+The first time a process sees a token it is validated by django-oauth-toolkit itself (expiry,
+scopes, audience, application). What that resolves to — which partner, which scopes, until when —
+is then kept in process memory for a few seconds; but on every request one indexed query checks
+that the token still exists (revocation deletes it), that its credential is not revoked and that
+the partner is not suspended, so none of those can be outrun by the cache.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from oauth2_provider.models import AccessToken
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from consents.api.problems import InsufficientScope, InvalidToken, PartnerSuspended
+from consents.models import Partner, PartnerCredential, PartnerStatus
+
+GRANT_CACHE_SECONDS = 5.0
+GRANT_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class PartnerToken:
+    """What a valid bearer token stands for; ``request.auth`` on every authenticated API request."""
+
+    token_id: int
+    partner_id: int
+    credential_id: int
+    scopes: frozenset[str]
+    expires: datetime
+
+
+class PartnerRequest(Request):
+    """The request type of authenticated partner API views."""
+
+    auth: PartnerToken
+    partner: Partner
+
+
+_grants: dict[str, tuple[float, PartnerToken]] = {}
+
+_LIVE_STATE_SQL = (
+    f"SELECT p.status, c.revoked_at FROM {AccessToken._meta.db_table} t"  # noqa: S608 (table names only)
+    f" JOIN {PartnerCredential._meta.db_table} c ON c.application_id = t.application_id"
+    f" JOIN {Partner._meta.db_table} p ON p.id = c.partner_id"
+    " WHERE t.id = %s"
+)
+
+
+def grant_cache_clear() -> None:
+    _grants.clear()
+
+
+def _live_state(token_id: int) -> tuple[str, Any] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(_LIVE_STATE_SQL, [token_id])
+        return cursor.fetchone()
+
+
+class PartnerAuthentication(OAuth2Authentication):
+    """Bearer tokens of partner credentials; sets ``request.partner`` (loaded only when used)."""
+
+    www_authenticate_realm = "partner-api"
+
+    def authenticate(self, request: Request) -> tuple[AnonymousUser, PartnerToken] | None:
+        scheme, _sep, raw_token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        raw_token = raw_token.strip()
+        if scheme.lower() != "bearer" or not raw_token:
+            return None
+        key = hashlib.sha256(raw_token.encode()).hexdigest()
+        now = time.monotonic()
+        cached = _grants.get(key)
+        if cached is not None and cached[0] > now:
+            grant = cached[1]
+        else:
+            found = self._grant_from_oauth(request)
+            if found is None:
+                raise InvalidToken()
+            grant = found
+            if len(_grants) >= GRANT_CACHE_MAX:
+                _grants.clear()
+            _grants[key] = (now + GRANT_CACHE_SECONDS, grant)
+        if grant.expires <= timezone.now():
+            _grants.pop(key, None)
+            raise InvalidToken()
+        state = _live_state(grant.token_id)
+        if state is None or state[1] is not None:
+            _grants.pop(key, None)
+            raise InvalidToken()
+        if state[0] != PartnerStatus.ACTIVE:
+            raise PartnerSuspended()
+        partner_id = grant.partner_id
+        request.partner = SimpleLazyObject(lambda: Partner.objects.get(pk=partner_id))  # type: ignore[attr-defined]
+        return AnonymousUser(), grant
+
+    def _grant_from_oauth(self, request: Request) -> PartnerToken | None:
+        """Full validation by django-oauth-toolkit, then the credential the token was issued to."""
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        token = cast(AccessToken, result[1])
+        credentials = PartnerCredential.objects.filter(application_id=token.application_id)
+        credential = credentials.values_list("pk", "partner_id").first()
+        if credential is None:
+            return None
+        return PartnerToken(
+            token_id=token.pk,
+            partner_id=credential[1],
+            credential_id=credential[0],
+            scopes=frozenset(token.scope.split()),
+            expires=token.expires,
+        )
+
+
+class PartnerScopes(BasePermission):
+    """The token must be a partner's and carry every scope in the view's ``required_scopes``."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        token = request.auth
+        if not isinstance(token, PartnerToken):
+            return False  # DRF answers 401 because an authenticator is configured
+        required = list(getattr(view, "required_scopes", []))
+        if not token.scopes.issuperset(required):
+            raise InsufficientScope(required)
+        return True
+
+
+def rate_parse(rate: str) -> tuple[int, int]:
+    """``"1200/minute"`` → ``(1200, 60)``, in DRF's rate syntax."""
+    count, _sep, period = rate.partition("/")
+    return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[0]]
+
+
+class PartnerRateThrottle(BaseThrottle):
+    """A fixed-window request counter per partner in the shared cache, rate ``PARTNER_API_RATE``.
+
+    One counter per partner and window (``N/second|minute|hour|day``), incremented atomically, so
+    every server process counts against the same limit. A fixed window lets a client burst up to
+    twice the rate across a window boundary, which is acceptable for abuse protection.
+    """
+
+    def __init__(self) -> None:
+        self.retry_after = 1
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        token = request.auth
+        if not isinstance(token, PartnerToken):
+            return True
+        limit, duration = rate_parse(settings.PARTNER_API_RATE)
+        now = time.time()
+        window = int(now // duration)
+        key = f"partner-api-throttle:{token.partner_id}:{duration}:{window}"
+        try:
+            count = cache.incr(key)
+        except ValueError:
+            count = 1 if cache.add(key, 1, duration + 1) else cache.incr(key)
+        if count <= limit:
+            return True
+        self.retry_after = max(1, int((window + 1) * duration - now + 0.999))
+        return False
+
+    def wait(self) -> float:
+        return self.retry_after
