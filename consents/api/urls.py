@@ -10,6 +10,6 @@ urlpatterns = [
     path("subjects/<str:subject_id>/consents/<str:purpose>", views.ConsentCheckApi.as_view(), name="consent-check"),
     path("consents/check", views.BulkConsentCheckApi.as_view(), name="consent-check-bulk"),
     path("events", views.EventFeedApi.as_view(), name="events"),
-    path("events/<uuid:event_id>/ack", views.EventAckApi.as_view(), name="event-ack"),
+    path("events/<str:event_id>/ack", views.EventAckApi.as_view(), name="event-ack"),
     re_path(r"", views.NotFoundApi.as_view(), name="not-found"),
 ]

@@ -5,6 +5,7 @@ are built from the selectors' ``ConsentState.as_json()`` — the output serializ
 for the OpenAPI schema (the bulk check renders up to 1,000 results within its time budget).
 """
 
+import uuid
 from typing import Any, cast
 
 from django.utils.translation import gettext_lazy as _
@@ -48,6 +49,15 @@ SUBJECT_ID = OpenApiParameter(
     "subject_id", str, OpenApiParameter.PATH, description="Your pairwise id for the consumer (`sub_…`)."
 )
 PURPOSE = OpenApiParameter("purpose", str, OpenApiParameter.PATH, description="The purpose's identifier (slug).")
+
+
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of quietly turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 def partner_token(request: Request) -> PartnerToken:
@@ -155,10 +165,10 @@ class BulkConsentCheckApi(PartnerApi):
 
     class InputSerializer(serializers.Serializer):
         class ItemSerializer(serializers.Serializer):
-            subject_id = serializers.CharField(max_length=64)
-            purpose = serializers.CharField(max_length=64)
+            subject_id = StrictCharField(max_length=64)
+            purpose = StrictCharField(max_length=64)
 
-        items = ItemSerializer(many=True, allow_empty=False, max_length=BULK_CHECK_MAX)  # type: ignore[call-arg]
+        items = serializers.ListField(child=ItemSerializer(), max_length=BULK_CHECK_MAX)
 
     class OutputSerializer(serializers.Serializer):
         class ResultSerializer(ConsentStateSerializer):
@@ -235,7 +245,12 @@ class EventFeedApi(PartnerApi):
     required_scopes = ["events:read"]
 
     class InputSerializer(serializers.Serializer):
-        after = serializers.CharField(required=False, max_length=200, help_text="`next_cursor` of the previous page.")
+        after = serializers.CharField(
+            required=False,
+            allow_blank=True,
+            max_length=200,
+            help_text="`next_cursor` of the previous page; omitted or empty to start from the beginning.",
+        )
         limit = serializers.IntegerField(
             required=False, min_value=1, max_value=FEED_LIMIT_MAX, default=FEED_LIMIT_DEFAULT
         )
@@ -290,7 +305,7 @@ class EventAckApi(PartnerApi):
 
     class InputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ACK_STATUSES)
-        detail = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+        detail = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
 
     class OutputSerializer(serializers.Serializer):
         event_id = serializers.UUIDField()
@@ -317,12 +332,16 @@ class EventAckApi(PartnerApi):
         },
     )
     def post(self, request: Request, event_id: str) -> Response:
+        try:
+            event_uuid = uuid.UUID(event_id)
+        except ValueError:
+            raise NotFoundProblem() from None
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
             event = outbox_event_ack(
                 partner=request.partner,  # type: ignore[attr-defined]
-                event_id=event_id,
+                event_id=event_uuid,
                 status=serializer.validated_data["status"],
                 detail=serializer.validated_data["detail"],
             )

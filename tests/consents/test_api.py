@@ -262,8 +262,16 @@ def test_bulk_check_lists_field_errors(client, api_world):
     assert fields == {("items.0.purpose", "required"), ("items.1.subject_id", "blank")}
 
 
-def test_bulk_check_refuses_an_empty_list(client, api_world):
+def test_bulk_check_of_no_pairs_answers_no_results(client, api_world):
     response = bulk(client, api_world.a, [])
+    assert response.status_code == 200
+    assert response.json() == {"results": []}
+
+
+def test_bulk_check_needs_a_list_of_items(client, api_world):
+    response = client.post(
+        "/api/v1/consents/check", {"items": "x"}, content_type="application/json", headers=api_world.a.headers
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "items"
 
