@@ -51,8 +51,15 @@ SUBJECT_ID = OpenApiParameter(
 PURPOSE = OpenApiParameter("purpose", str, OpenApiParameter.PATH, description="The purpose's identifier (slug).")
 
 
-class StrictCharField(serializers.CharField):
-    """A string field that refuses numbers and booleans instead of quietly turning them into text."""
+IDENTIFIER = r"^[A-Za-z0-9_-]+$"
+TEXT = r"^[^\x00]*$"
+
+
+class StrictRegexField(serializers.RegexField):
+    """A string field that refuses numbers and booleans instead of quietly turning them into text.
+
+    Its pattern is published in the schema, so what the schema allows is what the API accepts.
+    """
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -165,8 +172,8 @@ class BulkConsentCheckApi(PartnerApi):
 
     class InputSerializer(serializers.Serializer):
         class ItemSerializer(serializers.Serializer):
-            subject_id = StrictCharField(max_length=64)
-            purpose = StrictCharField(max_length=64)
+            subject_id = StrictRegexField(IDENTIFIER, max_length=64, help_text="Your pairwise id for the consumer.")
+            purpose = StrictRegexField(IDENTIFIER, max_length=64, help_text="The purpose's identifier.")
 
         items = serializers.ListField(child=ItemSerializer(), max_length=BULK_CHECK_MAX)
 
@@ -276,7 +283,8 @@ class EventFeedApi(PartnerApi):
         },
     )
     def get(self, request: Request) -> Response:
-        params = self.InputSerializer(data=request.query_params)
+        # A plain dict, not the QueryDict: DRF would read an empty "limit=" as "not given".
+        params = self.InputSerializer(data=request.query_params.dict())
         params.is_valid(raise_exception=True)
         partner_id = partner_token(request).partner_id
         after = 0
@@ -305,7 +313,9 @@ class EventAckApi(PartnerApi):
 
     class InputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=ACK_STATUSES)
-        detail = StrictCharField(max_length=1000, required=False, allow_blank=True, default="")
+        detail = StrictRegexField(
+            TEXT, max_length=1000, required=False, allow_blank=True, default="", trim_whitespace=False
+        )
 
     class OutputSerializer(serializers.Serializer):
         event_id = serializers.UUIDField()
