@@ -142,12 +142,12 @@ def oauth_token(client, credential, secret: str, scope: str | None = None):
 def api_partner_factory(db, client):
     """``make(slug=..., scopes=[...])`` → an ``ApiPartner`` whose token carries those scopes."""
     from audit.services import Actor
-    from consents.api.auth import grant_cache_clear
+    from consents.api.auth import process_state_clear
     from consents.models import PARTNER_SCOPES
     from consents.services import partner_credential_create
     from tests.factories import PartnerFactory
 
-    grant_cache_clear()
+    process_state_clear()
 
     def make(slug: str = "partner-a", scopes: tuple[str, ...] = PARTNER_SCOPES, **partner_fields) -> ApiPartner:
         partner = PartnerFactory(slug=slug, **partner_fields)
@@ -159,4 +159,4 @@ def api_partner_factory(db, client):
         return ApiPartner(partner, credential, secret, response.json()["access_token"])
 
     yield make
-    grant_cache_clear()
+    process_state_clear()
