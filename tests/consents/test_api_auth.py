@@ -294,3 +294,29 @@ def test_consumers_cannot_reach_the_credentials_admin(consumer_client, api_partn
         assert response.status_code in {302, 403}
     assert PartnerCredential.objects.count() == 1
     assert oauth_token(consumer_client, partner.credential, partner.secret).status_code == 200
+
+
+def test_throttle_limit_holds_across_server_processes(db, settings, monkeypatch):
+    """Two processes (each with its own batched local count) share one limit through the cache."""
+    from types import SimpleNamespace
+
+    from consents.api import auth
+
+    settings.PARTNER_API_RATE = "1000/minute"
+    partner = PartnerFactory()
+    token = auth.PartnerToken(1, partner.pk, 1, frozenset(), timezone.now() + timedelta(hours=1))
+    request = SimpleNamespace(auth=token)
+    process_a, process_b = {}, {}
+
+    def admitted(windows: dict, attempts: int) -> int:
+        monkeypatch.setattr(auth, "_windows", windows)
+        throttle = auth.PartnerRateThrottle()
+        return sum(throttle.allow_request(request, None) for _ in range(attempts))  # type: ignore[arg-type]
+
+    with time_machine.travel(timezone.now().replace(second=1), tick=False):
+        total = admitted(process_a, 600) + admitted(process_b, 600) + admitted(process_a, 100)
+        assert 1000 <= total <= 1000 + 2 * 10
+        assert admitted(process_a, 5) == 0
+        assert admitted(process_b, 5) == 0
+    with time_machine.travel(timezone.now().replace(second=1) + timedelta(minutes=1), tick=False):
+        assert admitted(process_a, 5) == 5
