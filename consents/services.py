@@ -335,17 +335,22 @@ def partner_credential_revoke(*, credential: PartnerCredential, actor: Actor) ->
 FEED_SEQUENCE_BATCH = 5_000
 
 
-@transaction.atomic
 def outbox_feed_sequence() -> int:
     """Give committed outbox events without a feed position the next positions, oldest first.
 
     Runs under a lock on the sequencer row, so positions are handed out by one writer at a time
     and only to events whose transactions have committed: an event that commits late gets a
     later position instead of slipping behind a cursor that has already moved on. Returns the
-    number of events sequenced.
+    number of events sequenced. The check for work comes first and outside the transaction, so
+    a feed read with nothing new does not take the write lock (on SQLite, the whole database's).
     """
     if not OutboxEvent.objects.filter(feed_seq__isnull=True).exists():
         return 0
+    return _outbox_feed_sequence_locked()
+
+
+@transaction.atomic
+def _outbox_feed_sequence_locked() -> int:
     sequencer, _created = FeedSequencer.objects.select_for_update().get_or_create(id=FeedSequencer.SINGLETON_ID)
     pending = list(
         OutboxEvent.objects.filter(feed_seq__isnull=True).order_by("created_at", "id").only("id")[:FEED_SEQUENCE_BATCH]
