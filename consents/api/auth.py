@@ -7,9 +7,10 @@ sets ``request.partner``; ``PartnerScopes`` enforces the view's ``required_scope
 
 The first time a process sees a token it is validated by django-oauth-toolkit itself (expiry,
 scopes, audience, application). What that resolves to — which partner, which scopes, until when —
-is then kept in process memory for a few seconds; but on every request one indexed query checks
-that the token still exists (revocation deletes it), that its credential is not revoked and that
-the partner is not suspended, so none of those can be outrun by the cache.
+is then kept in process memory for a few seconds; but on every request one query of three
+primary-key lookups checks that the token still exists (revocation deletes it), that its
+credential is not revoked and that the partner is not suspended, so none of those can be outrun
+by the cache.
 """
 
 import hashlib
@@ -32,6 +33,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from consents.api.problems import InsufficientScope, InvalidToken, PartnerSuspended
+from consents.api.selectors import metadata_cache_clear
 from consents.models import Partner, PartnerCredential, PartnerStatus
 
 GRANT_CACHE_SECONDS = 5.0
@@ -58,23 +60,25 @@ class PartnerRequest(Request):
 
 _grants: dict[str, tuple[float, PartnerToken]] = {}
 
+# Three primary-key lookups in one statement: cheap to plan and to run on every request.
 _LIVE_STATE_SQL = (
-    f"SELECT p.status, c.revoked_at FROM {AccessToken._meta.db_table} t"  # noqa: S608 (table names only)
-    f" JOIN {PartnerCredential._meta.db_table} c ON c.application_id = t.application_id"
-    f" JOIN {Partner._meta.db_table} p ON p.id = c.partner_id"
-    " WHERE t.id = %s"
+    f"SELECT (SELECT id FROM {AccessToken._meta.db_table} WHERE id = %s),"  # noqa: S608 (table names only)
+    f" (SELECT revoked_at IS NULL FROM {PartnerCredential._meta.db_table} WHERE id = %s),"
+    f" (SELECT status FROM {Partner._meta.db_table} WHERE id = %s)"
 )
 
 
 def process_state_clear() -> None:
-    """Forget this process's cached token grants and throttle counts (tests start from nothing)."""
+    """Forget this process's cached token grants, throttle counts and API metadata (for tests)."""
     _grants.clear()
     _windows.clear()
+    metadata_cache_clear()
 
 
-def _live_state(token_id: int) -> tuple[str, Any] | None:
+def _live_state(grant: PartnerToken) -> tuple[Any, Any, Any]:
+    """(token still exists, credential exists and is not revoked, partner status), now."""
     with connection.cursor() as cursor:
-        cursor.execute(_LIVE_STATE_SQL, [token_id])
+        cursor.execute(_LIVE_STATE_SQL, [grant.token_id, grant.credential_id, grant.partner_id])
         return cursor.fetchone()
 
 
@@ -104,11 +108,11 @@ class PartnerAuthentication(OAuth2Authentication):
         if grant.expires <= timezone.now():
             _grants.pop(key, None)
             raise InvalidToken()
-        state = _live_state(grant.token_id)
-        if state is None or state[1] is not None:
+        token_exists, credential_active, partner_status = _live_state(grant)
+        if token_exists is None or not credential_active or partner_status is None:
             _grants.pop(key, None)
             raise InvalidToken()
-        if state[0] != PartnerStatus.ACTIVE:
+        if partner_status != PartnerStatus.ACTIVE:
             raise PartnerSuspended()
         partner_id = grant.partner_id
         request.partner = SimpleLazyObject(lambda: Partner.objects.get(pk=partner_id))  # type: ignore[attr-defined]

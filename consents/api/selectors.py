@@ -5,6 +5,7 @@ is not offered), both come back as "not found", exactly like ids that do not exi
 """
 
 import base64
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,6 @@ from consents.models import (
     PartnerSubject,
     Purpose,
     PurposeVersion,
-    Sharing,
 )
 
 STATUS_NONE = "none"
@@ -100,28 +100,65 @@ def not_found_state(subject_id: str, purpose: str) -> ConsentState:
     return ConsentState(subject_id, purpose, STATUS_NOT_FOUND, False, None, None, None, None, None)
 
 
-# The single check is the API's hottest path. Written as one SQL statement because building the
-# equivalent ORM query costs several times more than running it; the statement is indexed on
-# partnersubject.subject_id (unique), sharing (partner, purpose) and consent (user, purpose).
+METADATA_SECONDS = 5.0
+_shared: dict[int, tuple[float, dict[str, tuple[int, str]]]] = {}
+_version_numbers: dict[int, int] = {}
+
+
+def metadata_cache_clear() -> None:
+    _shared.clear()
+    _version_numbers.clear()
+
+
+def _shared_purposes(partner_id: int) -> dict[str, tuple[int, str]]:
+    """The offered purposes the partner has an active sharing for: slug → (purpose id, legal basis).
+
+    In the purposes' display order. Kept in process memory for ``METADATA_SECONDS``: ending a
+    sharing or withdrawing a purpose reaches the API within that time. Consents, the answer
+    itself, are never cached.
+    """
+    now = time.monotonic()
+    cached = _shared.get(partner_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    purposes = Purpose.objects.published().filter(sharings__partner_id=partner_id, sharings__is_active=True)
+    shared = {slug: (pk, basis) for slug, pk, basis in purposes.values_list("slug", "pk", "legal_basis")}
+    _shared[partner_id] = (now + METADATA_SECONDS, shared)
+    return shared
+
+
+def _version_number(version_id: int | None) -> int | None:
+    """A notice version's number; versions never change once published, so they are kept."""
+    if version_id is None:
+        return None
+    if version_id not in _version_numbers:
+        _version_numbers.update(PurposeVersion.objects.values_list("pk", "number"))
+    return _version_numbers.get(version_id)
+
+
+# The single check is the API's hottest path: one statement, two unique-index lookups (the
+# pairwise id, then the consent), with the purpose and sharing already resolved from memory.
+# Raw SQL because building the equivalent ORM query costs several times more than running it.
 _CHECK_SQL = (
-    "SELECT p.legal_basis, c.status, c.granted_at, c.expires_at, c.revoked_at, v.number"  # noqa: S608
+    "SELECT c.status, c.granted_at, c.expires_at, c.revoked_at, c.version_id"  # noqa: S608
     f" FROM {PartnerSubject._meta.db_table} ps"
-    f" JOIN {Sharing._meta.db_table} s ON s.partner_id = ps.partner_id AND s.is_active"
-    f" JOIN {Purpose._meta.db_table} p ON p.id = s.purpose_id AND p.is_active"
-    f" LEFT JOIN {Consent._meta.db_table} c ON c.user_id = ps.user_id AND c.purpose_id = p.id"
-    f" LEFT JOIN {PurposeVersion._meta.db_table} v ON v.id = c.version_id"
-    " WHERE ps.subject_id = %s AND ps.partner_id = %s AND p.slug = %s AND p.current_version_id IS NOT NULL"
+    f" LEFT JOIN {Consent._meta.db_table} c ON c.user_id = ps.user_id AND c.purpose_id = %s"
+    " WHERE ps.subject_id = %s AND ps.partner_id = %s"
 )
 
 
 def consent_state(*, partner_id: int, subject_id: str, purpose: str) -> ConsentState | None:
     """One subject's consent to one purpose, in one query; ``None`` when out of the partner's reach."""
+    shared = _shared_purposes(partner_id).get(purpose)
+    if shared is None:
+        return None
+    purpose_id, legal_basis = shared
     with connection.cursor() as cursor:
-        cursor.execute(_CHECK_SQL, [subject_id, partner_id, purpose])
+        cursor.execute(_CHECK_SQL, [purpose_id, subject_id, partner_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    legal_basis, status, granted_at, expires_at, revoked_at, version = row
+    status, granted_at, expires_at, revoked_at, version_id = row
     return _state(
         subject_id=subject_id,
         purpose=purpose,
@@ -130,17 +167,9 @@ def consent_state(*, partner_id: int, subject_id: str, purpose: str) -> ConsentS
         granted_at=_aware(granted_at),
         expires_at=_aware(expires_at),
         revoked_at=_aware(revoked_at),
-        version=version,
+        version=_version_number(version_id),
         now=timezone.now(),
     )
-
-
-def _shared_purposes(partner_id: int, slugs: Iterable[str] | None = None) -> dict[str, tuple[int, str]]:
-    """The offered purposes the partner has an active sharing for: slug → (purpose id, legal basis)."""
-    purposes = Purpose.objects.published().filter(sharings__partner_id=partner_id, sharings__is_active=True)
-    if slugs is not None:
-        purposes = purposes.filter(slug__in=set(slugs))
-    return {slug: (pk, basis) for slug, pk, basis in purposes.values_list("slug", "pk", "legal_basis")}
 
 
 def _consent_rows(user_ids: Iterable[int], purpose_ids: Iterable[int]) -> dict[tuple[int, int], tuple]:
@@ -183,25 +212,23 @@ def _states_for(
     return results
 
 
-# The bulk check first resolves the purposes the partner receives (a handful of rows), then looks up
-# only the requested pairs, driven by a VALUES list: two unique-index lookups per pair, whatever
-# the number of subjects, purposes or consents.
+# The bulk check looks up only the requested pairs, driven by a VALUES list: two unique-index
+# lookups per pair, whatever the number of subjects, purposes or consents.
 _BULK_SQL = (
     "WITH requested (subject_id, purpose_id) AS (VALUES {pairs})"  # noqa: S608
     " SELECT requested.subject_id, requested.purpose_id, c.status, c.granted_at, c.expires_at, c.revoked_at,"
-    " v.number"
+    " c.version_id"
     " FROM requested"
     f" JOIN {PartnerSubject._meta.db_table} ps ON ps.subject_id = requested.subject_id AND ps.partner_id = %s"
     f" LEFT JOIN {Consent._meta.db_table} c ON c.user_id = ps.user_id AND c.purpose_id = requested.purpose_id"
-    f" LEFT JOIN {PurposeVersion._meta.db_table} v ON v.id = c.version_id"
 )
 
 
 def consent_states_bulk(*, partner_id: int, pairs: Sequence[tuple[str, str]]) -> list[ConsentState]:
-    """One result per (subject id, purpose) pair, in order, in two queries whatever the count."""
+    """One result per (subject id, purpose) pair, in order, in one query whatever the count."""
     if not pairs:
         return []
-    purposes = _shared_purposes(partner_id, {slug for _subject, slug in pairs})
+    purposes = _shared_purposes(partner_id)
     wanted = list(dict.fromkeys((subject, purposes[slug][0]) for subject, slug in pairs if slug in purposes))
     rows: list[tuple] = []
     if wanted:
@@ -214,7 +241,7 @@ def consent_states_bulk(*, partner_id: int, pairs: Sequence[tuple[str, str]]) ->
     slugs = {pk: (slug, basis) for slug, (pk, basis) in purposes.items()}
     now = timezone.now()
     found = {}
-    for subject_id, purpose_id, status, granted_at, expires_at, revoked_at, version in rows:
+    for subject_id, purpose_id, status, granted_at, expires_at, revoked_at, version_id in rows:
         slug, legal_basis = slugs[int(purpose_id)]
         found[(subject_id, slug)] = _state(
             subject_id=subject_id,
@@ -224,7 +251,7 @@ def consent_states_bulk(*, partner_id: int, pairs: Sequence[tuple[str, str]]) ->
             granted_at=_aware(granted_at),
             expires_at=_aware(expires_at),
             revoked_at=_aware(revoked_at),
-            version=version,
+            version=_version_number(version_id),
             now=now,
         )
     return [found.get(pair) or not_found_state(*pair) for pair in pairs]

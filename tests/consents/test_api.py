@@ -1,5 +1,6 @@
 """The partner API's endpoints: consent checks, the event feed, acknowledgements, errors, docs."""
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import Actor
+from consents.api.selectors import METADATA_SECONDS
 from consents.models import OutboxEvent
 from consents.services import (
     consent_grant,
@@ -144,6 +146,15 @@ def test_check_of_a_purpose_whose_sharing_ended_is_404(client, api_world):
     sharing.is_active = False
     sharing.save(update_fields=["is_active"])
     assert check(client, api_world.a, api_world.sid("a", "alice"), "analytics").status_code == 404
+
+
+def test_ending_a_sharing_reaches_a_running_server_within_seconds(client, api_world, monkeypatch):
+    sid = api_world.sid("a", "alice")
+    assert check(client, api_world.a, sid, "analytics").status_code == 200  # purposes now cached
+    api_world.a.partner.sharings.filter(purpose=api_world.analytics).update(is_active=False)
+    real_monotonic = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + METADATA_SECONDS + 0.1)
+    assert check(client, api_world.a, sid, "analytics").status_code == 404
 
 
 def test_unknown_subject_and_unshared_purpose_answer_the_same_404(client, api_world):
