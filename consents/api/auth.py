@@ -51,13 +51,6 @@ class PartnerToken:
     expires: datetime
 
 
-class PartnerRequest(Request):
-    """The request type of authenticated partner API views."""
-
-    auth: PartnerToken
-    partner: Partner
-
-
 _grants: dict[str, tuple[float, PartnerToken]] = {}
 
 # Three primary-key lookups in one statement: cheap to plan and to run on every request.
