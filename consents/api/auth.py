@@ -1,5 +1,9 @@
 """Authentication, scoping and throttling shared by every partner API view.
 
+Every authenticated endpoint subclasses ``PartnerApi`` and names its ``required_scopes``; inside
+the view, ``partner_token(request).partner_id`` (cheap) or ``request.partner`` (loaded on use)
+identify the caller, and every read and write must be scoped to it.
+
 A request carries an OAuth 2.0 bearer token issued by django-oauth-toolkit to a partner
 credential (client-credentials grant). ``PartnerAuthentication`` resolves it to the partner and
 sets ``request.partner``; ``PartnerScopes`` enforces the view's ``required_scopes``;
@@ -130,6 +134,11 @@ class PartnerAuthentication(OAuth2Authentication):
         )
 
 
+def partner_token(request: Request) -> PartnerToken:
+    """The calling partner's token grant, in a view behind ``PartnerApi``."""
+    return cast(PartnerToken, request.auth)
+
+
 class PartnerScopes(BasePermission):
     """The token must be a partner's and carry every scope in the view's ``required_scopes``."""
 
@@ -211,3 +220,12 @@ class PartnerRateThrottle(BaseThrottle):
 
     def wait(self) -> float:
         return self.retry_after
+
+
+class PartnerApi(APIView):
+    """Base of every authenticated endpoint: partner token, required scopes, per-partner throttle."""
+
+    authentication_classes = [PartnerAuthentication]
+    permission_classes = [PartnerScopes]
+    throttle_classes = [PartnerRateThrottle]
+    required_scopes: list[str] = []

@@ -6,7 +6,7 @@ for the OpenAPI schema (the bulk check renders up to 1,000 results within its ti
 """
 
 import uuid
-from typing import Any, cast
+from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
@@ -16,7 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from consents.api.auth import PartnerAuthentication, PartnerRateThrottle, PartnerScopes, PartnerToken
+from consents.api.auth import PartnerApi, partner_token
+from consents.api.fields import IDENTIFIER, TEXT, StrictRegexField
 from consents.api.problems import NotFoundProblem, ProblemError
 from consents.api.schema import PROBLEMS_AUTHENTICATED, PROBLEMS_WITH_BODY, problem
 from consents.api.selectors import (
@@ -51,26 +52,6 @@ SUBJECT_ID = OpenApiParameter(
 PURPOSE = OpenApiParameter("purpose", str, OpenApiParameter.PATH, description="The purpose's identifier (slug).")
 
 
-IDENTIFIER = r"^[A-Za-z0-9_-]+$"
-TEXT = r"^[^\x00]*$"
-
-
-class StrictRegexField(serializers.RegexField):
-    """A string field that refuses numbers and booleans instead of quietly turning them into text.
-
-    Its pattern is published in the schema, so what the schema allows is what the API accepts.
-    """
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-def partner_token(request: Request) -> PartnerToken:
-    return cast(PartnerToken, request.auth)
-
-
 class ConsentStateSerializer(serializers.Serializer):
     """One consent answer. ``granted`` is the only field a partner needs to decide."""
 
@@ -91,15 +72,6 @@ class ConsentStateSerializer(serializers.Serializer):
     granted_at = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField(allow_null=True)
     revoked_at = serializers.DateTimeField(allow_null=True)
-
-
-class PartnerApi(APIView):
-    """Base of every authenticated endpoint: partner token, required scopes, per-partner throttle."""
-
-    authentication_classes = [PartnerAuthentication]
-    permission_classes = [PartnerScopes]
-    throttle_classes = [PartnerRateThrottle]
-    required_scopes: list[str] = []
 
 
 class PingApi(APIView):
