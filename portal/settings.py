@@ -437,3 +437,28 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": crontab(minute=37, hour=3),
     },
 }
+
+# Partner API: OAuth 2.0 clients tied to partners, per-credential scopes, per-partner throttling.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER["OAUTH2_VALIDATOR_CLASS"] = "consents.api.oauth.PartnerOAuth2Validator"
+OAUTH2_PROVIDER["SCOPES_BACKEND_CLASS"] = "consents.api.oauth.PartnerCredentialScopes"
+# Requests per partner per window (DRF rate syntax: N/second, N/minute, N/hour, N/day).
+PARTNER_API_RATE = os.environ.get("PARTNER_API_RATE", "1200/minute")
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "consents.api.problems.problem_exception_handler"
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "consents.api.schema.PartnerApiSchema"
+SPECTACULAR_SETTINGS.update(
+    {
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        "COMPONENT_SPLIT_REQUEST": True,
+        "ENUM_NAME_OVERRIDES": {
+            "ConsentStateStatusEnum": "consents.api.views.CONSENT_STATE_STATUSES",
+            "CheckResultStatusEnum": "consents.api.views.CHECK_RESULT_STATUSES",
+            "EventConsentStatusEnum": "consents.api.views.EVENT_CONSENT_STATUSES",
+            "AckStatusEnum": "consents.api.views.ACK_STATUSES",
+            "EventTypeEnum": "consents.api.views.EVENT_TYPES",
+        },
+    }
+)
+INSTALLED_APPS.append("drf_spectacular_sidecar")

@@ -1,8 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+from oauth2_provider import views as oauth_views
 
 from consents import views as consents_views
+from consents.api.docs import DocsView
 from portal import views
+
+# Partners only use the client-credentials grant: token, revocation and introspection, no authorisation UI.
+oauth_urlpatterns = [
+    path("token/", oauth_views.TokenView.as_view(), name="token"),
+    path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
+    path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+]
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,4 +25,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("oauth/", include((oauth_urlpatterns, "oauth2_provider"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("consents.api.urls")),
 ]

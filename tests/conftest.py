@@ -1,9 +1,12 @@
+import base64
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -222,3 +225,51 @@ def worker_on_test_db(monkeypatch, transactional_db, media_root, request):
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("MEDIA_ROOT", str(media_root))
     return request.getfixturevalue("celery_worker_process")
+
+
+# Partner API -------------------------------------------------------------------------------
+
+
+@dataclass
+class ApiPartner:
+    """A partner with an API credential and a fresh access token from ``/oauth/token/``."""
+
+    partner: Any
+    credential: Any
+    secret: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token}"}
+
+
+def oauth_token(client, credential, secret: str, scope: str | None = None):
+    """The token endpoint's response for a client-credentials request with HTTP Basic auth."""
+    basic = base64.b64encode(f"{credential.application.client_id}:{secret}".encode()).decode()
+    data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+    return client.post("/oauth/token/", data, headers={"authorization": f"Basic {basic}"})
+
+
+@pytest.fixture
+def api_partner_factory(db, client):
+    """``make(slug=..., scopes=[...])`` → an ``ApiPartner`` whose token carries those scopes."""
+    from audit.services import Actor
+    from consents.api.auth import process_state_clear
+    from consents.models import PARTNER_SCOPES
+    from consents.services import partner_credential_create
+    from tests.factories import PartnerFactory
+
+    process_state_clear()
+
+    def make(slug: str = "partner-a", scopes: tuple[str, ...] = PARTNER_SCOPES, **partner_fields) -> ApiPartner:
+        partner = PartnerFactory(slug=slug, **partner_fields)
+        credential, secret = partner_credential_create(
+            partner=partner, label="production", scopes=scopes, actor=Actor.system("tests")
+        )
+        response = oauth_token(client, credential, secret)
+        assert response.status_code == 200, response.content
+        return ApiPartner(partner, credential, secret, response.json()["access_token"])
+
+    yield make
+    process_state_clear()

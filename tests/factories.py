@@ -95,3 +95,41 @@ class SharingFactory(factory.django.DjangoModelFactory):
     def categories(self, create: bool, extracted: list | None, **kwargs) -> None:
         if create:
             self.data_categories.set(extracted or self.purpose.current_version.data_categories.all())
+
+
+def outbox_event_create(*, partner, user, purpose=None, event_type="consent.revoked", created_at=None, **data):
+    """An outbox event in the shape the webhook service writes (the feed serves its payload as is)."""
+    import uuid
+
+    from django.utils import timezone
+
+    from consents.models import OutboxEvent
+    from consents.services import partner_subject_ensure
+
+    subject = partner_subject_ensure(partner=partner, user=user)
+    event_id = uuid.uuid4()
+    created_at = created_at or timezone.now()
+    if event_type == "subject.erasure_requested":
+        payload_data = {"subject_id": subject.subject_id, "request_id": "req_1", "due_at": "2030-01-31T00:00:00Z"}
+    else:
+        payload_data = {
+            "subject_id": subject.subject_id,
+            "purpose": purpose.slug if purpose else "marketing",
+            "status": event_type.removeprefix("consent."),
+            "granted": event_type == "consent.granted",
+            "notice_version": 1,
+            "granted_at": "2026-01-01T00:00:00Z",
+            "expires_at": None,
+            "revoked_at": None if event_type == "consent.granted" else created_at.isoformat(),
+            "reason": None if event_type == "consent.granted" else "user_action",
+        }
+    payload_data.update(data)
+    return OutboxEvent.objects.create(
+        id=event_id,
+        partner=partner,
+        subject=subject,
+        event_type=event_type,
+        payload={"id": str(event_id), "type": event_type, "timestamp": created_at.isoformat(), "data": payload_data},
+        created_at=created_at,
+        status="no_endpoint",
+    )

@@ -1,7 +1,16 @@
 """Staff screens for the consent domain, split by area: notices, partners, consent records."""
 
+from consents.admin.credentials import PartnerCredentialAdmin
 from consents.admin.notices import DataCategoryAdmin, PurposeAdmin
 from consents.admin.partners import PartnerAdmin, SharingAdmin
 from consents.admin.records import ConsentAdmin, ConsentReceiptAdmin
 
-__all__ = ["ConsentAdmin", "ConsentReceiptAdmin", "DataCategoryAdmin", "PartnerAdmin", "PurposeAdmin", "SharingAdmin"]
+__all__ = [
+    "ConsentAdmin",
+    "ConsentReceiptAdmin",
+    "DataCategoryAdmin",
+    "PartnerAdmin",
+    "PartnerCredentialAdmin",
+    "PurposeAdmin",
+    "SharingAdmin",
+]

@@ -8,11 +8,14 @@ from consents.models.consent import (
     ReceiptEvent,
     RevocationReason,
 )
+from consents.models.feed import FeedSequencer
 from consents.models.gpc import GpcSignal
 from consents.models.notices import DataCategory, DurationType, LegalBasis, Purpose, PurposeQuerySet, PurposeVersion
 from consents.models.outbox import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, EventType, OutboxEvent
 from consents.models.partners import (
+    PARTNER_SCOPES,
     Partner,
+    PartnerCredential,
     PartnerKind,
     PartnerStatus,
     PartnerSubject,
@@ -22,6 +25,7 @@ from consents.models.partners import (
 )
 
 __all__ = [
+    "PARTNER_SCOPES",
     "Consent",
     "ConsentMethod",
     "ConsentQuerySet",
@@ -33,11 +37,13 @@ __all__ = [
     "DeliveryStatus",
     "DurationType",
     "EventType",
+    "FeedSequencer",
     "GpcSignal",
     "Initiator",
     "LegalBasis",
     "OutboxEvent",
     "Partner",
+    "PartnerCredential",
     "PartnerKind",
     "PartnerStatus",
     "PartnerSubject",

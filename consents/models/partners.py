@@ -110,3 +110,63 @@ class PartnerSubject(models.Model):
 
     def __str__(self) -> str:
         return self.subject_id
+
+
+PARTNER_SCOPES = ("consents:read", "events:read", "access:write", "acks:write")
+
+
+def partner_scopes_default() -> str:
+    return " ".join(PARTNER_SCOPES)
+
+
+class PartnerCredential(models.Model):
+    """An OAuth 2.0 client (client-credentials grant) through which a partner calls the API.
+
+    The client secret lives hashed on the application; it is shown to staff once, when created or
+    rotated. A partner may hold several credentials so that a new one can be rolled out before
+    the old one is revoked.
+    """
+
+    partner = models.ForeignKey(
+        Partner, verbose_name=_("partner"), on_delete=models.CASCADE, related_name="credentials"
+    )
+    application = models.OneToOneField(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+        verbose_name=_("OAuth application"),
+        on_delete=models.PROTECT,
+        related_name="partner_credential",
+    )
+    label = models.CharField(_("label"), max_length=120, help_text=_("For example: production, staging."))
+    scopes = models.CharField(
+        _("scopes"),
+        max_length=200,
+        default=partner_scopes_default,
+        help_text=_("The API scopes this credential may ask for, separated by spaces."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    rotated_at = models.DateTimeField(_("secret rotated at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["partner", "-created_at"]
+        verbose_name = _("partner API credential")
+        verbose_name_plural = _("partner API credentials")
+
+    def __str__(self) -> str:
+        return f"{self.partner} · {self.label}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()

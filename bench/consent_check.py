@@ -1,0 +1,456 @@
+"""Benchmark: the consent check against a bare DRF endpoint, 1,000,000 consents, gunicorn sync x 2.
+
+    .venv/bin/python bench/consent_check.py [--duration 5] [--clients 3] [--rounds 4]
+
+Builds 100,000 consumers x 10 purposes = 1,000,000 consents with bulk inserts into a separate
+benchmark database (a SQLite file under /tmp/portal-bench, or PostgreSQL when DATABASE_URL is set;
+its database name must contain "bench", because the data is replaced), starts gunicorn (sync,
+2 workers, persistent database connections) on a free loopback port, and measures in the same run:
+
+- requests per second of ``GET /api/v1/ping`` (bare DRF, no authentication),
+- requests per second of ``GET /api/v1/subjects/{id}/consents/{purpose}`` (OAuth token, scopes,
+  throttle, partner scoping) for random subjects and purposes, and the ratio (target >= 0.60),
+- the latency of ``POST /api/v1/consents/check`` with 1,000 pairs (target <= 100 ms), measured
+  at the client over loopback, so an upper bound of the server time.
+
+The load comes from a few client processes in closed loops (Python http.client), bounded in time.
+They switch between the two endpoints every quarter of a second, all at once, so that both see the
+same background load: this machine's cores are shared (with the clients too), and measuring one
+endpoint after the other let a busy neighbour decide the ratio. Redis serves as
+the cache (throttle counters) when REDIS_URL is set; otherwise a private redis-server is started
+on a free port if one is installed, else the file cache is used.
+
+PostgreSQL: tune the server as for production with the data in memory (shared_buffers large enough,
+random_page_cost about 1.1 as on SSDs). With the default random_page_cost of 4, the planner reads
+the whole pairwise-id table for a bulk check instead of probing its index, about 2.5 times slower.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = Path(os.environ.get("BENCH_DIR", "/tmp/portal-bench"))  # noqa: S108 (a scratch database, by design)
+SUBJECTS = 100_000
+PURPOSES = 10
+SAMPLE_SUBJECTS = 20_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_environment(procs: list[subprocess.Popen]) -> dict[str, str]:
+    """The environment both this process and the server run with."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PORTAL_ENV": "development",
+        "DEBUG": "0",
+        "PORTAL_VAR_DIR": str(WORK / "var"),
+        "CONN_MAX_AGE": "600",
+        "PARTNER_API_RATE": "100000000/minute",
+        "LOG_LEVEL": "WARNING",
+    }
+    database_url = os.environ.get("DATABASE_URL", "")
+    if database_url:
+        name = urlparse(database_url).path.lstrip("/")
+        if "bench" not in name:
+            sys.exit(f"DATABASE_URL must name a database for benchmarks only (its name must contain 'bench'): {name}")
+        env["DATABASE_URL"] = database_url
+    else:
+        env["DATABASE_URL"] = f"sqlite:///{WORK / 'bench.sqlite3'}"
+    if os.environ.get("REDIS_URL"):
+        env["REDIS_URL"] = os.environ["REDIS_URL"]
+    elif shutil.which("redis-server"):
+        port = free_port()
+        procs.append(
+            subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL,
+            )
+        )
+        env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    os.environ.update(env)
+    return env
+
+
+def build_data() -> tuple[str, str, list[str], list[str]]:
+    """Fill the benchmark database once; returns client id, secret, sample subject ids, purpose slugs."""
+    import django
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    django.setup()
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    from audit.services import Actor
+    from consents.models import Consent, Partner, PartnerSubject
+    from consents.services import partner_credential_create
+
+    call_command("migrate", verbosity=0)
+    partner, _created = Partner.objects.get_or_create(
+        slug="bench-partner", defaults={"name": "Bench Partner", "kind": "service_provider", "country": "DE"}
+    )
+    slugs = [f"bench-purpose-{n}" for n in range(PURPOSES)]
+    if Consent.objects.count() < SUBJECTS * PURPOSES:
+        started = time.perf_counter()
+        print(f"building {SUBJECTS:,} consumers x {PURPOSES} purposes ...", flush=True)
+        _fill(partner, slugs)
+        print(f"  built in {time.perf_counter() - started:.1f} s", flush=True)
+    credential, secret = partner_credential_create(
+        partner=partner,
+        label=f"bench {datetime.now(UTC):%H:%M:%S}",
+        scopes=["consents:read"],
+        actor=Actor.system("bench"),
+    )
+    subject_ids = list(
+        PartnerSubject.objects.filter(partner=partner)
+        .order_by("?")
+        .values_list("subject_id", flat=True)[:SAMPLE_SUBJECTS]
+    )
+    connection.close()
+    return credential.application.client_id, secret, subject_ids, slugs
+
+
+def _fill(partner, slugs: list[str]) -> None:
+    from django.db import connection, transaction
+
+    from audit.services import Actor
+    from consents.models import Consent, DataCategory, PartnerSubject, Purpose, Sharing, subject_id_generate
+    from consents.services import purpose_version_publish
+    from portal.models import User
+
+    category, _created = DataCategory.objects.get_or_create(slug="bench-data", defaults={"name": "Bench data"})
+    purposes = []
+    for position, slug in enumerate(slugs):
+        purpose, _created = Purpose.objects.get_or_create(
+            slug=slug, defaults={"name": slug.replace("-", " ").title(), "legal_basis": "consent", "position": position}
+        )
+        if purpose.current_version_id is None:
+            purpose_version_publish(
+                purpose=purpose,
+                description="Benchmark purpose.",
+                retention="One year",
+                data_categories=[category],
+                material=False,
+                change_summary="First version",
+                actor=Actor.system("bench"),
+            )
+            purpose.refresh_from_db()
+        Sharing.objects.get_or_create(partner=partner, purpose=purpose)
+        purposes.append(purpose)
+
+    adapt = connection.ops.adapt_datetimefield_value
+    now = datetime.now(UTC)
+    rng = random.Random(42)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {Consent._meta.db_table}")  # noqa: S608
+            cursor.execute(f"DELETE FROM {PartnerSubject._meta.db_table} WHERE partner_id = %s", [partner.pk])  # noqa: S608
+        existing = User.objects.filter(email__startswith="bench-").count()
+        users = [
+            (
+                "!",
+                False,
+                "",
+                "",
+                False,
+                True,
+                adapt(now),
+                f"bench-{n}@example.com",
+                "gdpr",
+            )
+            for n in range(existing, SUBJECTS)
+        ]
+        _insert(
+            User._meta.db_table,
+            "password, is_superuser, first_name, last_name, is_staff, is_active, date_joined, email, jurisdiction",
+            users,
+        )
+        user_ids = list(User.objects.filter(email__startswith="bench-").values_list("pk", flat=True)[:SUBJECTS])
+        _insert(
+            PartnerSubject._meta.db_table,
+            "partner_id, user_id, subject_id, created_at",
+            [(partner.pk, user_id, subject_id_generate(), adapt(now)) for user_id in user_ids],
+        )
+        rows = []
+        for user_id in user_ids:
+            for purpose in purposes:
+                granted_at = now - timedelta(days=rng.randint(1, 700))
+                roll = rng.random()
+                status, revoked_at, expires_at, reason, duration, period = "granted", None, None, "", "persistent", None
+                if roll < 0.20:
+                    status, revoked_at, reason = "revoked", granted_at + timedelta(days=1), "user_action"
+                elif roll < 0.25:
+                    status = "reconsent_required"
+                elif roll < 0.40:
+                    duration, period = "time_bound", 365
+                    expires_at = granted_at + timedelta(days=period)
+                rows.append(
+                    (
+                        user_id,
+                        purpose.pk,
+                        purpose.current_version_id,
+                        status,
+                        "web",
+                        duration,
+                        period,
+                        adapt(granted_at),
+                        adapt(revoked_at) if revoked_at else None,
+                        adapt(expires_at) if expires_at else None,
+                        reason,
+                        "",
+                        "consumer",
+                        adapt(granted_at),
+                    )
+                )
+        _insert(
+            Consent._meta.db_table,
+            "user_id, purpose_id, version_id, status, method, duration_type, period_days, granted_at, revoked_at,"
+            " expires_at, revocation_reason, revocation_note, changed_by, updated_at",
+            rows,
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def _insert(table: str, columns: str, rows: list[tuple]) -> None:
+    """Bulk insert: COPY on PostgreSQL, executemany in one transaction on SQLite."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        placeholders = ", ".join(["%s"] * len(rows[0])) if rows else ""
+        for start in range(0, len(rows), 50_000):
+            cursor.executemany(
+                f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608
+                rows[start : start + 50_000],
+            )
+
+
+def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "--workers",
+            "2",
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/v1/ping")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("gunicorn did not start")
+
+
+def fetch_token(port: int, client_id: str, secret: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    conn.request(
+        "POST",
+        "/oauth/token/",
+        body="grant_type=client_credentials",
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    if response.status != 200:
+        sys.exit(f"token request failed: {response.status} {body}")
+    return body["access_token"]
+
+
+_job: dict = {}
+KINDS = ("ping", "check")
+
+
+def _client_loop(seed: int) -> tuple[dict[int, int], int]:
+    """One client process in a closed loop, switching endpoint with the phase of the shared clock.
+
+    Phases alternate ping, check, ping, check ... every ``phase`` seconds from ``start``, in all
+    client processes at once, so both endpoints see the same background load on this shared
+    machine. Returns the completed 200 responses per phase, and the count of anything else.
+    """
+    rng = random.Random(seed)
+    job = _job
+    check_headers = {"Authorization": f"Bearer {job['token']}"}
+    conn = http.client.HTTPConnection("127.0.0.1", job["port"], timeout=10)
+    counts: dict[int, int] = {}
+    other = 0
+    while (now := time.monotonic()) < job["end"]:
+        phase = int((now - job["start"]) // job["phase"])
+        if KINDS[phase % 2] == "check":
+            path = f"/api/v1/subjects/{rng.choice(job['subjects'])}/consents/{rng.choice(job['slugs'])}"
+            headers = check_headers
+        else:
+            path, headers = "/api/v1/ping", {}
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            other += 1
+            continue
+        done = int((time.monotonic() - job["start"]) // job["phase"])
+        if response.status == 200 and done == phase and phase >= 0:
+            counts[phase] = counts.get(phase, 0) + 1
+        elif response.status != 200:
+            other += 1
+        if response.getheader("connection", "").lower() == "close":
+            conn.close()
+    return counts, other
+
+
+def measure(
+    *, port: int, token: str, subjects: list[str], slugs: list[str], duration: float, clients: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Requests per second of ping and of the check, per round, measured in interleaved phases."""
+    phase = 0.25
+    phases_per_round = max(2, int(duration / phase) // 2 * 2)
+    context = multiprocessing.get_context("fork")
+    _job.update(port=port, token=token, subjects=subjects, slugs=slugs, phase=phase)
+    _job["start"] = time.monotonic() + 1.5  # earlier phases (negative) are a warm-up, not counted
+    _job["end"] = _job["start"] + rounds * phases_per_round * phase
+    with context.Pool(clients) as pool:
+        results = pool.map(_client_loop, range(clients))
+    other = sum(r[1] for r in results)
+    if other:
+        print(f"  warning: {other} responses were not 200 or failed", flush=True)
+    totals: dict[int, int] = {}
+    for counts, _other in results:
+        for index, count in counts.items():
+            totals[index] = totals.get(index, 0) + count
+    ping_rates, check_rates = [], []
+    for round_index in range(rounds):
+        indexes = range(round_index * phases_per_round, (round_index + 1) * phases_per_round)
+        seconds = phases_per_round / 2 * phase
+        ping_rates.append(sum(totals.get(i, 0) for i in indexes if i % 2 == 0) / seconds)
+        check_rates.append(sum(totals.get(i, 0) for i in indexes if i % 2 == 1) / seconds)
+    return ping_rates, check_rates
+
+
+def measure_bulk(*, port: int, token: str, subjects: list[str], slugs: list[str], runs: int = 30) -> list[float]:
+    rng = random.Random(7)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    timings = []
+    for run in range(runs + 3):
+        items = [{"subject_id": rng.choice(subjects), "purpose": rng.choice(slugs)} for _ in range(1000)]
+        body = json.dumps({"items": items})
+        started = time.perf_counter()
+        conn.request(
+            "POST",
+            "/api/v1/consents/check",
+            body=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        payload = response.read()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200:
+            sys.exit(f"bulk check failed: {response.status} {payload[:300]!r}")
+        if run >= 3:
+            timings.append(elapsed)
+        if response.getheader("connection", "").lower() == "close":
+            conn.close()
+    results = json.loads(payload)["results"]
+    assert len(results) == 1000
+    assert all(r["status"] != "not_found" for r in results)
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round (default 5)")
+    parser.add_argument("--clients", type=int, default=3, help="client processes (default 3)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds (default 4)")
+    args = parser.parse_args()
+
+    procs: list[subprocess.Popen] = []
+    try:
+        env = prepare_environment(procs)
+        engine = "PostgreSQL" if env["DATABASE_URL"].startswith("postgres") else "SQLite"
+        print(f"database: {engine}; cache: {'Redis' if env.get('REDIS_URL') else 'file'}", flush=True)
+        client_id, secret, subjects, slugs = build_data()
+        port = free_port()
+        server = start_server(env, port)
+        procs.append(server)
+        token = fetch_token(port, client_id, secret)
+
+        ping_rates, check_rates = measure(
+            port=port,
+            token=token,
+            subjects=subjects,
+            slugs=slugs,
+            duration=args.duration,
+            clients=args.clients,
+            rounds=args.rounds,
+        )
+        for number, (ping, check) in enumerate(zip(ping_rates, check_rates, strict=True), start=1):
+            print(f"round {number}: ping {ping:,.0f} req/s, check {check:,.0f} req/s, ratio {check / ping:.2f}")
+        timings = measure_bulk(port=port, token=token, subjects=subjects, slugs=slugs)
+
+        ping, check = statistics.mean(ping_rates), statistics.mean(check_rates)
+        timings.sort()
+        p95 = timings[int(len(timings) * 0.95) - 1]
+        print()
+        print(f"{SUBJECTS * PURPOSES:,} consents on {engine}, gunicorn sync x 2, {args.clients} client processes")
+        print(f"bare DRF endpoint (GET /api/v1/ping):           {ping:8,.0f} req/s")
+        print(f"consent check (GET .../consents/{{purpose}}):     {check:8,.0f} req/s")
+        ratios = [c / p for c, p in zip(check_rates, ping_rates, strict=True)]
+        print(
+            f"ratio:                                          {check / ping:8.2f}   (target >= 0.60;"
+            f" per round: {', '.join(f'{r:.2f}' for r in ratios)}, median {statistics.median(ratios):.2f})"
+        )
+        print(
+            f"bulk check of 1,000 pairs:                      {statistics.median(timings):8.1f} ms median,"
+            f" {p95:.1f} ms p95   (target <= 100 ms)"
+        )
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    main()

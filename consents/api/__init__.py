@@ -1,0 +1,1 @@
+"""The partner API (Django REST Framework): authentication, scoping, problem details and endpoints."""

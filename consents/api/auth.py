@@ -1,0 +1,231 @@
+"""Authentication, scoping and throttling shared by every partner API view.
+
+Every authenticated endpoint subclasses ``PartnerApi`` and names its ``required_scopes``; inside
+the view, ``partner_token(request).partner_id`` (cheap) or ``request.partner`` (loaded on use)
+identify the caller, and every read and write must be scoped to it.
+
+A request carries an OAuth 2.0 bearer token issued by django-oauth-toolkit to a partner
+credential (client-credentials grant). ``PartnerAuthentication`` resolves it to the partner and
+sets ``request.partner``; ``PartnerScopes`` enforces the view's ``required_scopes``;
+``PartnerRateThrottle`` limits requests per partner.
+
+The first time a process sees a token it is validated by django-oauth-toolkit itself (expiry,
+scopes, audience, application). What that resolves to — which partner, which scopes, until when —
+is then kept in process memory for a few seconds; but on every request one query of three
+primary-key lookups checks that the token still exists (revocation deletes it), that its
+credential is not revoked and that the partner is not suspended, so none of those can be outrun
+by the cache.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from oauth2_provider.models import AccessToken
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from consents.api.problems import InsufficientScope, InvalidToken, PartnerSuspended
+from consents.api.selectors import metadata_cache_clear
+from consents.models import Partner, PartnerCredential, PartnerStatus
+
+GRANT_CACHE_SECONDS = 5.0
+GRANT_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class PartnerToken:
+    """What a valid bearer token stands for; ``request.auth`` on every authenticated API request."""
+
+    token_id: int
+    partner_id: int
+    credential_id: int
+    scopes: frozenset[str]
+    expires: datetime
+
+
+_grants: dict[str, tuple[float, PartnerToken]] = {}
+
+# Three primary-key lookups in one statement: cheap to plan and to run on every request.
+_LIVE_STATE_SQL = (
+    f"SELECT (SELECT id FROM {AccessToken._meta.db_table} WHERE id = %s),"  # noqa: S608 (table names only)
+    f" (SELECT revoked_at IS NULL FROM {PartnerCredential._meta.db_table} WHERE id = %s),"
+    f" (SELECT status FROM {Partner._meta.db_table} WHERE id = %s)"
+)
+
+
+def process_state_clear() -> None:
+    """Forget this process's cached token grants, throttle counts and API metadata (for tests)."""
+    _grants.clear()
+    _windows.clear()
+    metadata_cache_clear()
+
+
+def _live_state(grant: PartnerToken) -> tuple[Any, Any, Any]:
+    """(token still exists, credential exists and is not revoked, partner status), now."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LIVE_STATE_SQL, [grant.token_id, grant.credential_id, grant.partner_id])
+        return cursor.fetchone()
+
+
+class PartnerAuthentication(OAuth2Authentication):
+    """Bearer tokens of partner credentials; sets ``request.partner`` (loaded only when used)."""
+
+    www_authenticate_realm = "partner-api"
+
+    def authenticate(self, request: Request) -> tuple[AnonymousUser, PartnerToken] | None:
+        scheme, _sep, raw_token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        raw_token = raw_token.strip()
+        if scheme.lower() != "bearer" or not raw_token:
+            return None
+        key = hashlib.sha256(raw_token.encode()).hexdigest()
+        now = time.monotonic()
+        cached = _grants.get(key)
+        if cached is not None and cached[0] > now:
+            grant = cached[1]
+        else:
+            found = self._grant_from_oauth(request)
+            if found is None:
+                raise InvalidToken()
+            grant = found
+            if len(_grants) >= GRANT_CACHE_MAX:
+                _grants.clear()
+            _grants[key] = (now + GRANT_CACHE_SECONDS, grant)
+        if grant.expires <= timezone.now():
+            _grants.pop(key, None)
+            raise InvalidToken()
+        token_exists, credential_active, partner_status = _live_state(grant)
+        if token_exists is None or not credential_active or partner_status is None:
+            _grants.pop(key, None)
+            raise InvalidToken()
+        if partner_status != PartnerStatus.ACTIVE:
+            raise PartnerSuspended()
+        partner_id = grant.partner_id
+        request.partner = SimpleLazyObject(lambda: Partner.objects.get(pk=partner_id))  # type: ignore[attr-defined]
+        return AnonymousUser(), grant
+
+    def _grant_from_oauth(self, request: Request) -> PartnerToken | None:
+        """Full validation by django-oauth-toolkit, then the credential the token was issued to."""
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        token = cast(AccessToken, result[1])
+        credentials = PartnerCredential.objects.filter(application_id=token.application_id)
+        credential = credentials.values_list("pk", "partner_id").first()
+        if credential is None:
+            return None
+        return PartnerToken(
+            token_id=token.pk,
+            partner_id=credential[1],
+            credential_id=credential[0],
+            scopes=frozenset(token.scope.split()),
+            expires=token.expires,
+        )
+
+
+def partner_token(request: Request) -> PartnerToken:
+    """The calling partner's token grant, in a view behind ``PartnerApi``."""
+    return cast(PartnerToken, request.auth)
+
+
+class PartnerScopes(BasePermission):
+    """The token must be a partner's and carry every scope in the view's ``required_scopes``."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        token = request.auth
+        if not isinstance(token, PartnerToken):
+            return False  # DRF answers 401 because an authenticator is configured
+        required = list(getattr(view, "required_scopes", []))
+        if not token.scopes.issuperset(required):
+            raise InsufficientScope(required)
+        return True
+
+
+def rate_parse(rate: str) -> tuple[int, int]:
+    """``"1200/minute"`` → ``(1200, 60)``, in DRF's rate syntax."""
+    count, _sep, period = rate.partition("/")
+    return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[period.strip()[0]]
+
+
+@dataclass
+class _WindowCount:
+    """This process's view of one partner's counter in the current window."""
+
+    key: str
+    known: int = 0  # the shared count when this process last added to it
+    pending: int = 0  # requests this process admitted since then
+    synced_at: float = 0.0
+
+
+_windows: dict[int, _WindowCount] = {}
+SYNC_SECONDS = 1.0
+SYNC_BATCH_MAX = 50
+
+
+def _shared_add(key: str, amount: int, timeout: int) -> int:
+    """Add to the shared counter (created with a lifetime if missing); returns the new total."""
+    try:
+        return cache.incr(key, amount)
+    except ValueError:
+        if cache.add(key, amount, timeout):
+            return amount
+        return cache.incr(key, amount)
+
+
+class PartnerRateThrottle(BaseThrottle):
+    """Requests per partner per fixed window (``PARTNER_API_RATE``), counted in the shared cache.
+
+    Every server process adds to one counter per partner and window, so the limit holds across
+    processes. To keep the cache off the hot path, a process adds its admissions in batches of up
+    to 1% of the limit (at most 50), or after a second, and always before it would refuse; so the
+    shared count lags by at most one batch per process. A fixed window lets a client burst up to
+    twice the rate across a window boundary, which is acceptable for abuse protection.
+    """
+
+    def __init__(self) -> None:
+        self.retry_after = 1
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        token = request.auth
+        if not isinstance(token, PartnerToken):
+            return True
+        limit, duration = rate_parse(settings.PARTNER_API_RATE)
+        now = time.time()
+        window = int(now // duration)
+        key = f"partner-api-throttle:{token.partner_id}:{duration}:{window}"
+        count = _windows.get(token.partner_id)
+        if count is None or count.key != key:
+            count = _windows[token.partner_id] = _WindowCount(key=key, synced_at=now)
+        count.pending += 1
+        batch = min(SYNC_BATCH_MAX, max(1, limit // 100))
+        if count.known + count.pending > limit or count.pending >= batch or now - count.synced_at >= SYNC_SECONDS:
+            count.known = _shared_add(key, count.pending, duration + 1)
+            count.pending = 0
+            count.synced_at = now
+        if count.known + count.pending <= limit:
+            return True
+        self.retry_after = max(1, int((window + 1) * duration - now + 0.999))
+        return False
+
+    def wait(self) -> float:
+        return self.retry_after
+
+
+class PartnerApi(APIView):
+    """Base of every authenticated endpoint: partner token, required scopes, per-partner throttle."""
+
+    authentication_classes = [PartnerAuthentication]
+    permission_classes = [PartnerScopes]
+    throttle_classes = [PartnerRateThrottle]
+    required_scopes: list[str] = []

@@ -1,0 +1,87 @@
+"""OpenAPI pieces shared by the partner API views: the security scheme and problem responses."""
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from oauth2_provider.settings import oauth2_settings
+from rest_framework import serializers
+
+from consents.api.problems import PROBLEM_CONTENT_TYPE
+
+SECURITY_SCHEME = "partnerOAuth"
+
+
+class PartnerApiSchema(AutoSchema):
+    """Names nested serializers after their view, e.g. ``EventFeedApi.OutputSerializer`` → ``EventFeedOutput``."""
+
+    def get_serializer_name(self, serializer: serializers.BaseSerializer, direction: str) -> str:
+        parts = type(serializer).__qualname__.split(".")
+        return "".join(part.removesuffix("Api").removesuffix("Serializer") for part in parts[:-1]) + parts[-1]
+
+
+class PartnerAuthenticationScheme(OpenApiAuthenticationExtension):
+    """OAuth 2.0 client credentials; each operation lists the scopes it needs."""
+
+    target_class = "consents.api.auth.PartnerAuthentication"
+    name = SECURITY_SCHEME
+    priority = 1
+
+    def get_security_requirement(self, auto_schema: AutoSchema) -> dict[str, list[str]]:
+        return {self.name: list(getattr(auto_schema.view, "required_scopes", []))}
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {
+            "type": "oauth2",
+            "description": (
+                "OAuth 2.0 client credentials (RFC 6749 §4.4). Ask `/oauth/token/` for a token with your client id"
+                " and secret (HTTP Basic), then send it as `Authorization: Bearer <token>`. Tokens last one hour."
+            ),
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": "/oauth/token/",
+                    "scopes": dict(oauth2_settings.SCOPES),
+                }
+            },
+        }
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="Dotted path of the field, empty for errors about the whole request.")
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details."""
+
+    type = serializers.CharField(help_text="A URI naming the kind of problem: `urn:privacy-portal:problem:<code>`.")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField(
+        help_text=(
+            "Stable machine-readable code: `not_authenticated`, `invalid_token`, `partner_suspended`,"
+            " `insufficient_scope`, `not_found`, `method_not_allowed`, `parse_error`, `invalid`, `invalid_cursor`,"
+            " `too_many_items`, `already_acknowledged`, `unsupported_media_type`, `not_acceptable`, `throttled`."
+        )
+    )
+    errors = FieldErrorSerializer(many=True)  # type: ignore[assignment]  # a field, not Serializer.errors
+
+
+def problem(description: str) -> OpenApiResponse:
+    return OpenApiResponse(response=ProblemSerializer, description=description)
+
+
+PROBLEMS_AUTHENTICATED: dict[Any, Any] = {
+    (401, PROBLEM_CONTENT_TYPE): problem("Missing, invalid, expired or revoked access token."),
+    (403, PROBLEM_CONTENT_TYPE): problem("The token lacks the scope, or the partner is suspended."),
+    (405, PROBLEM_CONTENT_TYPE): problem("Method not allowed."),
+    (406, PROBLEM_CONTENT_TYPE): problem("The Accept header asks for a format this API does not produce."),
+    (429, PROBLEM_CONTENT_TYPE): problem("Too many requests from this partner; see `Retry-After`."),
+}
+PROBLEMS_WITH_BODY: dict[Any, Any] = {
+    (400, PROBLEM_CONTENT_TYPE): problem("Malformed JSON or invalid fields (listed in `errors`)."),
+    (415, PROBLEM_CONTENT_TYPE): problem("The body must be `application/json`."),
+}

@@ -1,0 +1,302 @@
+"""Reads behind the partner API, every one scoped to the calling partner.
+
+A subject the partner has no pairwise id for, and a purpose it has no active sharing for (or that
+is not offered), both come back as "not found", exactly like ids that do not exist at all.
+"""
+
+import base64
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.core import signing
+from django.db import connection
+from django.utils import timezone
+
+from consents.models import (
+    Consent,
+    ConsentStatus,
+    LegalBasis,
+    OutboxEvent,
+    PartnerSubject,
+    Purpose,
+    PurposeVersion,
+)
+
+STATUS_NONE = "none"
+STATUS_NOT_REQUIRED = "not_required"
+STATUS_NOT_FOUND = "not_found"
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """The answer to "may this partner use this subject's data for this purpose now?"."""
+
+    subject_id: str
+    purpose: str
+    status: str
+    granted: bool
+    legal_basis: str | None
+    notice_version: int | None
+    granted_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def as_json(self) -> dict:
+        """The API representation, built directly (the bulk endpoint renders up to 1,000 of these)."""
+        return {
+            "subject_id": self.subject_id,
+            "purpose": self.purpose,
+            "status": self.status,
+            "granted": self.granted,
+            "legal_basis": self.legal_basis,
+            "notice_version": self.notice_version,
+            "granted_at": _iso(self.granted_at),
+            "expires_at": _iso(self.expires_at),
+            "revoked_at": _iso(self.revoked_at),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # Raw SQLite rows carry naive UTC datetimes; PostgreSQL's are already aware.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _state(
+    *,
+    subject_id: str,
+    purpose: str,
+    legal_basis: str,
+    status: str | None,
+    granted_at: datetime | None,
+    expires_at: datetime | None,
+    revoked_at: datetime | None,
+    version: int | None,
+    now: datetime,
+) -> ConsentState:
+    if legal_basis != LegalBasis.CONSENT:
+        # Contract, legal obligation, legitimate interest: the use does not depend on consent.
+        return ConsentState(subject_id, purpose, STATUS_NOT_REQUIRED, True, legal_basis, None, None, None, None)
+    if status is None:
+        return ConsentState(subject_id, purpose, STATUS_NONE, False, legal_basis, None, None, None, None)
+    if status == ConsentStatus.GRANTED and expires_at is not None and expires_at <= now:
+        # Past its end but not yet marked by the expiry job: already not granted.
+        status = ConsentStatus.EXPIRED
+    granted = status == ConsentStatus.GRANTED
+    return ConsentState(subject_id, purpose, status, granted, legal_basis, version, granted_at, expires_at, revoked_at)
+
+
+def not_found_state(subject_id: str, purpose: str) -> ConsentState:
+    return ConsentState(subject_id, purpose, STATUS_NOT_FOUND, False, None, None, None, None, None)
+
+
+METADATA_SECONDS = 5.0
+_shared: dict[int, tuple[float, dict[str, tuple[int, str]]]] = {}
+_version_numbers: dict[int, int] = {}
+
+
+def metadata_cache_clear() -> None:
+    _shared.clear()
+    _version_numbers.clear()
+
+
+def _shared_purposes(partner_id: int) -> dict[str, tuple[int, str]]:
+    """The offered purposes the partner has an active sharing for: slug → (purpose id, legal basis).
+
+    In the purposes' display order. Kept in process memory for ``METADATA_SECONDS``: ending a
+    sharing or withdrawing a purpose reaches the API within that time. Consents, the answer
+    itself, are never cached.
+    """
+    now = time.monotonic()
+    cached = _shared.get(partner_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    purposes = Purpose.objects.published().filter(sharings__partner_id=partner_id, sharings__is_active=True)
+    shared = {slug: (pk, basis) for slug, pk, basis in purposes.values_list("slug", "pk", "legal_basis")}
+    _shared[partner_id] = (now + METADATA_SECONDS, shared)
+    return shared
+
+
+def _version_number(version_id: int | None) -> int | None:
+    """A notice version's number; versions never change once published, so they are kept."""
+    if version_id is None:
+        return None
+    if version_id not in _version_numbers:
+        _version_numbers.update(PurposeVersion.objects.values_list("pk", "number"))
+    return _version_numbers.get(version_id)
+
+
+# The single check is the API's hottest path: one statement, two unique-index lookups (the
+# pairwise id, then the consent), with the purpose and sharing already resolved from memory.
+# Raw SQL because building the equivalent ORM query costs several times more than running it.
+_CHECK_SQL = (
+    "SELECT c.status, c.granted_at, c.expires_at, c.revoked_at, c.version_id"  # noqa: S608
+    f" FROM {PartnerSubject._meta.db_table} ps"
+    f" LEFT JOIN {Consent._meta.db_table} c ON c.user_id = ps.user_id AND c.purpose_id = %s"
+    " WHERE ps.subject_id = %s AND ps.partner_id = %s"
+)
+
+
+def consent_state(*, partner_id: int, subject_id: str, purpose: str) -> ConsentState | None:
+    """One subject's consent to one purpose, in one query; ``None`` when out of the partner's reach."""
+    shared = _shared_purposes(partner_id).get(purpose)
+    if shared is None:
+        return None
+    purpose_id, legal_basis = shared
+    with connection.cursor() as cursor:
+        cursor.execute(_CHECK_SQL, [purpose_id, subject_id, partner_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    status, granted_at, expires_at, revoked_at, version_id = row
+    return _state(
+        subject_id=subject_id,
+        purpose=purpose,
+        legal_basis=legal_basis,
+        status=status,
+        granted_at=_aware(granted_at),
+        expires_at=_aware(expires_at),
+        revoked_at=_aware(revoked_at),
+        version=_version_number(version_id),
+        now=timezone.now(),
+    )
+
+
+def _consent_rows(user_ids: Iterable[int], purpose_ids: Iterable[int]) -> dict[tuple[int, int], tuple]:
+    rows = Consent.objects.filter(user_id__in=set(user_ids), purpose_id__in=set(purpose_ids)).values_list(
+        "user_id", "purpose_id", "status", "granted_at", "expires_at", "revoked_at", "version__number"
+    )
+    return {(row[0], row[1]): row[2:] for row in rows}
+
+
+def _states_for(
+    pairs: Sequence[tuple[str, str]],
+    subjects: dict[str, int],
+    purposes: dict[str, tuple[int, str]],
+    consents: dict[tuple[int, int], tuple],
+) -> list[ConsentState]:
+    now = timezone.now()
+    results = []
+    for subject_id, slug in pairs:
+        user_id = subjects.get(subject_id)
+        purpose = purposes.get(slug)
+        if user_id is None or purpose is None:
+            results.append(not_found_state(subject_id, slug))
+            continue
+        status, granted_at, expires_at, revoked_at, version = consents.get(
+            (user_id, purpose[0]), (None, None, None, None, None)
+        )
+        results.append(
+            _state(
+                subject_id=subject_id,
+                purpose=slug,
+                legal_basis=purpose[1],
+                status=status,
+                granted_at=granted_at,
+                expires_at=expires_at,
+                revoked_at=revoked_at,
+                version=version,
+                now=now,
+            )
+        )
+    return results
+
+
+# The bulk check looks up only the requested pairs, driven by a VALUES list: two unique-index
+# lookups per pair, whatever the number of subjects, purposes or consents.
+_BULK_SQL = (
+    "WITH requested (subject_id, purpose_id) AS (VALUES {pairs})"  # noqa: S608
+    " SELECT requested.subject_id, requested.purpose_id, c.status, c.granted_at, c.expires_at, c.revoked_at,"
+    " c.version_id"
+    " FROM requested"
+    f" JOIN {PartnerSubject._meta.db_table} ps ON ps.subject_id = requested.subject_id AND ps.partner_id = %s"
+    f" LEFT JOIN {Consent._meta.db_table} c ON c.user_id = ps.user_id AND c.purpose_id = requested.purpose_id"
+)
+
+
+def consent_states_bulk(*, partner_id: int, pairs: Sequence[tuple[str, str]]) -> list[ConsentState]:
+    """One result per (subject id, purpose) pair, in order, in one query whatever the count."""
+    if not pairs:
+        return []
+    purposes = _shared_purposes(partner_id)
+    wanted = list(dict.fromkeys((subject, purposes[slug][0]) for subject, slug in pairs if slug in purposes))
+    rows: list[tuple] = []
+    if wanted:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _BULK_SQL.format(pairs=", ".join(["(%s, %s)"] * len(wanted))),
+                [value for pair in wanted for value in pair] + [partner_id],
+            )
+            rows = cursor.fetchall()
+    slugs = {pk: (slug, basis) for slug, (pk, basis) in purposes.items()}
+    now = timezone.now()
+    found = {}
+    for subject_id, purpose_id, status, granted_at, expires_at, revoked_at, version_id in rows:
+        slug, legal_basis = slugs[int(purpose_id)]
+        found[(subject_id, slug)] = _state(
+            subject_id=subject_id,
+            purpose=slug,
+            legal_basis=legal_basis,
+            status=status,
+            granted_at=_aware(granted_at),
+            expires_at=_aware(expires_at),
+            revoked_at=_aware(revoked_at),
+            version=_version_number(version_id),
+            now=now,
+        )
+    return [found.get(pair) or not_found_state(*pair) for pair in pairs]
+
+
+def subject_consent_states(*, partner_id: int, subject_id: str) -> list[ConsentState] | None:
+    """Every purpose the partner receives for this subject; ``None`` when the subject is not its."""
+    user_id = (
+        PartnerSubject.objects.filter(partner_id=partner_id, subject_id=subject_id)
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    if user_id is None:
+        return None
+    purposes = _shared_purposes(partner_id)  # in the purposes' display order
+    consents = _consent_rows([user_id], (pk for pk, _basis in purposes.values()))
+    return _states_for([(subject_id, slug) for slug in purposes], {subject_id: user_id}, purposes, consents)
+
+
+_cursor_signer = signing.Signer(salt="consents.api.feed-cursor")
+
+
+def feed_cursor_encode(*, partner_id: int, seq: int) -> str:
+    """An opaque cursor: the feed position, signed and bound to the partner."""
+    signed = _cursor_signer.sign(f"{partner_id}.{seq}")
+    return base64.urlsafe_b64encode(signed.encode()).decode().rstrip("=")
+
+
+def feed_cursor_decode(*, partner_id: int, cursor: str) -> int:
+    """The feed position in a cursor this partner was given; ``ValueError`` for anything else."""
+    try:
+        signed = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        owner, _sep, seq = _cursor_signer.unsign(signed).partition(".")
+    except (ValueError, signing.BadSignature) as exc:
+        raise ValueError("invalid cursor") from exc
+    if owner != str(partner_id) or not seq.isdigit():
+        raise ValueError("invalid cursor")
+    return int(seq)
+
+
+def feed_page(*, partner_id: int, after: int, limit: int) -> list[tuple[int, dict]]:
+    """The partner's next events in commit order: (feed position, event) pairs."""
+    events = (
+        OutboxEvent.objects.filter(partner_id=partner_id, feed_seq__gt=after)
+        .order_by("feed_seq")
+        .values_list("feed_seq", "payload")[:limit]
+    )
+    return [(seq, payload) for seq, payload in events if seq is not None]
