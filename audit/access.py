@@ -5,13 +5,14 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.models import AccessAction, AccessCategorySeen, AccessDaily, AccessEvent, AccessVerdict
 from audit.services import Actor, event_record
@@ -64,10 +65,10 @@ class ItemResult:
     verdict: str | None = None
     code: str | None = None
     detail: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, {})}
+        return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
 
 
 def _consent_covered(history: Sequence[dict[str, Any]], at: datetime) -> bool:
@@ -206,7 +207,7 @@ def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResul
                         report.event_id,
                         "conflict",
                         code="event_id_conflict",
-                        detail="This event_id was already used for an access with different content.",
+                        detail=str(_("This event_id was already used for an access with different content.")),
                     )
                 )
             continue
@@ -254,11 +255,15 @@ def _rejection(
 ) -> ItemResult | None:
     if report.subject_id not in subjects:
         return ItemResult(
-            report.event_id, "rejected", code="unknown_subject", detail="No such subject.", fields={"subject_id": 1}
+            report.event_id,
+            "rejected",
+            code="unknown_subject",
+            detail=str(_("No such subject for this partner.")),
+            fields=("subject_id",),
         )
     if report.purpose not in purposes:
         return ItemResult(
-            report.event_id, "rejected", code="unknown_purpose", detail="No such purpose.", fields={"purpose": 1}
+            report.event_id, "rejected", code="unknown_purpose", detail=str(_("No such purpose.")), fields=("purpose",)
         )
     unknown = sorted(set(report.categories) - set(categories))
     if unknown:
@@ -266,16 +271,16 @@ def _rejection(
             report.event_id,
             "rejected",
             code="unknown_category",
-            detail=f"Unknown data categories: {', '.join(unknown)}.",
-            fields={"categories": 1},
+            detail=str(_("Unknown data categories: %(categories)s.")) % {"categories": ", ".join(unknown)},
+            fields=("categories",),
         )
     if report.accessed_at > latest:
         return ItemResult(
             report.event_id,
             "rejected",
             code="accessed_at_in_future",
-            detail="accessed_at is in the future.",
-            fields={"accessed_at": 1},
+            detail=str(_("accessed_at is in the future.")),
+            fields=("accessed_at",),
         )
     return None
 

@@ -1,5 +1,6 @@
 from django.urls import path, re_path
 
+from audit.api import AccessEventIngestApi
 from consents.api import views
 
 app_name = "api"
@@ -11,5 +12,6 @@ urlpatterns = [
     path("consents/check", views.BulkConsentCheckApi.as_view(), name="consent-check-bulk"),
     path("events", views.EventFeedApi.as_view(), name="events"),
     path("events/<str:event_id>/ack", views.EventAckApi.as_view(), name="event-ack"),
+    path("access-events", AccessEventIngestApi.as_view(), name="access-events"),
     re_path(r"", views.NotFoundApi.as_view(), name="not-found"),
 ]

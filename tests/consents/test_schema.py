@@ -20,6 +20,7 @@ OPERATIONS = {
     ("post", "/api/v1/consents/check"),
     ("get", "/api/v1/events"),
     ("post", "/api/v1/events/{event_id}/ack"),
+    ("post", "/api/v1/access-events"),
 }
 
 

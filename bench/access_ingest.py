@@ -1,0 +1,144 @@
+"""Access-event ingest through the partner API: events per second, batches of 500.
+
+Usage: .venv/bin/python bench/access_ingest.py [--events 50000] [--batch 500]
+A throwaway SQLite database unless DATABASE_URL points at a scratch database (for PostgreSQL).
+Every request goes through the whole Django stack in process (OAuth bearer token, scope check,
+throttle, JSON parsing, validation, verdicts, bulk insert, rollups). The baseline, measured in the
+same run on the same data shape, is the ingest service called directly, without HTTP.
+Target (issue 5): at least 5,000 events per second through the endpoint.
+"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="bench-ingest-"))
+os.environ.setdefault("PORTAL_ENV", "development")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("PARTNER_API_RATE", "1000000/minute")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+import django
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from audit.access import AccessReport, access_events_ingest  # noqa: E402
+from audit.services import Actor  # noqa: E402
+from consents.models import DataCategory, Partner, PartnerKind, Purpose, Sharing  # noqa: E402
+from consents.services import (  # noqa: E402
+    consent_grant,
+    partner_credential_create,
+    partner_subject_ensure,
+    purpose_version_publish,
+)
+from portal.models import User  # noqa: E402
+
+SUBJECTS = 200
+
+
+def build() -> tuple[Partner, str, list[str]]:
+    call_command("migrate", verbosity=0)
+    categories = [DataCategory.objects.create(slug=f"cat-{i}", name=f"Category {i}") for i in range(3)]
+    purpose = Purpose.objects.create(slug="offers", name="Offers", legal_basis="consent")
+    purpose_version_publish(
+        purpose=purpose,
+        description="Bench",
+        retention="1 year",
+        data_categories=categories,
+        material=False,
+        change_summary="",
+        actor=Actor.system("bench"),
+    )
+    purpose.refresh_from_db()
+    partner = Partner.objects.create(slug="bench", name="Bench", kind=PartnerKind.ADVERTISER, country="DE")
+    Sharing.objects.create(partner=partner, purpose=purpose).data_categories.set(categories[:2])
+    subjects = []
+    for n in range(SUBJECTS):
+        user = User.objects.create_user(f"consumer{n}@example.com", None)
+        consent_grant(user=user, purpose=purpose, actor=Actor.consumer(user))
+        subjects.append(partner_subject_ensure(partner=partner, user=user).subject_id)
+    credential, secret = partner_credential_create(
+        partner=partner, label="bench", scopes=["access:write"], actor=Actor.system("bench")
+    )
+    basic = base64.b64encode(f"{credential.application.client_id}:{secret}".encode()).decode()
+    token = Client().post(
+        "/oauth/token/", {"grant_type": "client_credentials"}, headers={"authorization": f"Basic {basic}"}
+    )
+    return partner, token.json()["access_token"], subjects
+
+
+def batches(prefix: str, total: int, size: int, subjects: list[str]) -> list[list[dict]]:
+    now = timezone.now()
+    events = [
+        {
+            "event_id": f"{prefix}-{n}",
+            "subject_id": subjects[n % len(subjects)],
+            "purpose": "offers",
+            "categories": [f"cat-{n % 2}"],
+            "accessed_at": (now - timedelta(seconds=n)).isoformat(),
+            "action": "read",
+            "detail": "Offer scored",
+        }
+        for n in range(total)
+    ]
+    return [events[i : i + size] for i in range(0, total, size)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+    partner, token, subjects = build()
+    client = Client()
+    headers = {"authorization": f"Bearer {token}"}
+
+    bodies = [json.dumps({"events": b}) for b in batches("api", args.events, args.batch, subjects)]
+    started = time.perf_counter()
+    for body in bodies:
+        response = client.post("/api/v1/access-events", body, content_type="application/json", headers=headers)
+        assert response.status_code == 200, response.content[:300]
+        assert response.json()["created"] == args.batch
+    api_seconds = time.perf_counter() - started
+
+    reports = [
+        [
+            AccessReport(
+                event_id=e["event_id"],
+                subject_id=e["subject_id"],
+                purpose=e["purpose"],
+                categories=tuple(e["categories"]),
+                accessed_at=timezone.now() - timedelta(seconds=1),
+                action=e["action"],
+                detail=e["detail"],
+            )
+            for e in b
+        ]
+        for b in batches("direct", args.events, args.batch, subjects)
+    ]
+    started = time.perf_counter()
+    for batch in reports:
+        access_events_ingest(partner=partner, reports=batch)
+    direct_seconds = time.perf_counter() - started
+
+    api_rate, direct_rate = args.events / api_seconds, args.events / direct_seconds
+    print(f"database: {django.db.connection.vendor}, {args.events:,} events in batches of {args.batch}")
+    print(f"  endpoint (full HTTP stack): {api_rate:>9,.0f} events/s  ({api_seconds:.2f} s)")
+    print(f"  service only (baseline):    {direct_rate:>9,.0f} events/s  ({direct_seconds:.2f} s)")
+    print(f"  ratio endpoint / baseline:  {api_rate / direct_rate:>9.2f}")
+    print(f"  target: >= 5,000 events/s through the endpoint: {'met' if api_rate >= 5000 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
