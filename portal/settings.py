@@ -402,3 +402,17 @@ LOGGING: dict[str, Any] = {
 if TESTING:
     # The default hasher costs about a second a login on these machines.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Webhooks: the outbox relay and delivery to partners' endpoints (consents/outbox.py, webhooks.py,
+# tasks_delivery.py). Private and loopback webhook URLs are refused unless WEBHOOK_ALLOW_PRIVATE
+# is on; it defaults to on only in development, for the local demo partner.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=PORTAL_ENV == "development")
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+OUTBOX_RELAY_GRACE_SECONDS = env_int("OUTBOX_RELAY_GRACE_SECONDS", 5)
+OUTBOX_RELAY_BATCH = env_int("OUTBOX_RELAY_BATCH", 500)
+CELERY_IMPORTS = ["consents.tasks_delivery"]
+CELERY_BEAT_SCHEDULE["outbox-relay"] = {
+    "task": "consents.tasks_delivery.outbox_relay",
+    "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5)),
+    "options": {"expires": 30},
+}
