@@ -15,8 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from audit.services import Actor
+from consents.delivery import OutboxError, outbox_event_redrive, partner_webhook_enable
 from consents.models import DeliveryAttempt, OutboxEvent, Partner
-from consents.outbox import OutboxError, outbox_event_redrive, partner_webhook_enable
 
 
 class DeliveryAttemptInline(admin.TabularInline):

@@ -14,14 +14,14 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from consents.models import DeliveryStatus, Partner
-from consents.outbox import (
+from consents.delivery import (
     AttemptResult,
-    delivery_queue,
     outbox_attempt_record,
     outbox_due_requeue,
     outbox_event_claim,
 )
+from consents.models import DeliveryStatus, Partner
+from consents.outbox import delivery_queue
 from consents.webhooks import WebhookError, encode_body, webhook_send
 from portal.models import User
 
