@@ -17,7 +17,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -100,20 +100,23 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | None:
     )
     if not claimed:
         return None
-    event = OutboxEvent.objects.select_related("partner").get(pk=event_id)
-    partner = event.partner
-    if not partner.webhook_url or partner.webhook_disabled_at is not None:
+    # Plain values, not model instances: this runs for every delivery and the rows are only read.
+    attempt, payload, url, secret, previous_secret, disabled_at = OutboxEvent.objects.values_list(
+        "attempts",
+        "payload",
+        "partner__webhook_url",
+        "partner__webhook_secret",
+        "partner__webhook_secret_previous",
+        "partner__webhook_disabled_at",
+    ).get(pk=event_id)
+    if not url or disabled_at is not None:
         # The endpoint was removed or disabled after the event was written: the feed serves it.
-        OutboxEvent.objects.filter(pk=event.pk, attempts=event.attempts).update(
+        OutboxEvent.objects.filter(pk=event_id, attempts=attempt).update(
             status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None, attempts=F("attempts") - 1
         )
         return None
-    secrets = [partner.webhook_secret]
-    if partner.webhook_secret_previous:
-        secrets.append(partner.webhook_secret_previous)
-    return DeliveryClaim(
-        event_id=event.pk, attempt=event.attempts, url=partner.webhook_url, secrets=secrets, payload=event.payload
-    )
+    secrets = [secret, previous_secret] if previous_secret else [secret]
+    return DeliveryClaim(event_id=uuid.UUID(str(event_id)), attempt=attempt, url=url, secrets=secrets, payload=payload)
 
 
 def retry_delay(*, attempts_made: int, retry_after: timedelta | None = None) -> timedelta:
@@ -147,52 +150,56 @@ def _describe(result: AttemptResult) -> str:
     return f"{text}: {result.error}"[:500] if result.error else text
 
 
+@dataclass(frozen=True)
+class AttemptRecorded:
+    outcome: DeliveryOutcome
+    status: str  # the event's status now, or "superseded" if a later attempt or staff action owns it
+    next_attempt_at: datetime | None = None
+
+
 @transaction.atomic
-def outbox_attempt_record(*, event_id: uuid.UUID | str, attempt: int, result: AttemptResult) -> OutboxEvent:
-    """Record one attempt and move the event on: delivered, retrying, dead, or endpoint gone."""
+def outbox_attempt_record(*, event_id: uuid.UUID, attempt: int, result: AttemptResult) -> AttemptRecorded:
+    """Record one attempt and move the event on: delivered, retrying, dead, or endpoint gone.
+
+    Every update is conditional on the claim still being this attempt's, so a stale attempt (its
+    lease ran out and another worker took over, or staff re-drove the event) only adds history.
+    """
     now = timezone.now()
-    event = OutboxEvent.objects.select_for_update().select_related("partner").get(pk=event_id)
     outcome = _outcome(result, attempt)
     DeliveryAttempt.objects.create(
-        event=event,
+        event_id=event_id,
         attempted_at=now - timedelta(milliseconds=result.duration_ms),
         status_code=result.status_code,
         duration_ms=result.duration_ms,
         error=_describe(result) if outcome != DeliveryOutcome.DELIVERED else "",
         outcome=outcome,
     )
-    fields = ["status", "next_attempt_at", "last_error"]
+    event = OutboxEvent.objects.filter(pk=event_id)
     if outcome == DeliveryOutcome.DELIVERED:
-        if event.status == DeliveryStatus.DELIVERED:
-            return event
-        event.status = DeliveryStatus.DELIVERED
-        event.delivered_at = now
-        event.next_attempt_at = None
-        event.last_error = ""
-        event.save(update_fields=[*fields, "delivered_at"])
-        return event
-    if event.attempts != attempt or event.status not in WAITING:
-        # A later attempt or a staff action owns the event now; this attempt is history only.
-        return event
-    event.last_error = _describe(result)
+        # Delivered is delivered, whoever holds the claim now.
+        event.exclude(status=DeliveryStatus.DELIVERED).update(
+            status=DeliveryStatus.DELIVERED, delivered_at=now, next_attempt_at=None, last_error=""
+        )
+        return AttemptRecorded(outcome, DeliveryStatus.DELIVERED)
+    current = event.filter(attempts=attempt, status__in=WAITING)
     if outcome == DeliveryOutcome.GONE:
-        event.status = DeliveryStatus.NO_ENDPOINT
-        event.next_attempt_at = None
-        event.save(update_fields=fields)
-        partner_webhook_disable(partner=event.partner, event=event)
+        status, next_attempt_at = DeliveryStatus.NO_ENDPOINT, None
     elif attempt >= MAX_ATTEMPTS:
-        event.status = DeliveryStatus.DEAD
-        event.next_attempt_at = None
-        event.save(update_fields=fields)
+        status, next_attempt_at = DeliveryStatus.DEAD, None
     else:
-        event.status = DeliveryStatus.RETRYING
-        event.next_attempt_at = now + retry_delay(attempts_made=attempt, retry_after=result.retry_after)
-        event.save(update_fields=fields)
-    return event
+        status = DeliveryStatus.RETRYING
+        next_attempt_at = now + retry_delay(attempts_made=attempt, retry_after=result.retry_after)
+    updated = current.update(status=status, next_attempt_at=next_attempt_at, last_error=_describe(result))
+    if outcome == DeliveryOutcome.GONE:
+        # The endpoint is gone whichever attempt found out.
+        partner_webhook_disable(partner=Partner.objects.get(events__pk=event_id), event_id=event_id)
+    if not updated:
+        return AttemptRecorded(outcome, "superseded")
+    return AttemptRecorded(outcome, status, next_attempt_at)
 
 
 @transaction.atomic
-def partner_webhook_disable(*, partner: Partner, event: OutboxEvent | None = None) -> bool:
+def partner_webhook_disable(*, partner: Partner, event_id: uuid.UUID | None = None) -> bool:
     """The partner's endpoint answered 410 Gone: stop sending, leave its waiting events to the feed, alert staff.
 
     Returns whether this call disabled it (``False`` if it already was).
@@ -213,7 +220,7 @@ def partner_webhook_disable(*, partner: Partner, event: OutboxEvent | None = Non
         data={
             "webhook_url": partner.webhook_url,
             "reason": "410 Gone",
-            "event": str(event.pk) if event is not None else None,
+            "event": str(event_id) if event_id is not None else None,
             "events_left_to_feed": moved,
         },
     )

@@ -51,12 +51,12 @@ def outbox_event_deliver(event_id: str) -> str:
         )
     except WebhookError as exc:
         result = AttemptResult(status_code=None, duration_ms=exc.duration_ms, error=exc.message, refused=exc.refused)
-    event = outbox_attempt_record(event_id=claim.event_id, attempt=claim.attempt, result=result)
-    if event.status == DeliveryStatus.RETRYING and event.next_attempt_at is not None:
-        wait = event.next_attempt_at - timezone.now()
+    recorded = outbox_attempt_record(event_id=claim.event_id, attempt=claim.attempt, result=result)
+    if recorded.status == DeliveryStatus.RETRYING and recorded.next_attempt_at is not None:
+        wait = recorded.next_attempt_at - timezone.now()
         if wait <= COUNTDOWN_MAX:
             delivery_queue([event_id], countdown=max(0.0, wait.total_seconds()))
-    return event.status
+    return recorded.status
 
 
 @shared_task(ignore_result=True)
