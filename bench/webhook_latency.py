@@ -32,7 +32,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between latency samples")
     parser.add_argument("--burst-consumers", type=int, default=500, help="revocations in the burst")
     parser.add_argument("--burst-partners", type=int, default=4, help="partners receiving each burst revocation")
-    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes that run tasks")
+    parser.add_argument(
+        "--pool",
+        choices=["prefork", "solo"],
+        default="prefork",
+        help="prefork: one worker with --concurrency PROCESSES (as `runall` starts it); solo: PROCESSES workers",
+    )
     return parser.parse_args()
 
 
@@ -90,6 +96,28 @@ class Receiver:
             time.sleep(0.005)
         missing = sum(1 for i in ids if i not in self.arrivals)
         raise SystemExit(f"{missing} of {len(ids)} webhooks did not arrive within {timeout} s")
+
+
+def cpu_seconds(root_pids: list[int]) -> float:
+    """User + system CPU time of these processes and all their descendants (Linux /proc)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+    wanted = set(root_pids)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in wanted} - wanted
+        grew = bool(children)
+        wanted |= children
+    return sum(times.get(pid, 0.0) for pid in wanted)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -157,15 +185,21 @@ def main() -> None:
     for partner in partners:
         Sharing.objects.create(partner=partner, purpose=burst_purpose)
 
-    worker = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING"),
-            *("--concurrency", str(args.concurrency), "--pool", "prefork"),
-            *("--without-heartbeat", "--without-gossip", "--without-mingle"),
-        ],
-        cwd=ROOT,
-        env=os.environ.copy(),
-    )
+    if args.pool == "prefork":
+        pools = [("--concurrency", str(args.processes), "--pool", "prefork")]
+    else:
+        pools = [("--pool", "solo", "--hostname", f"bench{n}@%h") for n in range(args.processes)]
+    workers = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING", *pool),
+                *("--without-heartbeat", "--without-gossip", "--without-mingle"),
+            ],
+            cwd=ROOT,
+            env=os.environ.copy(),
+        )
+        for pool in pools
+    ]
 
     def revoke(user: User, purpose: object) -> list[str]:
         consent = consent_revoke(user=user, purpose=purpose, actor=Actor.consumer(user))
@@ -190,27 +224,40 @@ def main() -> None:
         print(f"burst: {len(burst_users)} revocations x {len(partners)} partners, committed at once ...")
         ids = []
         committed: list[float] = []
+        worker_cpu_before = cpu_seconds([w.pid for w in workers])
+        own_cpu_before = time.process_time()
         with transaction.atomic():
             # Registered first, so it runs first after the commit, before the deliveries are queued.
             transaction.on_commit(lambda: committed.append(time.time()))
             for user in burst_users:
                 ids.extend(revoke(user, burst_purpose))
         receiver.wait_for(ids, timeout=600)
+        worker_cpu = cpu_seconds([w.pid for w in workers]) - worker_cpu_before
+        own_cpu = time.process_time() - own_cpu_before
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
 
     arrivals = sorted(receiver.arrivals[i] for i in ids)
     elapsed = arrivals[-1] - committed[0]
     steady = arrivals[-1] - arrivals[0]
     print()
-    print(f"revoke → signed webhook received ({len(latencies)} samples, {connection.vendor})")
+    print(f"{connection.vendor}, {args.processes} worker processes ({args.pool}), Redis broker")
+    print(f"revoke → signed webhook received ({len(latencies)} samples)")
     print(f"  p50 {statistics.median(latencies):7.1f} ms")
     print(f"  p95 {percentile(latencies, 0.95):7.1f} ms   (target ≤ 500 ms)")
     print(f"  max {max(latencies):7.1f} ms")
     print(f"burst of {len(ids)} webhooks")
     print(f"  commit → last received: {elapsed:.2f} s = {len(ids) / elapsed:.0f} deliveries/s   (target ≥ 150/s)")
     print(f"  first → last received:  {steady:.2f} s = {(len(ids) - 1) / steady:.0f} deliveries/s")
+    print(
+        f"  CPU per delivery: workers {worker_cpu / len(ids) * 1000:.1f} ms; "
+        f"this process (producer, enqueue, receiver) {own_cpu / len(ids) * 1000:.1f} ms"
+    )
+    print(f"  the workers' CPU alone would allow ≈ {2 * len(ids) / worker_cpu:.0f} deliveries/s on 2 idle cores")
+    print(f"load average at the end: {' / '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
     print(f"signature failures at the receiver: {receiver.failures}")
 
 

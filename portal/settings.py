@@ -411,6 +411,11 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 OUTBOX_RELAY_GRACE_SECONDS = env_int("OUTBOX_RELAY_GRACE_SECONDS", 5)
 OUTBOX_RELAY_BATCH = env_int("OUTBOX_RELAY_BATCH", 500)
 CELERY_IMPORTS = ["consents.tasks_delivery"]
+# Celery's Django fix-up closes the database connection before and after every task unless this is
+# set, which costs a reconnect per delivery (on PostgreSQL a TCP handshake and authentication).
+# With it, connections live as CONN_MAX_AGE says; portal/celery.py runs Django's own per-request
+# check (close_old_connections) around each task instead, so broken connections are still dropped.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULE["outbox-relay"] = {
     "task": "consents.tasks_delivery.outbox_relay",
     "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5)),
