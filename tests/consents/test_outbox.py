@@ -296,3 +296,14 @@ def test_delivery_state_partial_says_it_in_words(consumer, purpose, receiving_pa
     assert "acted on your decision" in html
     assert f'datetime="{state.since.isoformat()}"' in html
     assert 'aria-hidden="true"' in html
+
+
+def test_delivery_state_partial_can_leave_the_partner_name_to_screen_readers(consumer, purpose, receiving_partner):
+    consent = revoke(consumer, purpose)
+    (state,) = consent_delivery_states([consent])[consent.pk]
+
+    html = render_to_string("consents/_delivery_state.html", {"state": state, "hide_partner": True})
+
+    assert f'<span class="visually-hidden">{receiving_partner.name}:</span>' in html
+    assert "Sending" in html
+    assert "We are sending your decision to the partner." in html
