@@ -105,8 +105,8 @@ def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     return None
 
 
-def resolve_checked(url: str) -> tuple[str, str, IPAddress, int]:
-    """Scheme, host name and the one checked address and port that ``url`` may be sent to.
+def resolve_checked(url: str) -> tuple[str, str, list[IPAddress], int]:
+    """Scheme, host name, the checked addresses (in resolver order) and the port ``url`` may be sent to.
 
     Every address the name resolves to must pass: a name that answers with one public and one
     private address is refused rather than trusted half-way.
@@ -137,7 +137,7 @@ def resolve_checked(url: str) -> tuple[str, str, IPAddress, int]:
     for address in addresses:
         if reason := address_refusal(address, allow_private=allow_private):
             raise WebhookError(f"refused: {reason}", refused=True)
-    return scheme, host, addresses[0], port
+    return scheme, host, addresses, port
 
 
 def signature_header(*, secrets: list[str], msg_id: str, timestamp: datetime, body: str) -> str:
@@ -215,11 +215,10 @@ def webhook_send(*, url: str, msg_id: str, body: str, secrets: list[str]) -> Web
         return int((time.monotonic() - started) * 1000)
 
     try:
-        scheme, host, address, port = resolve_checked(url)
+        scheme, host, addresses, port = resolve_checked(url)
     except WebhookError as exc:
         exc.duration_ms = elapsed_ms()
         raise
-    target = httpx.URL(url).copy_with(host=str(address), port=port)
     bracketed = f"[{host}]" if ":" in host else host
     host_header = bracketed if port == (443 if scheme == "https" else 80) else f"{bracketed}:{port}"
     headers = {
@@ -228,20 +227,29 @@ def webhook_send(*, url: str, msg_id: str, body: str, secrets: list[str]) -> Web
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
     }
-    client = _pool.get((scheme, host, str(address), port), settings.WEBHOOK_TIMEOUT_SECONDS)
-    try:
-        with client.stream(
-            "POST", target, content=body.encode(), headers=headers, extensions={"sni_hostname": host}
-        ) as response:
-            excerpt = b""
-            for chunk in response.iter_bytes():
-                excerpt += chunk
-                if len(excerpt) >= ERROR_EXCERPT_BYTES:
-                    break
-    except httpx.TimeoutException as exc:
-        raise WebhookError(f"timed out: {type(exc).__name__}", duration_ms=elapsed_ms()) from exc
-    except httpx.HTTPError as exc:
-        raise WebhookError(f"{type(exc).__name__}: {exc}"[:300], duration_ms=elapsed_ms()) from exc
+    for index, address in enumerate(addresses):
+        # Connect to the checked address itself (never re-resolve); try the next one only if the
+        # connection could not be opened, so nothing is ever sent twice.
+        target = httpx.URL(url).copy_with(host=str(address), port=port)
+        client = _pool.get((scheme, host, str(address), port), settings.WEBHOOK_TIMEOUT_SECONDS)
+        try:
+            with client.stream(
+                "POST", target, content=body.encode(), headers=headers, extensions={"sni_hostname": host}
+            ) as response:
+                excerpt = b""
+                for chunk in response.iter_bytes():
+                    excerpt += chunk
+                    if len(excerpt) >= ERROR_EXCERPT_BYTES:
+                        break
+        except httpx.ConnectError as exc:
+            if index + 1 < len(addresses):
+                continue
+            raise WebhookError(f"{type(exc).__name__}: {exc}"[:300], duration_ms=elapsed_ms()) from exc
+        except httpx.TimeoutException as exc:
+            raise WebhookError(f"timed out: {type(exc).__name__}", duration_ms=elapsed_ms()) from exc
+        except httpx.HTTPError as exc:
+            raise WebhookError(f"{type(exc).__name__}: {exc}"[:300], duration_ms=elapsed_ms()) from exc
+        break
     return WebhookResponse(
         status_code=response.status_code,
         duration_ms=elapsed_ms(),

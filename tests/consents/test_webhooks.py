@@ -158,9 +158,9 @@ def test_only_http_and_https_are_allowed(allow_private, url):
     "url", ["http://127.0.0.1:8001/hook", "http://localhost/hook", "http://10.1.2.3/", "http://169.254.10.10/"]
 )
 def test_private_and_loopback_are_allowed_with_the_development_flag(allow_private, url):
-    scheme, _host, address, _port = resolve_checked(url)
+    scheme, _host, addresses, _port = resolve_checked(url)
     assert scheme == "http"
-    assert not ipaddress.ip_address(address).is_global
+    assert not any(address.is_global for address in addresses)
 
 
 @pytest.mark.parametrize("url", ["http://169.254.169.254/", "http://[fd00:ec2::254]/", "http://100.100.100.200/"])
@@ -190,7 +190,7 @@ def test_public_address_passes_the_guard(deny_private, monkeypatch):
     assert resolve_checked("https://partner.example/hook") == (
         "https",
         "partner.example",
-        ipaddress.ip_address("93.184.215.14"),
+        [ipaddress.ip_address("93.184.215.14")],
         443,
     )
 
@@ -233,3 +233,22 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now=now) == timedelta(0)
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None) is None
+
+
+def test_next_checked_address_is_tried_when_the_first_refuses_the_connection(
+    allow_private, monkeypatch, webhook_receiver
+):
+    # "localhost" often answers ::1 first while the receiver listens on 127.0.0.1 only.
+    def dual_stack(host, port, *args, **kwargs):
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", dual_stack)
+    response = webhook_send(
+        url=f"http://dual.example:{webhook_receiver.port}/webhooks", msg_id="m", body=BODY, secrets=[SECRET]
+    )
+
+    assert response.status_code == 200
+    assert len(webhook_receiver.requests) == 1
