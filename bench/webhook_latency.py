@@ -34,6 +34,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--burst-partners", type=int, default=4, help="partners receiving each burst revocation")
     parser.add_argument("--processes", type=int, default=2, help="worker processes that run tasks")
     parser.add_argument(
+        "--prefetch-multiplier", type=int, help="override CELERY_WORKER_PREFETCH_MULTIPLIER (1) for the workers"
+    )
+    parser.add_argument(
         "--pool",
         choices=["prefork", "solo"],
         default="prefork",
@@ -146,6 +149,7 @@ def main() -> None:
 
     django.setup()
     import redis
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection, transaction
 
@@ -189,6 +193,8 @@ def main() -> None:
         pools = [("--concurrency", str(args.processes), "--pool", "prefork")]
     else:
         pools = [("--pool", "solo", "--hostname", f"bench{n}@%h") for n in range(args.processes)]
+    if args.prefetch_multiplier:
+        pools = [(*pool, "--prefetch-multiplier", str(args.prefetch_multiplier)) for pool in pools]
     workers = [
         subprocess.Popen(
             [
@@ -244,7 +250,8 @@ def main() -> None:
     elapsed = arrivals[-1] - committed[0]
     steady = arrivals[-1] - arrivals[0]
     print()
-    print(f"{connection.vendor}, {args.processes} worker processes ({args.pool}), Redis broker")
+    prefetch = args.prefetch_multiplier or settings.CELERY_WORKER_PREFETCH_MULTIPLIER
+    print(f"{connection.vendor}, {args.processes} worker processes ({args.pool}, prefetch x{prefetch}), Redis broker")
     print(f"revoke → signed webhook received ({len(latencies)} samples)")
     print(f"  p50 {statistics.median(latencies):7.1f} ms")
     print(f"  p95 {percentile(latencies, 0.95):7.1f} ms   (target ≤ 500 ms)")
