@@ -13,6 +13,7 @@ Everything runs in a throwaway ``PORTAL_VAR_DIR``; the Redis database given is u
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -130,9 +131,16 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def main() -> None:
     args = parse_args()
+    var_dir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
+    try:
+        run(args, var_dir)
+    finally:
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, var_dir: Path) -> None:
     if not os.environ.get("REDIS_URL"):
         raise SystemExit("Set REDIS_URL to a Redis database the benchmark may use.")
-    var_dir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
     os.environ.update(
         {
             "PORTAL_ENV": "development",
