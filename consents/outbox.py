@@ -1,30 +1,167 @@
-"""The outbox: events for partners, written in the caller's transaction."""
+"""The transactional outbox: partner events written in the same transaction as the change they announce.
 
-from datetime import datetime
+Every consent change writes one ``OutboxEvent`` per partner that receives data for the purpose, in
+the same transaction as the change; an erasure request writes one per partner that ever received
+the consumer. After commit one delivery task per event is queued (``consents.tasks_delivery``); the
+relay re-queues whatever is still waiting, so neither a broker outage nor a crash between commit and
+enqueue loses an event. The same rows are the partner's event feed. Delivery itself is in
+``consents.delivery``.
+"""
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from consents.models import DeliveryStatus, EventType, OutboxEvent, PartnerSubject
+from consents.models import (
+    Consent,
+    DeliveryStatus,
+    EventType,
+    OutboxEvent,
+    Partner,
+    PartnerStatus,
+    PartnerSubject,
+    Sharing,
+)
 from portal.models import User
+
+logger = logging.getLogger(__name__)
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def consent_event_data(*, consent: Consent, subject: PartnerSubject) -> dict[str, Any]:
+    """The ``data`` of a consent event, as the partner sees it (pairwise subject id, no user id)."""
+    return {
+        "subject_id": subject.subject_id,
+        "purpose": consent.purpose.slug,
+        "status": consent.status,
+        "granted": consent.is_active,
+        "notice_version": consent.version.number,
+        "granted_at": _iso(consent.granted_at),
+        "expires_at": _iso(consent.expires_at),
+        "revoked_at": _iso(consent.revoked_at),
+        "reason": consent.revocation_reason or None,
+    }
+
+
+def _event_build(
+    *,
+    partner: Partner,
+    subject: PartnerSubject,
+    event_type: str,
+    at: datetime,
+    data: dict[str, Any],
+    consent: Consent | None = None,
+) -> OutboxEvent:
+    event_id = uuid.uuid4()
+    has_endpoint = bool(partner.webhook_url) and partner.webhook_disabled_at is None
+    return OutboxEvent(
+        id=event_id,
+        partner=partner,
+        subject=subject,
+        consent=consent,
+        event_type=event_type,
+        payload={"id": str(event_id), "type": str(event_type), "timestamp": _iso(at), "data": data},
+        created_at=timezone.now(),
+        status=DeliveryStatus.PENDING if has_endpoint else DeliveryStatus.NO_ENDPOINT,
+        next_attempt_at=timezone.now() if has_endpoint else None,
+    )
+
+
+def _events_save(events: list[OutboxEvent]) -> list[OutboxEvent]:
+    OutboxEvent.objects.bulk_create(events)
+    deliver_later([e.id for e in events if e.status == DeliveryStatus.PENDING])
+    return events
+
+
+def _subjects_for(*, user_id: int, partners: list[Partner]) -> dict[int, PartnerSubject]:
+    subjects = {s.partner_id: s for s in PartnerSubject.objects.filter(user_id=user_id, partner__in=partners)}
+    for partner in partners:
+        if partner.pk not in subjects:
+            # The first time this partner receives this consumer: mint their pairwise id.
+            subjects[partner.pk], _created = PartnerSubject.objects.get_or_create(partner=partner, user_id=user_id)
+    return subjects
 
 
 @transaction.atomic
-def outbox_subject_erasure(*, user: User, request_id: str, due_at: datetime) -> list[OutboxEvent]:
-    """Ask every partner that ever received this consumer to erase them: one event per partner."""
-    events = []
-    now = timezone.now()
-    for subject in PartnerSubject.objects.filter(user=user).select_related("partner").order_by("partner__name"):
-        event = OutboxEvent(
-            partner=subject.partner, subject=subject, event_type=EventType.SUBJECT_ERASURE_REQUESTED, created_at=now
+def outbox_consent_changed(*, consent: Consent, event_type: str) -> list[OutboxEvent]:
+    """One event per active partner with an active sharing for the consent's purpose.
+
+    Called by every consent change inside its transaction; delivery is queued after commit.
+    """
+    partners = [
+        sharing.partner
+        for sharing in Sharing.objects.filter(
+            purpose_id=consent.purpose_id, is_active=True, partner__status=PartnerStatus.ACTIVE
+        ).select_related("partner")
+    ]
+    if not partners:
+        return []
+    subjects = _subjects_for(user_id=consent.user_id, partners=partners)
+    events = [
+        _event_build(
+            partner=partner,
+            subject=subjects[partner.pk],
+            event_type=event_type,
+            at=consent.updated_at,
+            data=consent_event_data(consent=consent, subject=subjects[partner.pk]),
+            consent=consent,
         )
-        event.payload = {
-            "id": str(event.id),
-            "type": EventType.SUBJECT_ERASURE_REQUESTED.value,
-            "timestamp": now.isoformat(),
-            "data": {"subject_id": subject.subject_id, "request_id": request_id, "due_at": due_at.isoformat()},
-        }
-        event.status = DeliveryStatus.PENDING if subject.partner.webhook_url else DeliveryStatus.NO_ENDPOINT
-        event.save()
-        events.append(event)
-    return events
+        for partner in partners
+    ]
+    return _events_save(events)
+
+
+@transaction.atomic
+def outbox_subject_erasure(*, user: User, request_id: str, due_at: datetime | date) -> list[OutboxEvent]:
+    """Ask every partner that ever received this consumer to erase their data, by ``due_at``."""
+    subjects = list(PartnerSubject.objects.filter(user=user).select_related("partner").order_by("partner_id"))
+    now = timezone.now()
+    events = [
+        _event_build(
+            partner=subject.partner,
+            subject=subject,
+            event_type=EventType.SUBJECT_ERASURE_REQUESTED,
+            at=now,
+            data={"subject_id": subject.subject_id, "request_id": str(request_id), "due_at": _iso(due_at)},
+        )
+        for subject in subjects
+    ]
+    return _events_save(events)
+
+
+def deliver_later(event_ids: Iterable[uuid.UUID]) -> None:
+    """Queue one delivery task per event once the current transaction commits."""
+    ids = [str(event_id) for event_id in event_ids]
+    if ids:
+        transaction.on_commit(partial(delivery_queue, ids), robust=True)
+
+
+def delivery_queue(event_ids: list[str], *, countdown: float = 0) -> None:
+    """Queue delivery tasks now. A broker failure is logged, not raised: the relay will queue them."""
+    # Imported here: the task module calls the services in this one.
+    from consents.tasks_delivery import outbox_event_deliver
+
+    for event_id in event_ids:
+        try:
+            outbox_event_deliver.apply_async(
+                (event_id,),
+                countdown=countdown or None,
+                # Fail fast: a consumer's request must not hang on a broker outage.
+                retry=True,
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+            )
+        except Exception:
+            logger.warning("could not queue delivery of outbox event %s; the relay will retry", event_id, exc_info=True)

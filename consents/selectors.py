@@ -27,6 +27,7 @@ from consents.models import (
     RevocationReason,
     Sharing,
 )
+from consents.selectors_delivery import PartnerDeliveryState, consent_delivery_states
 from portal.models import User
 
 # Display states of a card beyond the consent statuses.
@@ -41,6 +42,12 @@ class ConsentCard:
     purpose: Purpose
     consent: Consent | None
     sharings: list[Sharing]
+    deliveries: dict[int, PartnerDeliveryState] = field(default_factory=dict)
+
+    @property
+    def recipients(self) -> list[tuple[Sharing, PartnerDeliveryState | None]]:
+        """Each partner receiving the data, with how far the consumer's latest change has got to it."""
+        return [(sharing, self.deliveries.get(sharing.partner_id)) for sharing in self.sharings]
 
     @property
     def version(self) -> PurposeVersion:
@@ -132,7 +139,19 @@ def consent_cards(user: User) -> list[ConsentCard]:
     """
     purposes = _purposes_for_cards(Purpose.objects.published())
     consents = {c.purpose_id: c for c in Consent.objects.filter(user=user).select_related("version")}
-    return [ConsentCard(p, consents.get(p.pk), p.active_sharings) for p in purposes]  # type: ignore[attr-defined]
+    states = consent_delivery_states(consents.values())
+    return [
+        ConsentCard(p, consents.get(p.pk), p.active_sharings, _by_partner(states, consents.get(p.pk)))  # type: ignore[attr-defined]
+        for p in purposes
+    ]
+
+
+def _by_partner(
+    states: dict[int, list[PartnerDeliveryState]], consent: Consent | None
+) -> dict[int, PartnerDeliveryState]:
+    if consent is None:
+        return {}
+    return {state.partner.pk: state for state in states.get(consent.pk, [])}
 
 
 def consent_card(user: User, slug: str) -> ConsentCard | None:
@@ -141,7 +160,8 @@ def consent_card(user: User, slug: str) -> ConsentCard | None:
     if purpose is None:
         return None
     consent = Consent.objects.filter(user=user, purpose=purpose).select_related("version").first()
-    return ConsentCard(purpose, consent, purpose.active_sharings)  # type: ignore[attr-defined]
+    states = consent_delivery_states([consent]) if consent is not None else {}
+    return ConsentCard(purpose, consent, purpose.active_sharings, _by_partner(states, consent))  # type: ignore[attr-defined]
 
 
 def gpc_signal_for(user: User) -> GpcSignal | None:

@@ -21,6 +21,7 @@ from consents.models import (
     ConsentStatus,
     DataCategory,
     DurationType,
+    EventType,
     FeedSequencer,
     GpcSignal,
     Initiator,
@@ -36,6 +37,7 @@ from consents.models import (
     webhook_secret_generate,
 )
 from consents.models.outbox import AckStatus
+from consents.outbox import outbox_consent_changed
 from consents.receipts import receipt_issue
 from portal.models import User
 
@@ -50,7 +52,7 @@ class ConsentError(Exception):
 
 
 def _consent_event(*, consent: Consent, event: str, actor: Actor) -> None:
-    """The side records of every consent change: a signed receipt and an audit event."""
+    """The side records of every consent change: a signed receipt, an audit event and the partners' outbox events."""
     receipt = receipt_issue(consent=consent, event=event)
     event_record(
         actor=actor,
@@ -68,6 +70,7 @@ def _consent_event(*, consent: Consent, event: str, actor: Actor) -> None:
             "receipt_sha256": receipt.sha256,
         },
     )
+    outbox_consent_changed(consent=consent, event_type=EventType(f"consent.{event}"))
 
 
 def partner_subject_ensure(*, partner: Partner, user: User) -> PartnerSubject:

@@ -8,6 +8,9 @@ from django.core.cache import cache
 from consents.models import Consent
 from consents.notifications import NotificationError, expiry_reminder_send
 from consents.services import consent_expire, consent_reminder_mark
+from consents.tasks_delivery import outbox_event_deliver, outbox_relay
+
+__all__ = ["consents_expire_due", "consents_remind_expiring", "outbox_event_deliver", "outbox_relay"]
 
 logger = logging.getLogger(__name__)
 

@@ -462,3 +462,21 @@ SPECTACULAR_SETTINGS.update(
     }
 )
 INSTALLED_APPS.append("drf_spectacular_sidecar")
+
+# Webhooks: the outbox relay and delivery to partners' endpoints (consents/outbox.py, webhooks.py,
+# tasks_delivery.py). Private and loopback webhook URLs are refused unless WEBHOOK_ALLOW_PRIVATE
+# is on; it defaults to on only in development, for the local demo partner.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=PORTAL_ENV == "development")
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+OUTBOX_RELAY_GRACE_SECONDS = env_int("OUTBOX_RELAY_GRACE_SECONDS", 5)
+OUTBOX_RELAY_BATCH = env_int("OUTBOX_RELAY_BATCH", 500)
+# Celery's Django fix-up closes the database connection before and after every task unless this is
+# set, which costs a reconnect per delivery (on PostgreSQL a TCP handshake and authentication).
+# With it, connections live as CONN_MAX_AGE says; portal/celery.py runs Django's own per-request
+# check (close_old_connections) around each task instead, so broken connections are still dropped.
+CELERY_DB_REUSE_MAX = 1_000_000
+CELERY_BEAT_SCHEDULE["outbox-relay"] = {
+    "task": "consents.tasks_delivery.outbox_relay",
+    "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5)),
+    "options": {"expires": 30},
+}

@@ -273,3 +273,49 @@ def api_partner_factory(db, client):
 
     yield make
     process_state_clear()
+
+
+@pytest.fixture
+def webhook_receiver():
+    """A real HTTP server on 127.0.0.1 recording webhooks; ``respond(500, 200)`` scripts its answers."""
+    from tests.consents.webhook_support import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def celery_eager() -> Iterator[None]:
+    """Tasks queued by the code under test run in this process, at once (countdowns are ignored)."""
+    from portal.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager = app.conf.task_eager_propagates = True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture
+def delivery_worker(transactional_db) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker (2 processes, Redis) on the test database, allowed to reach loopback receivers."""
+    from tests.consents.webhook_support import database_url_for_worker
+
+    if not os.environ.get("REDIS_URL"):
+        pytest.fail("REDIS_URL must point at the test Redis (the README's test command starts one)")
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING"),
+            *("--concurrency", "2", "--pool", "prefork", "--without-heartbeat", "--without-gossip"),
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url_for_worker(), "WEBHOOK_ALLOW_PRIVATE": "1"},
+    )
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

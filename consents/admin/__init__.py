@@ -2,6 +2,7 @@
 
 from consents.admin.credentials import PartnerCredentialAdmin
 from consents.admin.notices import DataCategoryAdmin, PurposeAdmin
+from consents.admin.outbox import OutboxEventAdmin
 from consents.admin.partners import PartnerAdmin, SharingAdmin
 from consents.admin.records import ConsentAdmin, ConsentReceiptAdmin
 
@@ -9,6 +10,7 @@ __all__ = [
     "ConsentAdmin",
     "ConsentReceiptAdmin",
     "DataCategoryAdmin",
+    "OutboxEventAdmin",
     "PartnerAdmin",
     "PartnerCredentialAdmin",
     "PurposeAdmin",

@@ -11,6 +11,7 @@ from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
 
 from audit.services import Actor
+from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import Partner, Sharing
 from consents.services import partner_webhook_secret_rotate, secret_fingerprint
 from portal.http import AuthenticatedHttpRequest
@@ -32,7 +33,7 @@ class PartnerAdmin(SimpleHistoryAdmin):
         (_("Record"), {"fields": ("created_at",)}),
     )
     readonly_fields = ("webhook_disabled_at", "signing_secret", "previous_secret_fingerprint", "created_at")
-    actions = ("rotate_webhook_secret",)
+    actions = ("rotate_webhook_secret", partner_webhook_enable_action)
 
     def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
         # Deleting would take the partner's delivery and acknowledgement records with it; suspend instead.

@@ -1,5 +1,6 @@
 """Partners (data recipients), what each receives for which purpose, and pairwise subject ids."""
 
+import base64
 import secrets
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,9 @@ class PartnerStatus(models.TextChoices):
 
 
 def webhook_secret_generate() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    # Standard Webhooks secrets are standard (not URL-safe) base64 of the key bytes; the
+    # standardwebhooks library and other verifiers cannot decode URL-safe alphabets reliably.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class Partner(models.Model):

@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 
 from audit.services import Actor
+from consents.models import OutboxEvent
 from consents.services import consent_grant, consent_revoke, partner_subject_ensure
 from tests.factories import PurposeFactory, SharingFactory, UserFactory
 
@@ -44,6 +45,9 @@ def api_world(api_partner_factory) -> ApiWorld:
     consent_grant(user=alice, purpose=marketing, actor=Actor.consumer(alice))
     consent_grant(user=bob, purpose=marketing, actor=Actor.consumer(bob))
     consent_revoke(user=bob, purpose=marketing, actor=Actor.consumer(bob))
+    # Setting the world up announced those consents to the partners; the feed tests create the
+    # events they examine themselves, so they start from an empty outbox.
+    OutboxEvent.objects.all().delete()
     subjects = {
         (key, user_key): partner_subject_ensure(partner=p.partner, user=user).subject_id
         for key, p in (("a", a), ("b", b))

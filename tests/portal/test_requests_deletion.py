@@ -201,7 +201,7 @@ def test_erasure_reaches_every_partner_that_received_the_consumer(consumer, djan
         assert event.payload["data"] == {
             "subject_id": event.subject.subject_id,
             "request_id": str(request.pk),
-            "due_at": request.due_at.isoformat(),
+            "due_at": request.due_at.isoformat().replace("+00:00", "Z"),
         }
     tasks = request.partner_tasks.all()
     assert {(t.partner, t.event) for t in tasks} == {(e.partner, e) for e in events}

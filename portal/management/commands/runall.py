@@ -1,4 +1,4 @@
-"""Run the whole portal in the foreground: web server, Celery worker and beat.
+"""Run the whole portal in the foreground: web server, Celery worker and beat, and the demo partner.
 
 Ctrl-C (or SIGTERM) stops every process this command started.
 """
@@ -17,7 +17,7 @@ STOP_GRACE_SECONDS = 10
 
 
 class Command(BaseCommand):
-    help = "Start the web server, a Celery worker and Celery beat together; Ctrl-C stops them all."
+    help = "Start the web server, a Celery worker, Celery beat and the demo partner together; Ctrl-C stops them all."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default=os.environ.get("PORTAL_ADDR", "127.0.0.1:8000"))
@@ -29,6 +29,7 @@ class Command(BaseCommand):
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
             "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [*celery, "beat", "--loglevel", "INFO"],
+            "partner": [python, "manage.py", "demo_partner"],
         }
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -45,6 +45,7 @@ class Command(BaseCommand):
             if codes is None:
                 codes = RecoveryCodes.activate(staff).instance
             demo.catalogue_ensure(staff=staff)
+            partner_config = demo.demo_partner_ensure(staff=staff)
             demo.consumer_consents_ensure(consumer=consumer, staff=staff)
             demo.access_history_ensure(consumer=consumer, staff=staff)
         secret = decrypt(totp.data["secret"])
@@ -54,3 +55,5 @@ class Command(BaseCommand):
         self.stdout.write(f"  staff:    {DEMO_STAFF} / {password}")
         self.stdout.write(f"            two-factor (TOTP) secret for an authenticator app: {secret}")
         self.stdout.write(f"            or a one-time recovery code: {', '.join(unused[:3])}")
+        self.stdout.write(f"  demo partner ({demo.DEMO_PARTNER}) receives webhooks on {demo.DEMO_PARTNER_LISTEN}")
+        self.stdout.write(f"            its API credentials: {partner_config}")

@@ -1,0 +1,315 @@
+"""Delivering outbox events: claiming an attempt, recording its outcome, and the staff actions on delivery.
+
+Delivery state machine (``OutboxEvent.status``)::
+
+    pending ──2xx──▶ delivered
+       │  └─410──▶ no_endpoint (partner webhook disabled, its waiting events left to the feed, staff alerted)
+       └─other─▶ retrying ──▶ ... ──▶ dead (after the last attempt; staff can re-drive)
+    no_endpoint: the partner has no (enabled) webhook and reads the feed instead.
+
+An attempt *claims* its event with one conditional UPDATE that moves ``next_attempt_at`` a lease
+into the future, so two workers never send the same attempt at once, a duplicate task finds nothing
+to claim, and a worker that dies mid-send is replaced by the relay once the lease runs out. The
+network call happens between the claim and ``outbox_attempt_record``, outside any transaction.
+"""
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.services import Actor, event_record
+from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent, Partner
+from consents.outbox import deliver_later
+
+logger = logging.getLogger(__name__)
+
+# The Standard Webhooks (Svix) schedule: the delay before each attempt, counted from the previous
+# failure. Attempt 1 goes out at once; after the eighth failure the event is a dead letter.
+RETRY_SCHEDULE: tuple[timedelta, ...] = (
+    timedelta(0),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+MAX_ATTEMPTS = len(RETRY_SCHEDULE)
+RETRY_JITTER = 0.10
+# A partner's Retry-After can push a retry later than the schedule, but not past a day.
+RETRY_AFTER_MAX = timedelta(hours=24)
+# Longer than one send can take (10 s for each of connect, write and read), so a live sender
+# never loses its claim; a dead one's event becomes due again after this.
+CLAIM_LEASE = timedelta(seconds=120)
+WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+REDRIVABLE = (DeliveryStatus.DEAD, DeliveryStatus.NO_ENDPOINT)
+
+_jitter = random.SystemRandom()
+
+
+class OutboxError(Exception):
+    """A staff action on the outbox that is not possible; ``message`` is safe to show."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DeliveryClaim:
+    """What one attempt needs to send, read after the claim so it reflects the partner's current endpoint."""
+
+    event_id: uuid.UUID
+    attempt: int
+    url: str
+    secrets: list[str]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status_code: int | None
+    duration_ms: int
+    error: str = ""
+    retry_after: timedelta | None = None
+    refused: bool = False
+
+
+def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | None:
+    """Take the next attempt of a due event, or ``None`` if it is not due or someone else has it.
+
+    Runs in autocommit (no transaction), so the claim is visible to other workers at once.
+    """
+    now = timezone.now()
+    claimed = (
+        OutboxEvent.objects.filter(pk=event_id, status__in=WAITING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(attempts=F("attempts") + 1, next_attempt_at=now + CLAIM_LEASE)
+    )
+    if not claimed:
+        return None
+    # Plain values, not model instances: this runs for every delivery and the rows are only read.
+    attempt, payload, url, secret, previous_secret, disabled_at = OutboxEvent.objects.values_list(
+        "attempts",
+        "payload",
+        "partner__webhook_url",
+        "partner__webhook_secret",
+        "partner__webhook_secret_previous",
+        "partner__webhook_disabled_at",
+    ).get(pk=event_id)
+    if not url or disabled_at is not None:
+        # The endpoint was removed or disabled after the event was written: the feed serves it.
+        OutboxEvent.objects.filter(pk=event_id, attempts=attempt).update(
+            status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None, attempts=F("attempts") - 1
+        )
+        return None
+    secrets = [secret, previous_secret] if previous_secret else [secret]
+    return DeliveryClaim(event_id=uuid.UUID(str(event_id)), attempt=attempt, url=url, secrets=secrets, payload=payload)
+
+
+def retry_delay(*, attempts_made: int, retry_after: timedelta | None = None) -> timedelta:
+    """The wait before the next attempt: the schedule with ±10 % jitter, or a longer Retry-After."""
+    base = RETRY_SCHEDULE[min(attempts_made, MAX_ATTEMPTS - 1)]
+    delay = base * _jitter.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER)
+    if retry_after is not None and retry_after > delay:
+        delay = min(retry_after, RETRY_AFTER_MAX)
+    return delay
+
+
+def _outcome(result: AttemptResult, attempt: int) -> DeliveryOutcome:
+    code = result.status_code
+    if code is not None and 200 <= code < 300:
+        return DeliveryOutcome.DELIVERED
+    if code == 410:
+        return DeliveryOutcome.GONE
+    if result.refused:
+        return DeliveryOutcome.REFUSED
+    # Every other answer is retried: 429 and 5xx are transient by definition, and 3xx and other 4xx
+    # (400, 401, 403, 404, ...) usually mean the partner's endpoint is misconfigured, for example a
+    # new signing secret not yet deployed. A revocation must not be dropped for that, so the partner
+    # gets the whole schedule (about 28 hours) to fix it before the event becomes a dead letter.
+    return DeliveryOutcome.DEAD if attempt >= MAX_ATTEMPTS else DeliveryOutcome.RETRY
+
+
+def _describe(result: AttemptResult) -> str:
+    if result.status_code is None:
+        return result.error[:500]
+    text = f"HTTP {result.status_code}"
+    return f"{text}: {result.error}"[:500] if result.error else text
+
+
+@dataclass(frozen=True)
+class AttemptRecorded:
+    outcome: DeliveryOutcome
+    status: str  # the event's status now, or "superseded" if a later attempt or staff action owns it
+    next_attempt_at: datetime | None = None
+
+
+@transaction.atomic
+def outbox_attempt_record(*, event_id: uuid.UUID, attempt: int, result: AttemptResult) -> AttemptRecorded:
+    """Record one attempt and move the event on: delivered, retrying, dead, or endpoint gone.
+
+    Every update is conditional on the claim still being this attempt's, so a stale attempt (its
+    lease ran out and another worker took over, or staff re-drove the event) only adds history.
+    """
+    now = timezone.now()
+    outcome = _outcome(result, attempt)
+    DeliveryAttempt.objects.create(
+        event_id=event_id,
+        attempted_at=now - timedelta(milliseconds=result.duration_ms),
+        status_code=result.status_code,
+        duration_ms=result.duration_ms,
+        error=_describe(result) if outcome != DeliveryOutcome.DELIVERED else "",
+        outcome=outcome,
+    )
+    event = OutboxEvent.objects.filter(pk=event_id)
+    if outcome == DeliveryOutcome.DELIVERED:
+        # Delivered is delivered, whoever holds the claim now.
+        event.exclude(status=DeliveryStatus.DELIVERED).update(
+            status=DeliveryStatus.DELIVERED, delivered_at=now, next_attempt_at=None, last_error=""
+        )
+        return AttemptRecorded(outcome, DeliveryStatus.DELIVERED)
+    current = event.filter(attempts=attempt, status__in=WAITING)
+    if outcome == DeliveryOutcome.GONE:
+        status, next_attempt_at = DeliveryStatus.NO_ENDPOINT, None
+    elif attempt >= MAX_ATTEMPTS:
+        status, next_attempt_at = DeliveryStatus.DEAD, None
+    else:
+        status = DeliveryStatus.RETRYING
+        next_attempt_at = now + retry_delay(attempts_made=attempt, retry_after=result.retry_after)
+    updated = current.update(status=status, next_attempt_at=next_attempt_at, last_error=_describe(result))
+    if outcome == DeliveryOutcome.GONE:
+        # The endpoint is gone whichever attempt found out.
+        partner_webhook_disable(partner=Partner.objects.get(events__pk=event_id), event_id=event_id)
+    if not updated:
+        return AttemptRecorded(outcome, "superseded")
+    return AttemptRecorded(outcome, status, next_attempt_at)
+
+
+@transaction.atomic
+def partner_webhook_disable(*, partner: Partner, event_id: uuid.UUID | None = None) -> bool:
+    """The partner's endpoint answered 410 Gone: stop sending, leave its waiting events to the feed, alert staff.
+
+    Returns whether this call disabled it (``False`` if it already was).
+    """
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    if partner.webhook_disabled_at is not None:
+        return False
+    partner.webhook_disabled_at = timezone.now()
+    partner.save(update_fields=["webhook_disabled_at"])
+    moved = OutboxEvent.objects.filter(partner=partner, status__in=WAITING).update(
+        status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None
+    )
+    event_record(
+        actor=Actor.system("webhook delivery"),
+        subject=None,
+        action="partner.webhook_disabled",
+        target=partner,
+        data={
+            "webhook_url": partner.webhook_url,
+            "reason": "410 Gone",
+            "event": str(event_id) if event_id is not None else None,
+            "events_left_to_feed": moved,
+        },
+    )
+    transaction.on_commit(partial(_alert_staff, partner.pk), robust=True)
+    return True
+
+
+def _alert_staff(partner_id: int) -> None:
+    from consents.tasks_delivery import partner_webhook_disabled_notify
+
+    try:
+        partner_webhook_disabled_notify.delay(partner_id)
+    except Exception:
+        logger.exception("could not queue the staff alert for partner %s's disabled webhook", partner_id)
+
+
+@transaction.atomic
+def partner_webhook_enable(*, partner: Partner, actor: Actor) -> Partner:
+    """Staff turn a disabled webhook back on (after the partner fixed it). Feed-only events can then be re-driven."""
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    if partner.webhook_disabled_at is None:
+        return partner
+    partner.webhook_disabled_at = None
+    partner.save(update_fields=["webhook_disabled_at"])
+    event_record(
+        actor=actor,
+        subject=None,
+        action="partner.webhook_enabled",
+        target=partner,
+        data={"webhook_url": partner.webhook_url},
+    )
+    return partner
+
+
+@transaction.atomic
+def outbox_event_redrive(*, event: OutboxEvent, actor: Actor) -> OutboxEvent:
+    """Send a dead-lettered (or feed-only) event again from the start of the schedule."""
+    event = OutboxEvent.objects.select_for_update().select_related("partner").get(pk=event.pk)
+    if event.status not in REDRIVABLE:
+        raise OutboxError(
+            _("Only dead letters and feed-only events can be sent again; this one is “%(status)s”.")
+            % {"status": event.get_status_display()},
+            code="not_redrivable",
+        )
+    partner = event.partner
+    if not partner.webhook_url or partner.webhook_disabled_at is not None:
+        raise OutboxError(
+            _("%(partner)s has no enabled webhook endpoint. Set or re-enable it first.") % {"partner": partner.name},
+            code="no_endpoint",
+        )
+    previous = event.status
+    event.status = DeliveryStatus.PENDING
+    event.attempts = 0
+    event.next_attempt_at = timezone.now()
+    event.last_error = ""
+    event.save(update_fields=["status", "attempts", "next_attempt_at", "last_error"])
+    event_record(
+        actor=actor,
+        subject=None,
+        action="outbox.event_redriven",
+        target=event,
+        data={"partner": partner.slug, "type": event.event_type, "previous_status": previous},
+    )
+    deliver_later([event.pk])
+    return event
+
+
+def outbox_due_requeue(*, limit: int) -> list[uuid.UUID]:
+    """Events the relay must queue (oldest first, at most ``limit``); marks them queued and returns their ids.
+
+    - ``pending`` for longer than the grace period: the enqueue after commit was lost (broker down,
+      crash between commit and enqueue), or the worker holding the claim died and its lease ran out;
+    - ``retrying`` whose retry time has come (long retries are queued only by the relay).
+
+    Marking them ``pending`` with ``next_attempt_at`` = now keeps the next relay runs from queueing
+    the same events again while their task waits in the queue (until the grace period passes).
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS)
+    due = (
+        Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=cutoff)
+        | Q(status=DeliveryStatus.PENDING, next_attempt_at__isnull=True, created_at__lte=cutoff)
+        | Q(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now)
+    )
+    ids = list(
+        OutboxEvent.objects.filter(due)
+        .order_by(F("next_attempt_at").asc(nulls_first=True))
+        .values_list("pk", flat=True)[:limit]
+    )
+    if ids:
+        OutboxEvent.objects.filter(due, pk__in=ids).update(status=DeliveryStatus.PENDING, next_attempt_at=now)
+    return ids

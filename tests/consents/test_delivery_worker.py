@@ -1,0 +1,398 @@
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+import time_machine
+from django.core import mail
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import Actor
+from consents.delivery import (
+    CLAIM_LEASE,
+    MAX_ATTEMPTS,
+    RETRY_SCHEDULE,
+    OutboxError,
+    outbox_event_claim,
+    outbox_event_redrive,
+    partner_webhook_enable,
+)
+from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent
+from consents.services import consent_grant, consent_revoke
+from consents.tasks_delivery import outbox_event_deliver, outbox_relay
+from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def loopback_allowed(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+
+
+@pytest.fixture
+def purpose(db):
+    return PurposeFactory(slug="offers")
+
+
+@pytest.fixture
+def partner(purpose, webhook_receiver, loopback_allowed):
+    partner = PartnerFactory(slug="shop", name="Shop", webhook_url=webhook_receiver.url)
+    SharingFactory(partner=partner, purpose=purpose)
+    return partner
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(START, tick=True) as traveller:
+        yield traveller
+
+
+def revoke(user, purpose, capture):
+    """Revoke and run the after-commit enqueue (tasks are eager in these tests)."""
+    with capture(execute=True):
+        return consent_revoke(user=user, purpose=purpose, actor=Actor.consumer(user))
+
+
+def attempts_of(event):
+    return list(event.delivery_attempts.order_by("attempted_at").values_list("status_code", "outcome"))
+
+
+def test_success_on_first_attempt_is_delivered_and_recorded(
+    consumer, purpose, partner, webhook_receiver, celery_eager, django_capture_on_commit_callbacks
+):
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+
+    event = OutboxEvent.objects.get()
+    assert event.status == DeliveryStatus.DELIVERED
+    assert event.delivered_at is not None
+    assert event.attempts == 1
+    (attempt,) = event.delivery_attempts.all()
+    assert (attempt.status_code, attempt.outcome, attempt.error) == (200, DeliveryOutcome.DELIVERED, "")
+    assert attempt.duration_ms >= 0
+    (received,) = webhook_receiver.requests
+    assert received.verify(partner.webhook_secret) == event.payload
+
+
+def test_500_then_success_is_delivered_on_retry_with_the_same_webhook_id(
+    consumer, purpose, partner, webhook_receiver, celery_eager, clock, django_capture_on_commit_callbacks
+):
+    webhook_receiver.respond(500)
+
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+
+    event = OutboxEvent.objects.get()
+    assert event.status == DeliveryStatus.RETRYING
+    assert "HTTP 500" in event.last_error
+    wait = event.next_attempt_at - timezone.now()
+    assert RETRY_SCHEDULE[1] * 0.85 <= wait <= RETRY_SCHEDULE[1] * 1.1
+    assert outbox_event_deliver(str(event.id)) == "skipped", "not due yet"
+
+    clock.shift(RETRY_SCHEDULE[1] * 1.1)
+    assert outbox_event_deliver(str(event.id)) == DeliveryStatus.DELIVERED
+
+    event.refresh_from_db()
+    assert event.attempts == 2
+    assert attempts_of(event) == [(500, DeliveryOutcome.RETRY), (200, DeliveryOutcome.DELIVERED)]
+    first, second = webhook_receiver.requests
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == str(event.id)
+    assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"])
+    assert second.verify(partner.webhook_secret)["id"] == str(event.id)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 400, 401, 404, 302])
+def test_transient_and_other_client_errors_are_retried(
+    status, consumer, purpose, partner, webhook_receiver, celery_eager, clock, django_capture_on_commit_callbacks
+):
+    webhook_receiver.respond(status)
+
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+
+    event = OutboxEvent.objects.get()
+    assert event.status == DeliveryStatus.RETRYING
+    assert attempts_of(event) == [(status, DeliveryOutcome.RETRY)]
+
+
+def test_timeout_is_retried(
+    consumer, purpose, partner, settings, webhook_receiver, celery_eager, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_TIMEOUT_SECONDS = 0.3
+    webhook_receiver.delay = 1
+
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+
+    event = OutboxEvent.objects.get()
+    assert event.status == DeliveryStatus.RETRYING
+    (attempt,) = event.delivery_attempts.all()
+    assert attempt.status_code is None
+    assert "timed out" in attempt.error
+
+
+@pytest.mark.parametrize("header", ["600", "date"])
+def test_retry_after_is_honoured_when_longer_than_the_schedule(
+    header, consumer, purpose, partner, webhook_receiver, celery_eager, clock, django_capture_on_commit_callbacks
+):
+    value = "600" if header == "600" else format_datetime(START + timedelta(minutes=10), usegmt=True)
+    webhook_receiver.respond((503, {"Retry-After": value}))
+
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+
+    event = OutboxEvent.objects.get()
+    wait = event.next_attempt_at - timezone.now()
+    assert timedelta(minutes=9) <= wait <= timedelta(minutes=10)
+    clock.shift(timedelta(seconds=30))
+    assert outbox_event_deliver(str(event.id)) == "skipped", "the schedule's 5 s gave way to Retry-After"
+
+
+def test_shorter_retry_after_does_not_shorten_the_schedule(
+    consumer, purpose, partner, webhook_receiver, celery_eager, clock, django_capture_on_commit_callbacks
+):
+    webhook_receiver.respond(500, (429, {"Retry-After": "1"}))
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+    event = OutboxEvent.objects.get()
+    clock.shift(timedelta(seconds=6))
+
+    outbox_event_deliver(str(event.id))
+
+    event.refresh_from_db()
+    assert event.attempts == 2
+    assert event.next_attempt_at - timezone.now() >= RETRY_SCHEDULE[2] * 0.9
+
+
+def test_410_disables_the_webhook_leaves_events_to_the_feed_and_alerts_staff(
+    consumer, purpose, partner, webhook_receiver, celery_eager, django_capture_on_commit_callbacks
+):
+    staff = StaffFactory(email="ops@example.com")
+    other = UserFactory(email="someone@example.com")
+    with django_capture_on_commit_callbacks(execute=False):  # queued but not yet sent
+        consent_revoke(user=other, purpose=purpose, actor=Actor.consumer(other))
+    waiting = OutboxEvent.objects.get()
+    webhook_receiver.respond(410)
+
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+
+    partner.refresh_from_db()
+    assert partner.webhook_disabled_at is not None
+    gone = OutboxEvent.objects.exclude(pk=waiting.pk).get()
+    assert gone.status == DeliveryStatus.NO_ENDPOINT
+    assert attempts_of(gone) == [(410, DeliveryOutcome.GONE)]
+    waiting.refresh_from_db()
+    assert waiting.status == DeliveryStatus.NO_ENDPOINT
+    assert outbox_event_deliver(str(waiting.pk)) == "skipped"
+    audit = AuditEvent.objects.get(action="partner.webhook_disabled")
+    assert audit.target_id == str(partner.pk)
+    assert audit.data["events_left_to_feed"] == 1
+    (email,) = mail.outbox
+    assert email.to == [staff.email]
+    assert "Shop" in email.subject
+    assert partner.webhook_url in email.body
+    assert "410" in email.body
+    # Later changes for this partner are feed-only until staff re-enable the webhook.
+    with django_capture_on_commit_callbacks(execute=True):
+        consent_grant(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    assert OutboxEvent.objects.latest("created_at").status == DeliveryStatus.NO_ENDPOINT
+    assert len(webhook_receiver.requests) == 1
+
+
+def test_the_last_failure_dead_letters_and_redrive_delivers(
+    consumer, purpose, partner, webhook_receiver, celery_eager, clock, django_capture_on_commit_callbacks
+):
+    webhook_receiver.default = (500, {})
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+    event = OutboxEvent.objects.get()
+
+    for expected_attempt in range(2, MAX_ATTEMPTS + 1):
+        event.refresh_from_db()
+        assert event.status == DeliveryStatus.RETRYING
+        clock.move_to(event.next_attempt_at + timedelta(seconds=1))
+        outbox_relay()  # long retries are the relay's job
+        event.refresh_from_db()
+        assert event.attempts == expected_attempt
+
+    assert event.status == DeliveryStatus.DEAD
+    assert event.next_attempt_at is None
+    outcomes = [outcome for _code, outcome in attempts_of(event)]
+    assert outcomes == [DeliveryOutcome.RETRY] * (MAX_ATTEMPTS - 1) + [DeliveryOutcome.DEAD]
+    assert len(webhook_receiver.requests) == MAX_ATTEMPTS
+    clock.shift(timedelta(days=2))
+    assert outbox_relay() == 0
+    assert outbox_event_deliver(str(event.id)) == "skipped"
+
+    webhook_receiver.default = (204, {})
+    staff = StaffFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_event_redrive(event=event, actor=Actor.staff(staff))
+
+    event.refresh_from_db()
+    assert event.status == DeliveryStatus.DELIVERED
+    assert event.attempts == 1
+    assert webhook_receiver.requests[-1].headers["webhook-id"] == str(event.id)
+    assert AuditEvent.objects.filter(action="outbox.event_redriven", actor_id=str(staff.pk)).exists()
+
+
+def test_redrive_refuses_events_in_flight_and_partners_without_endpoint(consumer, purpose, partner):
+    consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    event = OutboxEvent.objects.get()
+    staff = StaffFactory()
+
+    with pytest.raises(OutboxError) as caught:
+        outbox_event_redrive(event=event, actor=Actor.staff(staff))
+    assert caught.value.code == "not_redrivable"
+
+    OutboxEvent.objects.update(status=DeliveryStatus.DEAD)
+    partner.webhook_disabled_at = timezone.now()
+    partner.save()
+    with pytest.raises(OutboxError) as caught:
+        outbox_event_redrive(event=event, actor=Actor.staff(staff))
+    assert caught.value.code == "no_endpoint"
+    event.refresh_from_db()
+    assert event.status == DeliveryStatus.DEAD
+
+    partner_webhook_enable(partner=partner, actor=Actor.staff(staff))
+    assert outbox_event_redrive(event=event, actor=Actor.staff(staff)).status == DeliveryStatus.PENDING
+    assert AuditEvent.objects.filter(action="partner.webhook_enabled").count() == 1
+
+
+def test_a_duplicate_task_for_a_delivered_event_does_nothing(
+    consumer, purpose, partner, webhook_receiver, celery_eager, django_capture_on_commit_callbacks
+):
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+    event = OutboxEvent.objects.get()
+
+    assert outbox_event_deliver(str(event.id)) == "skipped"
+    assert outbox_event_deliver(str(event.id)) == "skipped"
+
+    assert len(webhook_receiver.requests) == 1
+    assert DeliveryAttempt.objects.count() == 1
+
+
+def test_two_workers_cannot_claim_the_same_attempt(consumer, purpose, partner, clock):
+    consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    event = OutboxEvent.objects.get()
+
+    first = outbox_event_claim(event_id=event.id)
+    second = outbox_event_claim(event_id=event.id)
+
+    assert first is not None
+    assert first.attempt == 1
+    assert second is None
+
+
+def test_a_claim_whose_worker_died_is_resent_by_the_relay_after_the_lease(
+    consumer, purpose, partner, webhook_receiver, celery_eager, clock
+):
+    consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    event = OutboxEvent.objects.get()
+    assert outbox_event_claim(event_id=event.id) is not None  # ... and the worker is killed here
+
+    clock.shift(timedelta(seconds=30))
+    assert outbox_relay() == 0
+    clock.shift(CLAIM_LEASE)
+    assert outbox_relay() == 1
+
+    event.refresh_from_db()
+    assert event.status == DeliveryStatus.DELIVERED
+    assert event.attempts == 2
+    assert len(webhook_receiver.requests) == 1
+
+
+def test_refused_url_is_recorded_and_nothing_is_sent(
+    consumer, purpose, settings, celery_eager, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    partner = PartnerFactory(slug="intranet", webhook_url="http://10.20.30.40/hooks")
+    SharingFactory(partner=partner, purpose=purpose)
+
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+
+    event = OutboxEvent.objects.get()
+    assert event.status == DeliveryStatus.RETRYING
+    (attempt,) = event.delivery_attempts.all()
+    assert attempt.outcome == DeliveryOutcome.REFUSED
+    assert attempt.status_code is None
+    assert "private address" in attempt.error
+
+
+def test_endpoint_removed_after_the_event_was_written_leaves_it_to_the_feed(consumer, purpose, partner, celery_eager):
+    consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    partner.webhook_url = ""
+    partner.save()
+    event = OutboxEvent.objects.get()
+
+    assert outbox_event_deliver(str(event.id)) == "skipped"
+
+    event.refresh_from_db()
+    assert event.status == DeliveryStatus.NO_ENDPOINT
+    assert event.attempts == 0
+    assert not DeliveryAttempt.objects.exists()
+
+
+def test_during_rotation_the_partner_can_verify_with_either_secret(
+    consumer, purpose, partner, webhook_receiver, celery_eager, django_capture_on_commit_callbacks
+):
+    old_secret = partner.webhook_secret
+    partner.webhook_secret_previous = old_secret
+    partner.webhook_secret = "whsec_" + "A" * 43 + "="
+    partner.save()
+
+    revoke(consumer, purpose, django_capture_on_commit_callbacks)
+
+    (received,) = webhook_receiver.requests
+    assert len(received.headers["webhook-signature"].split(" ")) == 2
+    assert received.verify(old_secret)["type"] == "consent.revoked"
+    assert received.verify(partner.webhook_secret)["type"] == "consent.revoked"
+
+
+# --- With a real Celery worker, real Redis and a real local HTTP receiver ---
+
+
+def wait_for_status(event_id, status, worker, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert worker.poll() is None, "the worker died"
+        event = OutboxEvent.objects.get(pk=event_id)
+        if event.status == status:
+            return event
+        time.sleep(0.2)
+    raise AssertionError(f"event {event_id} is {event.status}, not {status}, after {timeout} s")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_delivers_a_signed_revocation(delivery_worker, webhook_receiver):
+    consumer = UserFactory(email="real@example.com")
+    purpose = PurposeFactory(slug="newsletter")
+    partner = PartnerFactory(slug="real-partner", webhook_url=webhook_receiver.url)
+    SharingFactory(partner=partner, purpose=purpose)
+
+    consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+
+    (received,) = webhook_receiver.wait_for(1, timeout=60)
+    event = OutboxEvent.objects.get()
+    payload = received.verify(partner.webhook_secret)
+    assert payload == event.payload
+    assert payload["type"] == "consent.revoked"
+    assert payload["data"]["granted"] is False
+    assert received.headers["webhook-id"] == str(event.id)
+    event = wait_for_status(event.id, DeliveryStatus.DELIVERED, delivery_worker)
+    assert event.delivery_attempts.get().status_code == 200
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_retries_a_500_and_then_delivers(delivery_worker, webhook_receiver):
+    consumer = UserFactory(email="retry@example.com")
+    purpose = PurposeFactory(slug="partner-offers")
+    partner = PartnerFactory(slug="flaky-partner", webhook_url=webhook_receiver.url)
+    SharingFactory(partner=partner, purpose=purpose)
+    webhook_receiver.respond(500)
+
+    consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+
+    first, second = webhook_receiver.wait_for(2, timeout=60)
+    assert second.received_at - first.received_at >= RETRY_SCHEDULE[1].total_seconds() * 0.85
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    event = wait_for_status(OutboxEvent.objects.get().id, DeliveryStatus.DELIVERED, delivery_worker)
+    assert attempts_of(event) == [(500, DeliveryOutcome.RETRY), (200, DeliveryOutcome.DELIVERED)]
+    assert second.verify(partner.webhook_secret)["id"] == str(event.id)
