@@ -380,7 +380,7 @@ def test_a_failing_audit_write_leaves_nothing_behind(consumer, purpose, monkeypa
     def broken_event_record(**kwargs):
         raise IntegrityError("audit log unavailable")
 
-    monkeypatch.setattr("consents.services.event_record", broken_event_record)
+    monkeypatch.setattr("consents.services.consent.event_record", broken_event_record)
 
     with pytest.raises(IntegrityError):
         consent_grant(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
