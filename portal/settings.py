@@ -417,10 +417,6 @@ LOGGING: dict[str, Any] = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-if TESTING:
-    # The default hasher costs about a second a login on these machines.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 # Privacy requests (export and deletion): how long an export can be downloaded, the grace period
 # before a deletion starts, and how long the pseudonymous proof of consent outlives a deleted account.
 EXPORT_TTL_DAYS = env_int("EXPORT_TTL_DAYS", 7)
@@ -480,3 +476,8 @@ CELERY_BEAT_SCHEDULE["outbox-relay"] = {
     "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5)),
     "options": {"expires": 30},
 }
+
+# Test overrides, in one place.
+if TESTING:
+    # The default hasher costs about a second a login on these machines.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
