@@ -148,11 +148,10 @@ def _events_insert(events: Sequence[_NewEvent]) -> None:
         )
 
 
-def _rollups_add(events: Sequence[AccessEvent | _NewEvent]) -> None:
+def _rollups_add(events: Sequence[AccessEvent | _NewEvent], category_ids: dict[str, int]) -> None:
     """Fold new events into the per-day and per-category counters with one upsert each."""
     daily: dict[tuple[int, int, int, str], list[Any]] = {}
     seen: dict[tuple[int, int, int], list[Any]] = {}
-    slugs = {c.slug: c.pk for c in DataCategory.objects.all()}
     for event in events:
         day = event.accessed_at.astimezone(UTC).date().isoformat()
         key = (event.user_id, event.partner_id, event.purpose_id, day)
@@ -161,7 +160,7 @@ def _rollups_add(events: Sequence[AccessEvent | _NewEvent]) -> None:
         row[1] += event.verdict != AccessVerdict.COVERED
         row[2] = max(row[2], event.accessed_at)
         for slug in event.categories:
-            ckey = (event.user_id, event.partner_id, slugs[slug])
+            ckey = (event.user_id, event.partner_id, category_ids[slug])
             crow = seen.setdefault(ckey, [0, event.accessed_at])
             crow[0] += 1
             crow[1] = max(crow[1], event.accessed_at)
@@ -309,7 +308,7 @@ def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResul
         existing[report.event_id] = {"content_hash": digest, "verdict": verdict}
         results.append(ItemResult(report.event_id, "created", verdict=verdict))
     _events_insert(new_events)
-    _rollups_add(new_events)
+    _rollups_add(new_events, categories)
     return results
 
 
@@ -408,7 +407,7 @@ def access_event_record_staff(*, staff: User, consumer: User, what: str) -> Acce
         staff_user=staff,
         content_hash="",
     )
-    _rollups_add([event])
+    _rollups_add([event], {})  # staff accesses name no categories
     event_record(
         actor=Actor.staff(staff),
         subject=consumer,
