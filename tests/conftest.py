@@ -31,6 +31,23 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the shipped translations when a catalogue is newer than its compiled file.
+
+    The ``.mo`` files are build output (ignored by git), so plain ``pytest`` on a fresh clone would
+    otherwise test the Chinese pages against no catalogue at all.
+    """
+    stale = [
+        po
+        for po in (ROOT / "locale").glob("*/LC_MESSAGES/*.po")
+        if not po.with_suffix(".mo").exists() or po.with_suffix(".mo").stat().st_mtime < po.stat().st_mtime
+    ]
+    if stale:
+        from django.core.management import call_command
+
+        call_command("compilemessages", ignore_patterns=[".venv/*"], verbosity=0)
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
     # Rate-limit counters live in the cache; no test may inherit another's.

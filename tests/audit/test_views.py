@@ -14,24 +14,26 @@ from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory,
 pytestmark = pytest.mark.django_db
 
 
-def _history(user, partners=2, events=5, purpose_slug="offers"):
+def _history(user, partners=2, events=5, purpose_slug="offers", label=None):
+    # Partner names and details carry a label that no date, count or id can contain by accident.
+    label = label or f"mine{user.pk}"
     contact = DataCategoryFactory(slug="contact")
     purpose = PurposeFactory(slug=purpose_slug, notice__categories=[contact])
     consent_grant(user=user, purpose=purpose, actor=Actor.consumer(user))
     now = timezone.now()
     for p in range(partners):
-        partner = PartnerFactory(slug=f"partner-{user.pk}-{p}", name=f"Partner {user.pk}-{p}")
+        partner = PartnerFactory(slug=f"partner-{label}-{p}", name=f"Partner {label}-{p}")
         SharingFactory(partner=partner, purpose=purpose, categories=[contact])
         subject = partner_subject_ensure(partner=partner, user=user)
         reports = [
             AccessReport(
-                event_id=f"{user.pk}-{p}-{i}",
+                event_id=f"{label}-{p}-{i}",
                 subject_id=subject.subject_id,
                 purpose=purpose_slug,
                 categories=("contact",),
                 accessed_at=now - timedelta(days=i) if i else now,
                 action="read",
-                detail=f"detail {user.pk}-{p}-{i}",
+                detail=f"detail {label}-{p}-{i}",
             )
             for i in range(events)
         ]
@@ -50,8 +52,8 @@ def test_access_overview_lists_partners_with_counts_and_flags(consumer_client, c
     response = consumer_client.get(reverse("audit:access"))
     body = response.content.decode()
     assert response.status_code == 200
-    assert f"Partner {consumer.pk}-0" in body
-    assert f"Partner {consumer.pk}-1" in body
+    assert f"Partner mine{consumer.pk}-0" in body
+    assert f"Partner mine{consumer.pk}-1" in body
     rows = response.context["rows"]
     assert [r.events_90 for r in rows] == [5, 5]
     # The events from before the grant (days ago) are flagged: only today's is covered.
@@ -59,12 +61,14 @@ def test_access_overview_lists_partners_with_counts_and_flags(consumer_client, c
 
 
 def test_consumer_sees_only_their_own_accesses(consumer_client, consumer, other_consumer):
-    _history(other_consumer, purpose_slug="theirs")
+    _history(other_consumer, purpose_slug="theirs", label="zz-other")
     _history(consumer)
     for name in ["audit:access", "audit:access_timeline", "audit:access_csv"]:
         response = consumer_client.get(reverse(name))
         body = b"".join(response.streaming_content) if response.streaming else response.content
-        assert f"{other_consumer.pk}-0".encode() not in body, name
+        assert f"mine{consumer.pk}-0".encode() in body, name
+        assert b"Partner zz-other-" not in body, name
+        assert b"detail zz-other-" not in body, name
 
 
 def test_timeline_filters_and_keyset_pagination(consumer_client, consumer):
