@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from django.core import mail
 from django.core.cache import cache
 
@@ -31,6 +32,23 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock",
+        metavar="INSTANT",
+        help="start every test with the clock at this ISO 8601 instant (it ticks on); browser and worker "
+        "tests, whose other processes cannot share a travelled clock, are deselected",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--clock"):
+        return
+    kept = [item for item in items if not item.get_closest_marker("browser") and not item.get_closest_marker("worker")]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Compile the shipped translations when a catalogue is newer than its compiled file.
 
@@ -46,6 +64,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         from django.core.management import call_command
 
         call_command("compilemessages", ignore_patterns=[".venv/*"], verbosity=0)
+
+
+@pytest.fixture(autouse=True)
+def _clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With ``--clock``, each test starts at that instant; tests that travel themselves still can."""
+    instant = request.config.getoption("--clock")
+    if not instant:
+        yield
+        return
+    with time_machine.travel(instant, tick=True):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -187,7 +187,7 @@ def test_410_disables_the_webhook_leaves_events_to_the_feed_and_alerts_staff(
     assert email.to == [staff.email]
     assert "Shop" in email.subject
     assert partner.webhook_url in email.body
-    assert "410" in email.body
+    assert "answered “410 Gone”" in email.body
     # Later changes for this partner are feed-only until staff re-enable the webhook.
     with django_capture_on_commit_callbacks(execute=True):
         consent_grant(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
