@@ -18,7 +18,7 @@ BATCH_SIZE = 500
 REMINDER_LOCK = "consents:remind-expiring"
 
 
-@shared_task
+@shared_task(name="consents.tasks.consents_expire_due")
 def consents_expire_due() -> int:
     """Expire every consent whose time has passed, each in its own transaction; the number expired.
 
@@ -41,7 +41,7 @@ def consents_expire_due() -> int:
     return expired
 
 
-@shared_task
+@shared_task(name="consents.tasks.consents_remind_expiring")
 def consents_remind_expiring() -> int:
     """Email each consumer whose time-bound consent ends soon, once per consent; the number sent.
 

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 COUNTDOWN_MAX = timedelta(minutes=1)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="consents.tasks_delivery.outbox_event_deliver", ignore_result=True)
 def outbox_event_deliver(event_id: str) -> str:
     """Make the next attempt of one outbox event if it is due, and record what happened."""
     claim = outbox_event_claim(event_id=event_id)
@@ -59,7 +59,7 @@ def outbox_event_deliver(event_id: str) -> str:
     return recorded.status
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="consents.tasks_delivery.outbox_relay", ignore_result=True)
 def outbox_relay() -> int:
     """Re-queue outbox events that have waited too long (lost enqueue, retry due, dead worker). Bounded."""
     ids = outbox_due_requeue(limit=settings.OUTBOX_RELAY_BATCH)
@@ -70,7 +70,13 @@ def outbox_relay() -> int:
     return len(ids)
 
 
-@shared_task(ignore_result=True, autoretry_for=(OSError,), retry_backoff=30, max_retries=5)
+@shared_task(
+    name="consents.tasks_delivery.partner_webhook_disabled_notify",
+    ignore_result=True,
+    autoretry_for=(OSError,),
+    retry_backoff=30,
+    max_retries=5,
+)
 def partner_webhook_disabled_notify(partner_id: int) -> int:
     """Email every active staff member that a partner's webhook answered 410 and was disabled."""
     partner = Partner.objects.filter(pk=partner_id, webhook_disabled_at__isnull=False).first()

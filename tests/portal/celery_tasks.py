@@ -16,3 +16,10 @@ def flaky_ping(self, key: str) -> int:
         raise self.retry(countdown=2)
     store.set(f"{key}:done", attempts)
     return attempts
+
+
+@shared_task
+def file_touch(path: str) -> None:
+    """Leave a file behind, so a test can tell that a worker ran this task."""
+    with open(path, "w") as marker:
+        marker.write("ran")
