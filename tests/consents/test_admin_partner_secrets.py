@@ -1,5 +1,7 @@
 """Partner admin: signing secrets shown once to staff who may change partners, webhook URLs checked on save."""
 
+import socket
+
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth.models import Permission
@@ -146,6 +148,25 @@ def test_a_public_https_webhook_url_is_saved(staff_client, partner, settings):
 def test_a_local_http_webhook_url_is_saved_with_the_development_flag(staff_client, partner, settings):
     settings.WEBHOOK_ALLOW_PRIVATE = True
     url = "http://127.0.0.1:8001/hooks"
+
+    response = staff_client.post(
+        reverse("admin:consents_partner_change", args=[partner.pk]), partner_form(webhook_url=url)
+    )
+
+    assert response.status_code == 302
+    assert Partner.objects.get(pk=partner.pk).webhook_url == url
+
+
+def test_a_name_that_does_not_resolve_yet_is_saved_and_checked_again_at_send_time(
+    staff_client, partner, settings, monkeypatch
+):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+
+    def no_such_name(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    url = "https://hooks.partner-to-be.example/events"
 
     response = staff_client.post(
         reverse("admin:consents_partner_change", args=[partner.pk]), partner_form(webhook_url=url)
