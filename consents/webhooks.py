@@ -3,11 +3,13 @@
 Everything that talks to a partner's endpoint is here, and every failure leaves as ``WebhookError``.
 The caller (the delivery task) decides what an outcome means for the event; this module only sends.
 
-The SSRF guard resolves the URL's host once, refuses addresses that are not on the public internet
-(unless ``WEBHOOK_ALLOW_PRIVATE`` is on, for development and the demo partner), and then connects to
-exactly the address it checked, so a DNS answer that changes between the check and the connection
-(DNS rebinding) cannot redirect the request. TLS still verifies the certificate for the original
-host name (sent as SNI), and the ``Host`` header names the original host.
+The SSRF guard requires ``https`` (plain ``http`` only with ``WEBHOOK_ALLOW_PRIVATE`` outside
+production, for development and the demo partner), resolves the URL's host once, refuses addresses
+that are not on the public internet (unless ``WEBHOOK_ALLOW_PRIVATE`` is on; link-local and cloud
+metadata addresses always), and then connects to exactly the address it checked, so a DNS answer
+that changes between the check and the connection (DNS rebinding) cannot redirect the request. TLS
+still verifies the certificate for the original host name (sent as SNI), and the ``Host`` header
+names the original host. Staff saving a webhook URL meet the same guard (``webhook_url_refusal``).
 """
 
 import ipaddress
@@ -92,16 +94,36 @@ def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
             return f"{address} is a cloud metadata address"
         if candidate.is_multicast or candidate.is_unspecified:
             return f"{address} is not a unicast address"
+        # 169.254.0.0/16 and fe80::/10, whatever WEBHOOK_ALLOW_PRIVATE says: no development set-up
+        # needs them, and they hold metadata and platform services beyond the well-known addresses.
+        if candidate.is_link_local:
+            return f"{address} is a link-local address"
         if allow_private:
             continue
         if candidate.is_loopback:
             return f"{address} is a loopback address"
-        if candidate.is_link_local:
-            return f"{address} is a link-local address"
         if candidate.is_private:
             return f"{address} is a private address"
         if candidate.is_reserved or not candidate.is_global:
             return f"{address} is a reserved address"
+    return None
+
+
+def http_allowed() -> bool:
+    """Plain http only where private endpoints are allowed, and never in production."""
+    return bool(settings.WEBHOOK_ALLOW_PRIVATE) and settings.PORTAL_ENV != "production"
+
+
+def webhook_url_refusal(url: str) -> str | None:
+    """Why staff may not save ``url`` as a webhook endpoint, or ``None``: the guard used at send time.
+
+    A name that does not resolve yet is accepted (the partner may still be setting up DNS); every
+    delivery checks the address again before connecting.
+    """
+    try:
+        resolve_checked(url)
+    except WebhookError as exc:
+        return exc.message if exc.refused else None
     return None
 
 
@@ -113,7 +135,7 @@ def resolve_checked(url: str) -> tuple[str, str, list[IPAddress], int]:
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    if scheme not in {"http", "https"}:
+    if scheme not in {"http", "https"} or (scheme == "http" and not http_allowed()):
         raise WebhookError(f"scheme {scheme or '(none)'!r} is not allowed; use https", refused=True)
     host = parts.hostname
     if not host:

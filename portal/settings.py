@@ -479,7 +479,40 @@ CELERY_BEAT_SCHEDULE["outbox-relay"] = {
     "options": {"expires": 30},
 }
 
+# Partner credentials and webhook secrets (consents/api/oauth.py, client_secrets.py, models/fields.py).
+# CLIENT_SECRET_HMAC_KEY keys the verifier that OAuth client secrets are stored as: they are
+# high-entropy, so a keyed SHA-256 is as safe as a password hash and costs microseconds instead of
+# a second of CPU per (possibly hostile) attempt. User passwords keep the slow default hasher.
+# WEBHOOK_SECRET_KEY encrypts partners' webhook signing secrets at rest: one or more Fernet keys,
+# comma-separated; the first encrypts, all decrypt, so a new key goes first and the old one stays
+# until ``manage.py webhook_secrets_reencrypt`` has run. Production must provide both.
+CLIENT_SECRET_HMAC_KEY = env_str("CLIENT_SECRET_HMAC_KEY")
+WEBHOOK_SECRET_KEYS = [key.strip() for key in env_str("WEBHOOK_SECRET_KEY").split(",") if key.strip()]
+if PRODUCTION and not (CLIENT_SECRET_HMAC_KEY and WEBHOOK_SECRET_KEYS):
+    raise ImproperlyConfigured("CLIENT_SECRET_HMAC_KEY and WEBHOOK_SECRET_KEY are required when PORTAL_ENV=production")
+CLIENT_SECRET_HMAC_KEY = CLIENT_SECRET_HMAC_KEY or _local_secret(
+    "client_secret_hmac_key", lambda: secrets.token_hex(32)
+)
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+WEBHOOK_SECRET_KEYS = WEBHOOK_SECRET_KEYS or [_local_secret("webhook_secret_key", _fernet_key)]
+PASSWORD_HASHERS.append("consents.api.client_secrets.ClientSecretHasher")
+OAUTH2_PROVIDER["CLIENT_SECRET_HASHER"] = "hmac_sha256"  # noqa: S105 (a hasher's name)
+# The token, revocation and introspection endpoints: requests per claimed client_id and per client
+# address in fixed windows (DRF rate syntax), answered 429 with Retry-After beyond that. Partners
+# need a token an hour per process, so these leave room for a fleet restarting at once.
+OAUTH_TOKEN_RATE_PER_CLIENT = os.environ.get("OAUTH_TOKEN_RATE_PER_CLIENT", "60/minute")
+OAUTH_TOKEN_RATE_PER_IP = os.environ.get("OAUTH_TOKEN_RATE_PER_IP", "300/minute")
+# Live access tokens one credential may hold; issuing another revokes the oldest.
+OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL = env_int("OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL", 20)
+
 # Test overrides, in one place.
 if TESTING:
     # The default hasher costs about a second a login on these machines.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
-from oauth2_provider import views as oauth_views
 
 from consents import views as consents_views
+from consents.api import oauth as oauth_views
 from consents.api.docs import DocsView
 from portal import views
 
 # Partners only use the client-credentials grant: token, revocation and introspection, no authorisation UI.
+# The views are django-oauth-toolkit's, rate limited, and introspection is limited to the caller's tokens.
 oauth_urlpatterns = [
     path("token/", oauth_views.TokenView.as_view(), name="token"),
     path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),

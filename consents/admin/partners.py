@@ -5,7 +5,9 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from simple_history.admin import SimpleHistoryAdmin
@@ -14,12 +16,29 @@ from audit.services import Actor
 from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import Partner, Sharing
 from consents.services import partner_webhook_secret_rotate, secret_fingerprint
+from consents.webhooks import webhook_url_refusal
 from portal.http import AuthenticatedHttpRequest
+
+
+class PartnerForm(forms.ModelForm):
+    def clean_webhook_url(self) -> str:
+        url = self.cleaned_data.get("webhook_url", "")
+        # The same guard that every delivery passes, so staff learn of a refused endpoint now.
+        if url and (reason := webhook_url_refusal(url)):
+            raise forms.ValidationError(
+                _("Webhooks cannot be sent to this URL: %(reason)s."),
+                code="webhook_url_refused",
+                params={"reason": reason},
+            )
+        return url
 
 
 @admin.register(Partner)
 class PartnerAdmin(SimpleHistoryAdmin):
-    # Signing secrets never appear in lists, are never edited by hand, and are rotated by the action.
+    # Signing secrets never appear in lists or on the partner's page (only fingerprints), are never
+    # edited by hand, and are shown once, to staff who may change partners: after the partner is
+    # added and after the rotate action, on a page that is not cached.
+    form = PartnerForm
     list_display = ("name", "kind", "country", "status", "webhook_url", "created_at")
     list_filter = ("kind", "status", "country")
     search_fields = ("name", "slug")
@@ -28,11 +47,18 @@ class PartnerAdmin(SimpleHistoryAdmin):
         (None, {"fields": ("name", "slug", "kind", "country", "policy_url", "status")}),
         (
             _("Webhooks"),
-            {"fields": ("webhook_url", "webhook_disabled_at", "signing_secret", "previous_secret_fingerprint")},
+            {
+                "fields": (
+                    "webhook_url",
+                    "webhook_disabled_at",
+                    "signing_secret_fingerprint",
+                    "previous_secret_fingerprint",
+                )
+            },
         ),
         (_("Record"), {"fields": ("created_at",)}),
     )
-    readonly_fields = ("webhook_disabled_at", "signing_secret", "previous_secret_fingerprint", "created_at")
+    readonly_fields = ("webhook_disabled_at", "signing_secret_fingerprint", "previous_secret_fingerprint", "created_at")
     actions = ("rotate_webhook_secret", partner_webhook_enable_action)
 
     def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
@@ -40,8 +66,10 @@ class PartnerAdmin(SimpleHistoryAdmin):
         return False
 
     @admin.display(description=_("webhook signing secret"))
-    def signing_secret(self, obj: Partner) -> str:
-        return obj.webhook_secret if obj.pk else "—"
+    def signing_secret_fingerprint(self, obj: Partner) -> str:
+        if not obj.pk:
+            return str(_("issued when the partner is saved, and shown once"))
+        return str(_("fingerprint %(fingerprint)s")) % {"fingerprint": secret_fingerprint(obj.webhook_secret)}
 
     @admin.display(description=_("previous signing secret"))
     def previous_secret_fingerprint(self, obj: Partner) -> str:
@@ -51,23 +79,40 @@ class PartnerAdmin(SimpleHistoryAdmin):
             "fingerprint": secret_fingerprint(obj.webhook_secret_previous)
         }
 
+    def _secrets_page(self, request: HttpRequest, partners: list[Partner], title: str) -> HttpResponse:
+        """The one page that shows signing secrets: rendered directly, never stored, never cached."""
+        response = TemplateResponse(
+            request,
+            "admin/consents/partner/webhook_secrets.html",
+            {**self.admin_site.each_context(request), "opts": self.opts, "title": title, "partners": partners},
+        )
+        add_never_cache_headers(response)
+        return response
+
+    def response_add(self, request: HttpRequest, obj: Partner, post_url_continue: str | None = None) -> HttpResponse:
+        response = super().response_add(request, obj, post_url_continue)
+        if not self.has_change_permission(request, obj):
+            return response
+        return self._secrets_page(request, [obj], str(_("Webhook signing secret of the new partner")))
+
     @admin.action(description=_("Rotate webhook signing secret"), permissions=["change"])
-    def rotate_webhook_secret(self, request: AuthenticatedHttpRequest, queryset: QuerySet[Partner]) -> None:
-        partners = list(queryset)
-        for partner in partners:
-            partner_webhook_secret_rotate(partner=partner, actor=Actor.staff(request.user))
+    def rotate_webhook_secret(self, request: AuthenticatedHttpRequest, queryset: QuerySet[Partner]) -> HttpResponse:
+        partners = [
+            partner_webhook_secret_rotate(partner=partner, actor=Actor.staff(request.user)) for partner in queryset
+        ]
         self.message_user(
             request,
             ngettext(
                 "A new signing secret was issued for %(count)d partner. The previous secret stays valid until it "
-                "is cleared; give the partner the new one from its page.",
+                "is cleared; copy the new one below, it is not shown again.",
                 "New signing secrets were issued for %(count)d partners. The previous secrets stay valid until "
-                "they are cleared; give each partner the new one from its page.",
+                "they are cleared; copy the new ones below, they are not shown again.",
                 len(partners),
             )
             % {"count": len(partners)},
             messages.SUCCESS,
         )
+        return self._secrets_page(request, partners, str(_("New webhook signing secrets")))
 
 
 class SharingForm(forms.ModelForm):

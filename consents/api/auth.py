@@ -173,7 +173,7 @@ SYNC_SECONDS = 1.0
 SYNC_BATCH_MAX = 50
 
 
-def _shared_add(key: str, amount: int, timeout: int) -> int:
+def shared_counter_add(key: str, amount: int, timeout: int) -> int:
     """Add to the shared counter (created with a lifetime if missing); returns the new total."""
     try:
         return cache.incr(key, amount)
@@ -210,7 +210,7 @@ class PartnerRateThrottle(BaseThrottle):
         count.pending += 1
         batch = min(SYNC_BATCH_MAX, max(1, limit // 100))
         if count.known + count.pending > limit or count.pending >= batch or now - count.synced_at >= SYNC_SECONDS:
-            count.known = _shared_add(key, count.pending, duration + 1)
+            count.known = shared_counter_add(key, count.pending, duration + 1)
             count.pending = 0
             count.synced_at = now
         if count.known + count.pending <= limit:

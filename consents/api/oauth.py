@@ -1,16 +1,35 @@
-"""django-oauth-toolkit hooks that tie OAuth clients to partner credentials.
+"""django-oauth-toolkit hooks that tie OAuth clients to partner credentials, and the /oauth/ endpoints.
 
 A token is only issued to a client whose credential is not revoked and whose partner is active,
-and only for the scopes that credential allows.
+and only for the scopes that credential allows; a credential holds at most
+``OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL`` live tokens. Client secrets are checked with a keyed
+verifier (``client_secrets.py``), the endpoints are rate limited per claimed client and per
+address, and a client can introspect or revoke only its own tokens.
 """
 
+import base64
+import binascii
+import hashlib
+import time
 from typing import Any
+from urllib.parse import unquote_plus
 
-from oauth2_provider.models import AbstractApplication
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider import views as oauth_views
+from oauth2_provider.models import AbstractApplication, AccessToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import BaseScopes
 from oauth2_provider.settings import oauth2_settings
+from oauthlib.common import Request as OauthlibRequest
 
+from consents.api.auth import rate_parse, shared_counter_add
+from consents.api.client_secrets import client_secret_check
 from consents.models import PartnerCredential
 
 
@@ -46,3 +65,133 @@ class PartnerOAuth2Validator(OAuth2Validator):
             return False
         credential = credential_for(request.client)
         return credential is not None and credential.is_active and credential.partner.is_active
+
+    def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
+        return client_secret_check(provided_secret, stored_secret)
+
+    def save_bearer_token(self, token: Any, request: Any, *args: Any, **kwargs: Any) -> None:
+        """Store the new token, then revoke the credential's oldest live tokens beyond the cap.
+
+        Revoking the oldest rather than refusing the new one keeps a partner working when its
+        processes restart and each fetches a token: the tokens it still uses are the newest.
+        """
+        with transaction.atomic():
+            super().save_bearer_token(token, request, *args, **kwargs)
+            live = AccessToken.objects.filter(application_id=request.client.pk, expires__gt=timezone.now())
+            surplus = live.order_by("-created", "-pk").values_list("pk", flat=True)[
+                settings.OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL :
+            ]
+            if surplus_ids := list(surplus):
+                AccessToken.objects.filter(pk__in=surplus_ids).delete()
+
+
+def client_address(request: HttpRequest) -> str:
+    """The caller's network address, for rate limits.
+
+    The socket peer for now; when the project gets a trusted-proxy setting for the client address,
+    this is the one place to use it.
+    """
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def claimed_client_id(request: HttpRequest) -> str:
+    """The client_id a request presents (HTTP Basic first, then the form body), not yet authenticated."""
+    scheme, _sep, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return unquote_plus(decoded.partition(":")[0])
+    return str(request.POST.get("client_id", ""))
+
+
+def oauth_throttle_wait(request: HttpRequest) -> int | None:
+    """Count the request against its client's and its address's windows; seconds to wait if over either.
+
+    Counted before any work, so a flood costs one cache round trip per request. The client_id is
+    only claimed at this point, so an attacker can use up a partner's window (not its secret):
+    the per-client limit is generous and the window short.
+    """
+    now = time.time()
+    wait: int | None = None
+    limits = [("ip", client_address(request), settings.OAUTH_TOKEN_RATE_PER_IP)]
+    if client_id := claimed_client_id(request):
+        limits.append(("client", client_id, settings.OAUTH_TOKEN_RATE_PER_CLIENT))
+    for scope, ident, rate in limits:
+        limit, duration = rate_parse(rate)
+        window = int(now // duration)
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+        count = shared_counter_add(f"oauth-throttle:{scope}:{digest}:{duration}:{window}", 1, duration + 1)
+        if count > limit:
+            wait = max(wait or 0, max(1, int((window + 1) * duration - now + 0.999)))
+    return wait
+
+
+def slow_down_response(wait: int) -> JsonResponse:
+    # An RFC 6749 section 5.2 error body. "slow_down" is the registered OAuth error for "too many
+    # requests, back off" (RFC 8628); Retry-After says for how long. error_description must be
+    # ASCII for developers (RFC 6749), so it is not translated.
+    response = JsonResponse(
+        {"error": "slow_down", "error_description": "Too many requests; retry after the Retry-After delay."},
+        status=429,
+    )
+    response["Retry-After"] = str(wait)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class OAuthThrottleMixin:
+    """Rate limits an /oauth/ endpoint before it authenticates the client (the costly part)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if (wait := oauth_throttle_wait(request)) is not None:
+            return slow_down_response(wait)
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+
+@method_decorator([csrf_exempt, login_not_required], name="dispatch")
+class TokenView(OAuthThrottleMixin, oauth_views.TokenView):
+    """The token endpoint (client-credentials grant), rate limited."""
+
+
+@method_decorator([csrf_exempt, login_not_required], name="dispatch")
+class RevokeTokenView(OAuthThrottleMixin, oauth_views.RevokeTokenView):
+    """RFC 7009 revocation, rate limited. django-oauth-toolkit already revokes only the caller's own
+    tokens and answers 200 for anyone else's, as for an unknown token."""
+
+
+@method_decorator([csrf_exempt, login_not_required], name="dispatch")
+class IntrospectTokenView(OAuthThrottleMixin, oauth_views.IntrospectTokenView):
+    """RFC 7662 introspection of the caller's own tokens only, rate limited.
+
+    Another client's token is answered exactly like an unknown one, ``{"active": false}``, so a
+    partner learns nothing about other partners' tokens, not even that they exist.
+    """
+
+    caller: AbstractApplication | None = None
+
+    def authenticate_client(self, request: HttpRequest) -> bool:
+        # DOT's own check, keeping the client it authenticated, which DOT does not hand back.
+        core = self.get_oauthlib_core()
+        uri, http_method, body, headers = core._extract_params(request)
+        oauth_request = OauthlibRequest(uri, http_method, body, headers)
+        valid = bool(core.server.request_validator.authenticate_client(oauth_request))
+        self.caller = oauth_request.client if valid else None
+        return valid
+
+    def _own_token_response(self, token_value: str | None) -> HttpResponse:
+        if token_value is not None:
+            # A caller let in by a bearer token (DOT's other path) has no client here: it sees nothing.
+            if self.caller is None or self.caller.pk is None:
+                return JsonResponse({"active": False})
+            checksum = hashlib.sha256(token_value.encode()).hexdigest()
+            if not AccessToken.objects.filter(token_checksum=checksum, application_id=self.caller.pk).exists():
+                return JsonResponse({"active": False})
+        return self.get_token_response(token_value)
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self._own_token_response(request.GET.get("token"))
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return self._own_token_response(request.POST.get("token"))

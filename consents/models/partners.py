@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from consents.models.fields import EncryptedSecretField
 from consents.models.notices import DataCategory, Purpose
 
 if TYPE_CHECKING:
@@ -45,10 +46,11 @@ class Partner(models.Model):
     policy_url = models.URLField(_("privacy policy"), blank=True)
     status = models.CharField(_("status"), max_length=16, choices=PartnerStatus.choices, default=PartnerStatus.ACTIVE)
     webhook_url = models.URLField(_("webhook URL"), blank=True)
-    webhook_secret = models.CharField(_("webhook signing secret"), max_length=80, default=webhook_secret_generate)
-    webhook_secret_previous = models.CharField(
+    # Encrypted at rest (see consents/models/fields.py); the columns hold Fernet tokens.
+    webhook_secret = EncryptedSecretField(_("webhook signing secret"), max_length=255, default=webhook_secret_generate)
+    webhook_secret_previous = EncryptedSecretField(
         _("previous signing secret"),
-        max_length=80,
+        max_length=255,
         blank=True,
         help_text=_("Still signed with during a rotation, until cleared."),
     )

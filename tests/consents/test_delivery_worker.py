@@ -301,7 +301,7 @@ def test_refused_url_is_recorded_and_nothing_is_sent(
     consumer, purpose, settings, celery_eager, django_capture_on_commit_callbacks
 ):
     settings.WEBHOOK_ALLOW_PRIVATE = False
-    partner = PartnerFactory(slug="intranet", webhook_url="http://10.20.30.40/hooks")
+    partner = PartnerFactory(slug="intranet", webhook_url="https://10.20.30.40/hooks")
     SharingFactory(partner=partner, purpose=purpose)
 
     revoke(consumer, purpose, django_capture_on_commit_callbacks)

@@ -140,7 +140,7 @@ def test_private_loopback_link_local_and_metadata_urls_are_refused(deny_private,
 
 def test_refused_url_sends_nothing(deny_private, webhook_receiver):
     with pytest.raises(WebhookError) as caught:
-        webhook_send(url=webhook_receiver.url, msg_id="m", body=BODY, secrets=[SECRET])
+        webhook_send(url=webhook_receiver.url.replace("http://", "https://"), msg_id="m", body=BODY, secrets=[SECRET])
 
     assert caught.value.refused
     assert "loopback" in caught.value.message
@@ -154,9 +154,7 @@ def test_only_http_and_https_are_allowed(allow_private, url):
     assert caught.value.refused
 
 
-@pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8001/hook", "http://localhost/hook", "http://10.1.2.3/", "http://169.254.10.10/"]
-)
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8001/hook", "http://localhost/hook", "http://10.1.2.3/"])
 def test_private_and_loopback_are_allowed_with_the_development_flag(allow_private, url):
     scheme, _host, addresses, _port = resolve_checked(url)
     assert scheme == "http"
@@ -167,6 +165,42 @@ def test_private_and_loopback_are_allowed_with_the_development_flag(allow_privat
 def test_metadata_addresses_stay_refused_even_with_the_flag(allow_private, url):
     with pytest.raises(WebhookError, match="metadata"):
         resolve_checked(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://169.254.10.10/",
+        "https://169.254.0.1/",
+        "https://169.254.255.254/",
+        "https://[fe80::1]/",
+        "https://[febf:ffff::1]/",
+        "https://[::ffff:169.254.10.10]/",
+    ],
+)
+def test_link_local_addresses_stay_refused_even_with_the_flag(allow_private, url):
+    with pytest.raises(WebhookError, match="link-local") as caught:
+        resolve_checked(url)
+    assert caught.value.refused
+
+
+def test_plain_http_is_refused_without_the_development_flag(deny_private, monkeypatch):
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))],
+    )
+    with pytest.raises(WebhookError, match="use https") as caught:
+        resolve_checked("http://partner.example/hook")
+    assert caught.value.refused
+    assert resolve_checked("https://partner.example/hook")[0] == "https"
+
+
+def test_plain_http_is_refused_in_production_even_with_the_flag(allow_private, settings):
+    settings.PORTAL_ENV = "production"
+    with pytest.raises(WebhookError, match="use https") as caught:
+        resolve_checked("http://127.0.0.1:8001/hook")
+    assert caught.value.refused
 
 
 def test_a_name_with_any_private_address_is_refused(deny_private, monkeypatch):

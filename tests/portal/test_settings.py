@@ -3,6 +3,8 @@ import secrets
 import subprocess
 import sys
 
+from cryptography.fernet import Fernet
+
 from portal.settings import _ed25519_pem
 from tests.conftest import ROOT
 
@@ -26,6 +28,8 @@ def test_production_settings_pass_check_deploy(tmp_path):
             "SECRET_KEY": secrets.token_urlsafe(60),
             "AUDIT_HMAC_KEY": secrets.token_hex(32),
             "RECEIPT_SIGNING_KEY": _ed25519_pem(),
+            "CLIENT_SECRET_HMAC_KEY": secrets.token_hex(32),
+            "WEBHOOK_SECRET_KEY": f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
             "ALLOWED_HOSTS": "portal.example.com",
             "PORTAL_VAR_DIR": str(tmp_path),
         },
@@ -37,6 +41,25 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
     result = _manage("check", env={"PORTAL_ENV": "production", "ALLOWED_HOSTS": "x", "PORTAL_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "SECRET_KEY is required" in result.stderr
+
+
+def test_production_refuses_to_start_without_the_partner_secret_keys(tmp_path):
+    env = {
+        "PORTAL_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(60),
+        "AUDIT_HMAC_KEY": secrets.token_hex(32),
+        "RECEIPT_SIGNING_KEY": _ed25519_pem(),
+        "ALLOWED_HOSTS": "portal.example.com",
+        "PORTAL_VAR_DIR": str(tmp_path),
+    }
+    for missing in ("CLIENT_SECRET_HMAC_KEY", "WEBHOOK_SECRET_KEY"):
+        keys = {"CLIENT_SECRET_HMAC_KEY": secrets.token_hex(32), "WEBHOOK_SECRET_KEY": Fernet.generate_key().decode()}
+        del keys[missing]
+        result = _manage("check", env=env | keys)
+        assert result.returncode != 0
+        assert "CLIENT_SECRET_HMAC_KEY and WEBHOOK_SECRET_KEY are required" in result.stderr
+    assert not (tmp_path / "webhook_secret_key").exists()
+    assert not (tmp_path / "client_secret_hmac_key").exists()
 
 
 def test_development_generates_a_secret_key_once(tmp_path):
