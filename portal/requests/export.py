@@ -192,9 +192,11 @@ def _request_rows(user: User) -> Iterator[Row]:
 
 def _activity_rows(user: User) -> Iterator[Row]:
     fields = ("occurred_at", "actor_kind", "actor_label", "action", "target_type", "target_id", "data", "hash")
-    events = AuditEvent.objects.filter(subject=user).order_by("occurred_at", "pk").values(*fields)
+    events = AuditEvent.objects.filter(subject=user).order_by("occurred_at", "pk").values(*fields, "note__text")
     for values in events.iterator(chunk_size=CHUNK):
         values["occurred_at"] = _iso(values["occurred_at"])
+        # Free text (a partner's acknowledgement) is kept beside the sealed event; see audit.models.AuditNote.
+        values["note"] = values.pop("note__text") or ""
         yield values
 
 
@@ -334,7 +336,17 @@ SECTIONS: list[Section] = [
             "Everything recorded about your account in our audit log: who did what and when (you, our staff, "
             "a partner or the system). Each entry's hash links it to the one before, so gaps can be detected."
         ),
-        columns=("occurred_at", "actor_kind", "actor_label", "action", "target_type", "target_id", "data", "hash"),
+        columns=(
+            "occurred_at",
+            "actor_kind",
+            "actor_label",
+            "action",
+            "target_type",
+            "target_id",
+            "data",
+            "note",
+            "hash",
+        ),
         rows=_activity_rows,
         count=lambda user: AuditEvent.objects.filter(subject=user).count(),
     ),
