@@ -29,8 +29,8 @@ from django.utils.translation import gettext as _
 from simple_history.models import registered_models
 
 from audit.models import AccessEvent
-from audit.services import Actor, audit_notes_scrub, event_record
-from consents.models import Consent, ConsentReceipt, ConsentStatus, OutboxEvent, RevocationReason
+from audit.services import Actor, event_record
+from consents.models import Consent, ConsentReceipt, ConsentStatus, RevocationReason
 from consents.models.outbox import AckStatus
 from consents.outbox import outbox_subject_erasure
 from consents.services import ConsentError, consent_revoke
@@ -40,11 +40,11 @@ from portal.requests.models import (
     ConsentProof,
     PartnerTaskState,
     PrivacyRequest,
-    PrivacyRequestExtension,
     PrivacyRequestPartnerTask,
     RequestKind,
     RequestStatus,
 )
+from portal.requests.retention import free_text_scrub
 from portal.requests.services import PrivacyRequestError, status_transition
 
 SCRUBBED_LABEL = "(deleted account)"
@@ -107,34 +107,6 @@ def _export_files_forget(ctx: ScrubContext) -> int:
 def _access_details_scrub(ctx: ScrubContext) -> int:
     """Partners' free-text notes on their accesses may name the person; the facts themselves stay."""
     return AccessEvent.objects.filter(user=ctx.user).exclude(detail="").update(detail="")
-
-
-def free_text_scrub(*, user: User, now: datetime) -> int:
-    """Erase what partners and staff wrote about the consumer; the facts (who, what, when) stay.
-
-    Partners' acknowledgements (on the outbox events, the erasure tasks and beside the sealed
-    audit rows), staff notes on erasure tasks and the reasons of deadline extensions, history rows
-    included. Runs when the account is scrubbed, again when the deletion completes (partners
-    answer afterwards) and when the contact retention ends, so it must be cheap to repeat.
-    """
-    request_ids = PrivacyRequest.objects.filter(user=user).values("pk")
-    task_text = ~Q(ack_detail="") | ~Q(staff_note="")
-    scrubbed = OutboxEvent.objects.filter(subject__user=user).exclude(ack_detail="").update(ack_detail="")
-    scrubbed += PrivacyRequestPartnerTask.objects.filter(task_text, request__in=request_ids).update(
-        ack_detail="", staff_note="", text_removed_at=now
-    )
-    PrivacyRequestPartnerTask.history.filter(task_text, request_id__in=request_ids).update(
-        ack_detail="", staff_note="", text_removed_at=now
-    )
-    scrubbed += (
-        PrivacyRequestExtension.objects.filter(request__in=request_ids)
-        .exclude(reason="")
-        .update(reason="", text_removed_at=now)
-    )
-    PrivacyRequestExtension.history.filter(request_id__in=request_ids).exclude(reason="").update(
-        reason="", text_removed_at=now
-    )
-    return scrubbed + audit_notes_scrub(subject=user)
 
 
 def _free_text_scrub(ctx: ScrubContext) -> int:
@@ -394,44 +366,6 @@ def partner_task_record(*, task: PrivacyRequestPartnerTask, note: str, staff: Us
     )
     _complete_if_done(request, Actor.staff(staff))
     return task
-
-
-@transaction.atomic
-def privacy_request_retention_apply(*, request_id: Any) -> bool:
-    """A deletion still waiting for partners after ``PRIVACY_REQUEST_CONTACT_RETENTION_DAYS``: forget the
-    consumer's address and erase the free text gathered so far. ``False`` when there was nothing to do.
-
-    The request stays open for the partners that have not confirmed; its completion then emails
-    nobody. Repeated on every tick, as confirmations that arrive later bring new free text.
-    """
-    request = PrivacyRequest.objects.select_for_update().select_related("user").filter(pk=request_id).first()
-    now = timezone.now()
-    if (
-        request is None
-        or request.kind != RequestKind.DELETION
-        or request.status != RequestStatus.WAITING_PARTNERS
-        or request.created_at + timedelta(days=settings.PRIVACY_REQUEST_CONTACT_RETENTION_DAYS) > now
-    ):
-        return False
-    forgotten = bool(request.contact_email)
-    scrubbed = free_text_scrub(user=request.user, now=now)
-    if not forgotten and not scrubbed:
-        return False
-    if forgotten:
-        request.contact_email = ""
-        request.save(update_fields=["contact_email"])
-    event_record(
-        actor=Actor.system("retention"),
-        subject=request.user,
-        action="privacy_request.retention_applied",
-        target=request,
-        data={
-            "contact_email_forgotten": forgotten,
-            "free_text_scrubbed": scrubbed,
-            "retention_days": settings.PRIVACY_REQUEST_CONTACT_RETENTION_DAYS,
-        },
-    )
-    return True
 
 
 @transaction.atomic

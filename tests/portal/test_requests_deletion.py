@@ -22,17 +22,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from audit.selectors import audit_chain_breaks
 from audit.services import Actor
 from consents.models import Consent, ConsentReceipt, ConsentStatus, EventType, OutboxEvent
 from consents.models.outbox import AckStatus
 from consents.receipts import principal_id, receipt_verify
-from consents.services import partner_subject_ensure
+from consents.services import outbox_event_ack, partner_subject_ensure
 from portal.models import User
 from portal.requests.erasure import (
     consent_proofs_purge,
     privacy_request_acks_sync,
     privacy_request_deletion_execute,
-    privacy_request_retention_apply,
 )
 from portal.requests.export import export_build
 from portal.requests.models import (
@@ -42,6 +42,7 @@ from portal.requests.models import (
     PrivacyRequestPartnerTask,
     RequestStatus,
 )
+from portal.requests.retention import privacy_request_retention_apply
 from portal.requests.services import (
     PrivacyRequestError,
     cancel_token_make,
@@ -569,3 +570,31 @@ def test_contact_retention_leaves_other_requests_alone(consumer, django_capture_
         assert not privacy_request_retention_apply(request_id=scheduled.pk)
     scheduled.refresh_from_db()
     assert scheduled.contact_email == consumer.email
+
+
+def test_partners_late_words_about_a_deleted_account_are_erased_at_the_next_tick(
+    consumer, django_capture_on_commit_callbacks
+):
+    data = consumer_data_seed(consumer)
+    request = _executed(_scheduled(consumer, django_capture_on_commit_callbacks), django_capture_on_commit_callbacks)
+    for task in request.partner_tasks.all():
+        _ack(task)
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy_requests_tick()
+    request.refresh_from_db()
+    assert request.status == RequestStatus.COMPLETED
+    # Afterwards the advertiser acknowledges the revocation the deletion sent it, naming the person.
+    revocation = OutboxEvent.objects.filter(partner=data.partners[0], event_type=EventType.CONSENT_REVOKED).latest(
+        "created_at"
+    )
+    outbox_event_ack(partner=data.partners[0], event_id=revocation.pk, status="processed", detail=f"Removed {TOKEN}")
+    assert {"audit_auditnote", "consents_outboxevent"} <= set(_database_hits(TOKEN))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy_requests_tick()
+    assert _database_hits(TOKEN) == {}
+    assert AuditEvent.objects.filter(subject=consumer, action="account.free_text_scrubbed").count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy_requests_tick()
+    assert AuditEvent.objects.filter(subject=consumer, action="account.free_text_scrubbed").count() == 1, "once"
+    assert not list(audit_chain_breaks())
