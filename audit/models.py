@@ -67,6 +67,10 @@ class AuditEvent(models.Model):
         return f"{self.action} #{self.chain}/{self.seq}"
 
 
+# Shown where free text (a note, a reason, a partner's words) was erased with the account it was about.
+NOTE_REMOVED = _("removed on account deletion")
+
+
 class AuditNote(models.Model):
     """The free text of an audit event (a partner's or a staff member's note), kept beside its sealed row.
 

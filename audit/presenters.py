@@ -7,7 +7,7 @@ from typing import Any
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from audit.models import ActorKind, AuditEvent, AuditNote
+from audit.models import NOTE_REMOVED, ActorKind, AuditEvent, AuditNote
 from consents.models import Purpose
 
 ACTIONS: dict[str, Promise] = {
@@ -36,9 +36,6 @@ SYSTEM_ACTORS: dict[str, Promise] = {
     "expiry": _("Automatic expiry"),
     "gpc": _("Your browser's Global Privacy Control signal"),
 }
-
-
-NOTE_REMOVED = _("removed on account deletion")
 
 
 def note_shown(note: AuditNote | None) -> str:

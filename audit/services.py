@@ -77,6 +77,7 @@ def event_seal(event: AuditEvent) -> str:
 
 
 def note_digest(*, salt: str, text: str) -> str:
+    """What a sealed row commits to instead of its note's text; the random salt makes guesses uncheckable."""
     return hashlib.sha256(f"{salt}:{text}".encode()).hexdigest()
 
 

@@ -47,7 +47,7 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
     def rows() -> Iterator[str]:
         yield writer.writerow(CSV_COLUMNS)
         for event in events.iterator(chunk_size=2000):
-            # Partners supply the detail (and, through their reports, other text): defuse every cell.
+            # Partners write the detail; defuse every cell rather than guess which text could be hostile.
             yield writer.writerow(
                 [
                     csv_cell(value)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from audit.models import NOTE_REMOVED
 from consents.models import OutboxEvent, Partner
 from portal.models import Jurisdiction
 
@@ -36,9 +37,6 @@ class RequestStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (RequestStatus.RECEIVED, RequestStatus.PROCESSING, RequestStatus.WAITING_PARTNERS)
-
-# Shown where free text (a reason, a note, a partner's words) was erased with the account it was about.
-TEXT_REMOVED = _("removed on account deletion")
 
 
 def export_upload_to(instance: "PrivacyRequest", filename: str) -> str:
@@ -218,7 +216,7 @@ class PrivacyRequestExtension(models.Model):
 
     @admin.display(description=_("reason"))
     def reason_shown(self) -> str:
-        return self.reason or (str(TEXT_REMOVED) if self.text_removed_at else "")
+        return self.reason or (str(NOTE_REMOVED) if self.text_removed_at else "")
 
 
 class PartnerTaskState(models.TextChoices):
@@ -297,11 +295,11 @@ class PrivacyRequestPartnerTask(models.Model):
 
     @admin.display(description=_("partner's detail"))
     def ack_detail_shown(self) -> str:
-        return self.ack_detail or (str(TEXT_REMOVED) if self.text_removed_at else "")
+        return self.ack_detail or (str(NOTE_REMOVED) if self.text_removed_at else "")
 
     @admin.display(description=_("staff note"))
     def staff_note_shown(self) -> str:
-        return self.staff_note or (str(TEXT_REMOVED) if self.text_removed_at else "")
+        return self.staff_note or (str(NOTE_REMOVED) if self.text_removed_at else "")
 
 
 class ConsentProof(models.Model):

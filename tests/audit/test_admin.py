@@ -2,8 +2,7 @@ import pytest
 from django.urls import reverse
 from django.utils import translation
 
-from audit.models import AuditEvent
-from audit.presenters import NOTE_REMOVED
+from audit.models import NOTE_REMOVED, AuditEvent
 from audit.services import Actor, audit_notes_scrub, event_record
 from tests.factories import StaffFactory, UserFactory
 
