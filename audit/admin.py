@@ -16,7 +16,8 @@ from django.views.decorators.http import require_POST
 
 from audit.admin_access import RecordsStaffAccess
 from audit.models import AuditEvent
-from audit.selectors import BreakKind, ChainBreak, audit_chain_breaks
+from audit.presenters import note_shown
+from audit.selectors import BreakKind, ChainBreak, audit_chain_breaks, event_note
 from portal.models import User
 
 BREAK_DESCRIPTIONS = {
@@ -25,6 +26,7 @@ BREAK_DESCRIPTIONS = {
     BreakKind.EDITED: _("the row no longer matches its seal (edited)"),
     BreakKind.TRUNCATED: _("events are missing at the end (truncated)"),
     BreakKind.HEAD_MISSING: _("the record of the chain's last event is missing"),
+    BreakKind.NOTE: _("the note beside the event no longer matches it (edited, added or deleted)"),
 }
 
 # Checking a handful of chains one by one is cheaper than a pass over the whole log; past this,
@@ -76,12 +78,13 @@ class AuditEventAdmin(RecordsStaffAccess, admin.ModelAdmin):
         "target_type",
         "target_id",
         "details",
+        "note_text",
         "chain",
         "seq",
         "prev_hash",
         "hash",
     )
-    readonly_fields = ("details", "chain", "seq", "prev_hash", "hash", "occurred_at")
+    readonly_fields = ("details", "note_text", "chain", "seq", "prev_hash", "hash", "occurred_at")
     actions = ("verify_chains",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -100,6 +103,10 @@ class AuditEventAdmin(RecordsStaffAccess, admin.ModelAdmin):
     @admin.display(description=_("details"))
     def details(self, obj: AuditEvent) -> SafeString:
         return format_html('<pre class="readonly">{}</pre>', json.dumps(obj.data, indent=2, ensure_ascii=False))
+
+    @admin.display(description=_("note"))
+    def note_text(self, obj: AuditEvent) -> str:
+        return note_shown(event_note(obj))
 
     def get_urls(self) -> list[URLPattern]:
         verify = path("verify/", self.admin_site.admin_view(self.verify_all_view), name="audit_auditevent_verify")

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -64,6 +65,41 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} #{self.chain}/{self.seq}"
+
+
+# Shown where free text (a note, a reason, a partner's words) was erased with the account it was about.
+NOTE_REMOVED = _("removed on account deletion")
+
+
+class AuditNote(models.Model):
+    """The free text of an audit event (a partner's or a staff member's note), kept beside its sealed row.
+
+    Free text can name the person, so it must be erasable when their account is deleted, while
+    the sealed row must never change. The row's seal therefore covers a salted digest of the
+    text (``data["note_sha256"]``), not the text: while the note exists, verification checks it
+    against the digest; scrubbing empties the text and the salt together, after which the digest
+    neither reveals the text nor confirms a guess at it.
+    """
+
+    event = models.OneToOneField(
+        AuditEvent, verbose_name=_("audit event"), on_delete=models.CASCADE, primary_key=True, related_name="note"
+    )
+    text = models.TextField(_("note"), blank=True)
+    salt = models.CharField(max_length=32, blank=True, editable=False)
+    scrubbed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("audit note")
+        verbose_name_plural = _("audit notes")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(scrubbed_at__isnull=True) | (Q(text="") & Q(salt="")),
+                name="auditnote_scrubbed_is_empty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"note of {self.event_id}"
 
 
 class AccessAction(models.TextChoices):

@@ -7,7 +7,7 @@ from typing import Any
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from audit.models import ActorKind, AuditEvent
+from audit.models import NOTE_REMOVED, ActorKind, AuditEvent, AuditNote
 from consents.models import Purpose
 
 ACTIONS: dict[str, Promise] = {
@@ -36,6 +36,15 @@ SYSTEM_ACTORS: dict[str, Promise] = {
     "expiry": _("Automatic expiry"),
     "gpc": _("Your browser's Global Privacy Control signal"),
 }
+
+
+def note_shown(note: AuditNote | None) -> str:
+    """An event's free-text note as staff see it: the text while it exists, a placeholder once erased."""
+    if note is None:
+        return "—"
+    if note.scrubbed_at is not None:
+        return str(NOTE_REMOVED)
+    return note.text
 
 
 @dataclass

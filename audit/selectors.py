@@ -10,8 +10,16 @@ from typing import Any
 from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
 
-from audit.models import AccessCategorySeen, AccessDaily, AccessEvent, AccessVerdict, AuditChain, AuditEvent
-from audit.services import event_seal
+from audit.models import (
+    AccessCategorySeen,
+    AccessDaily,
+    AccessEvent,
+    AccessVerdict,
+    AuditChain,
+    AuditEvent,
+    AuditNote,
+)
+from audit.services import NOTE_DIGEST, event_seal, note_digest
 from consents.models import DataCategory, Partner, Purpose
 from portal.models import User
 
@@ -22,6 +30,7 @@ class BreakKind(StrEnum):
     EDITED = "edited"
     TRUNCATED = "truncated"
     HEAD_MISSING = "head_missing"
+    NOTE = "note"
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,29 @@ class ChainBreak:
     def __str__(self) -> str:
         row = f"event {self.event_id}" if self.event_id is not None else "a missing event"
         return f"chain {self.chain!r} broken at seq {self.seq} ({row}): {self.problem}"
+
+
+def event_note(event: AuditEvent) -> AuditNote | None:
+    try:
+        return event.note
+    except AuditNote.DoesNotExist:
+        return None
+
+
+def _note_problem(event: AuditEvent) -> str | None:
+    """Whether the note beside a sealed row still matches the digest the row was sealed with."""
+    digest = event.data.get(NOTE_DIGEST) if isinstance(event.data, dict) else None
+    note = event_note(event)
+    if digest is None:
+        return "a note its event was not sealed with (added)" if note is not None else None
+    if note is None:
+        return "the event's note is missing (deleted)"
+    if note.scrubbed_at is not None:
+        # Erased on account deletion: by design the digest can no longer be checked against anything.
+        return None
+    if note_digest(salt=note.salt, text=note.text) != digest:
+        return "the note does not match its sealed digest (edited)"
+    return None
 
 
 def _chain_break(key: str, events: Iterator[AuditEvent], head: tuple[int, str] | None) -> ChainBreak | None:
@@ -56,6 +88,8 @@ def _chain_break(key: str, events: Iterator[AuditEvent], head: tuple[int, str] |
             )
         if event.hash != event_seal(event):
             return ChainBreak(key, event.seq, event.pk, "seal does not match the row (edited)", BreakKind.EDITED)
+        if problem := _note_problem(event):
+            return ChainBreak(key, event.seq, event.pk, problem, BreakKind.NOTE)
         prev_hash = event.hash
         expected_seq += 1
     last_seq = expected_seq - 1
@@ -80,7 +114,7 @@ def audit_chain_breaks(chain: str | None = None) -> Iterator[ChainBreak]:
     chains there are.
     """
     heads_qs = AuditChain.objects.all()
-    events_qs = AuditEvent.objects.order_by("chain", "seq")
+    events_qs = AuditEvent.objects.select_related("note").order_by("chain", "seq")
     if chain is not None:
         heads_qs = heads_qs.filter(key=chain)
         events_qs = events_qs.filter(chain=chain)

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +11,12 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from audit.models import ActorKind, AuditChain, AuditEvent
+from audit.models import ActorKind, AuditChain, AuditEvent, AuditNote
 from portal.models import User
 
 GLOBAL_CHAIN = "global"
+# The key in a sealed row's data that commits to its note (see ``AuditNote``).
+NOTE_DIGEST = "note_sha256"
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,11 @@ def event_seal(event: AuditEvent) -> str:
     return hmac.new(settings.AUDIT_HMAC_KEY.encode(), canonical_json(event), hashlib.sha256).hexdigest()
 
 
+def note_digest(*, salt: str, text: str) -> str:
+    """What a sealed row commits to instead of its note's text; the random salt makes guesses uncheckable."""
+    return hashlib.sha256(f"{salt}:{text}".encode()).hexdigest()
+
+
 def _chain_lock(key: str) -> AuditChain:
     try:
         return AuditChain.objects.select_for_update().get(key=key)
@@ -106,9 +114,18 @@ def event_record(
     action: str,
     target: models.Model | None = None,
     data: dict[str, Any] | None = None,
+    note: str = "",
 ) -> AuditEvent:
-    """Append one event to the subject's chain (or the global one) in the caller's transaction."""
+    """Append one event to the subject's chain (or the global one) in the caller's transaction.
+
+    Free text someone typed (a partner's acknowledgement, a staff note) goes in ``note``, never in
+    ``data``: it is stored beside the sealed row so that it can be erased (``audit_notes_scrub``).
+    """
     chain = _chain_lock(chain_key(subject))
+    data = dict(data or {})
+    salt = secrets.token_hex(16) if note else ""
+    if note:
+        data[NOTE_DIGEST] = note_digest(salt=salt, text=note)
     event = AuditEvent(
         chain=chain.key,
         seq=chain.last_seq + 1,
@@ -120,12 +137,22 @@ def event_record(
         action=action,
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
-        data=json.loads(json.dumps(data or {}, default=str)),
+        data=json.loads(json.dumps(data, default=str)),
         prev_hash=chain.last_hash,
     )
     event.hash = event_seal(event)
     event.save()
+    if note:
+        AuditNote.objects.create(event=event, text=note, salt=salt)
     chain.last_seq = event.seq
     chain.last_hash = event.hash
     chain.save(update_fields=["last_seq", "last_hash"])
     return event
+
+
+@transaction.atomic
+def audit_notes_scrub(*, subject: User) -> int:
+    """Erase the free text of every audit event about ``subject``; the events and their seals stay intact."""
+    return AuditNote.objects.filter(event__subject=subject, scrubbed_at__isnull=True).update(
+        text="", salt="", scrubbed_at=timezone.now()
+    )

@@ -3,7 +3,7 @@
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.selectors import audit_chain_breaks
+from audit.selectors import audit_chain_breaks, event_note
 from audit.services import Actor, chain_key, event_record
 from consents.receipts import public_jwks, receipt_sign
 from portal.models import User
@@ -28,10 +28,12 @@ def audit_trail_document(*, subject: User, requested_by: User) -> str:
             "target_type": e.target_type,
             "target_id": e.target_id,
             "data": e.data,
+            # The free text beside the sealed row, while it exists (``None`` once erased or never written).
+            "note": note.text if (note := event_note(e)) is not None and note.scrubbed_at is None else None,
             "prev_hash": e.prev_hash,
             "hash": e.hash,
         }
-        for e in AuditEvent.objects.filter(chain=chain).order_by("seq").iterator(chunk_size=2000)
+        for e in AuditEvent.objects.filter(chain=chain).select_related("note").order_by("seq").iterator(chunk_size=2000)
     ]
     payload = {
         "type": "audit-trail",

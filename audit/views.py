@@ -6,6 +6,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from audit.csvsafe import csv_cell
 from audit.forms import AccessFilterForm
 from audit.presenters import activity_entries
 from audit.selectors import access_events_for, access_overview, access_timeline_page, activity_page
@@ -44,20 +45,22 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
     writer = csv.writer(_Echo())
 
     def rows() -> Iterator[str]:
-        yield writer.writerow(
-            ["accessed_at", "partner", "partner_kind", "purpose", "data_categories", "action", "verdict", "detail"]
-        )
+        yield writer.writerow(CSV_COLUMNS)
         for event in events.iterator(chunk_size=2000):
+            # Partners write the detail; defuse every cell rather than guess which text could be hostile.
             yield writer.writerow(
                 [
-                    event.accessed_at.isoformat(),
-                    event.partner.name,
-                    event.partner.kind,
-                    event.purpose.slug,
-                    " ".join(event.categories),
-                    event.action,
-                    event.verdict,
-                    event.detail,
+                    csv_cell(value)
+                    for value in (
+                        event.accessed_at.isoformat(),
+                        event.partner.name,
+                        event.partner.kind,
+                        event.purpose.slug,
+                        " ".join(event.categories),
+                        event.action,
+                        event.verdict,
+                        event.detail,
+                    )
                 ]
             )
 

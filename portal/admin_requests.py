@@ -71,14 +71,14 @@ class ReadOnlyInline(admin.TabularInline):
 
 class PartnerTaskInline(ReadOnlyInline):
     model = PrivacyRequestPartnerTask
-    fields = ("partner", "state", "acked_at", "ack_detail", "staff_note", "recorded_by")
+    fields = ("partner", "state", "acked_at", "ack_detail_shown", "staff_note_shown", "recorded_by")
     readonly_fields = fields
     show_change_link = True
 
 
 class ExtensionInline(ReadOnlyInline):
     model = PrivacyRequestExtension
-    fields = ("created_at", "months", "days", "previous_due_at", "new_due_at", "reason", "by")
+    fields = ("created_at", "months", "days", "previous_due_at", "new_due_at", "reason_shown", "by")
     readonly_fields = fields
 
 
@@ -237,8 +237,8 @@ class PrivacyRequestPartnerTaskAdmin(SimpleHistoryAdmin):
         "event",
         "state",
         "acked_at",
-        "ack_detail",
-        "staff_note",
+        "ack_detail_shown",
+        "staff_note_shown",
         "recorded_by",
         "created_at",
     )

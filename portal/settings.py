@@ -424,6 +424,12 @@ LOGGING: dict[str, Any] = {
 EXPORT_TTL_DAYS = env_int("EXPORT_TTL_DAYS", 7)
 DELETION_GRACE_DAYS = env_int("DELETION_GRACE_DAYS", 7)
 CONSENT_PROOF_RETENTION_DAYS = env_int("CONSENT_PROOF_RETENTION_DAYS", 3 * 365)
+# A deletion keeps the consumer's address only to tell them it is complete, which waits for every
+# partner's confirmation. A partner may never confirm, so the address (and the free text gathered
+# meanwhile) goes this many days after the request anyway, checked by the privacy-requests tick. 100
+# days: the longest legal deadline with every extension (GDPR one month plus two, at most 92 days;
+# CCPA 45 plus 45 days) and a week for late confirmations.
+PRIVACY_REQUEST_CONTACT_RETENTION_DAYS = env_int("PRIVACY_REQUEST_CONTACT_RETENTION_DAYS", 100)
 CELERY_BEAT_SCHEDULE |= {
     "privacy-requests-tick": {"task": "portal.requests.tasks.privacy_requests_tick", "schedule": 60.0},
     "privacy-exports-purge-expired": {

@@ -170,6 +170,8 @@ def outbox_event_ack(*, partner: Partner, event_id: uuid.UUID | str, status: str
         subject=event.subject.user,
         action="partner.event_acknowledged",
         target=event,
-        data={"event_id": str(event.pk), "type": event.event_type, "status": status, "detail": event.ack_detail},
+        data={"event_id": str(event.pk), "type": event.event_type, "status": status},
+        # The partner's own words may name the person: beside the sealed row, erasable on deletion.
+        note=event.ack_detail,
     )
     return event

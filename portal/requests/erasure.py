@@ -44,6 +44,7 @@ from portal.requests.models import (
     RequestKind,
     RequestStatus,
 )
+from portal.requests.retention import free_text_scrub
 from portal.requests.services import PrivacyRequestError, status_transition
 
 SCRUBBED_LABEL = "(deleted account)"
@@ -106,6 +107,10 @@ def _export_files_forget(ctx: ScrubContext) -> int:
 def _access_details_scrub(ctx: ScrubContext) -> int:
     """Partners' free-text notes on their accesses may name the person; the facts themselves stay."""
     return AccessEvent.objects.filter(user=ctx.user).exclude(detail="").update(detail="")
+
+
+def _free_text_scrub(ctx: ScrubContext) -> int:
+    return free_text_scrub(user=ctx.user, now=ctx.now)
 
 
 def _email_addresses_remove(ctx: ScrubContext) -> int:
@@ -188,6 +193,7 @@ SCRUBBERS: list[tuple[str, Scrubber]] = [
     ("consents_removed", _consents_remove),
     ("export_files_deleted", _export_files_forget),
     ("access_event_details_scrubbed", _access_details_scrub),
+    ("free_text_scrubbed", _free_text_scrub),
     ("email_addresses_removed", _email_addresses_remove),
     ("authenticators_removed", _authenticators_remove),
     ("sessions_ended", _sessions_end),
@@ -229,13 +235,21 @@ def _partners_tell(request: PrivacyRequest, user: User, actor: Actor) -> list[Pr
 
 
 def _complete(request: PrivacyRequest, actor: Actor) -> None:
-    """Close a deletion and write to the address captured before the account was scrubbed, then forget it."""
+    """Close a deletion and write to the address captured before the account was scrubbed, then forget it.
+
+    The partners' confirmations and staff notes that arrived since the account was scrubbed go too.
+    """
     address = request.contact_email
     request.contact_email = ""
     request.cancel_nonce = ""
     request.completed_at = timezone.now()
+    scrubbed = free_text_scrub(user=request.user, now=request.completed_at)
     status_transition(
-        request, RequestStatus.COMPLETED, actor=actor, fields=("contact_email", "cancel_nonce", "completed_at")
+        request,
+        RequestStatus.COMPLETED,
+        actor=actor,
+        fields=("contact_email", "cancel_nonce", "completed_at"),
+        data={"free_text_scrubbed": scrubbed},
     )
     if address:
         request_email_on_commit(request=request, template="deletion_completed", to=address)
@@ -347,7 +361,8 @@ def partner_task_record(*, task: PrivacyRequestPartnerTask, note: str, staff: Us
         subject=request.user,
         action="privacy_request.partner_recorded",
         target=request,
-        data={"partner": task.partner.slug, "note": note},
+        data={"partner": task.partner.slug},
+        note=note,
     )
     _complete_if_done(request, Actor.staff(staff))
     return task

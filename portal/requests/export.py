@@ -25,6 +25,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
+from audit.csvsafe import csv_cell
 from audit.models import AccessEvent, AuditEvent
 from consents.models import Consent, ConsentReceipt, PartnerSubject, Purpose, PurposeVersion
 from portal.models import User
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 CHUNK = 2000
 PROGRESS_EVERY = 5000
-FORMULA_STARTS = frozenset("=+-@\t\r")
 
 Row = dict[str, Any]
 
@@ -192,9 +192,11 @@ def _request_rows(user: User) -> Iterator[Row]:
 
 def _activity_rows(user: User) -> Iterator[Row]:
     fields = ("occurred_at", "actor_kind", "actor_label", "action", "target_type", "target_id", "data", "hash")
-    events = AuditEvent.objects.filter(subject=user).order_by("occurred_at", "pk").values(*fields)
+    events = AuditEvent.objects.filter(subject=user).order_by("occurred_at", "pk").values(*fields, "note__text")
     for values in events.iterator(chunk_size=CHUNK):
         values["occurred_at"] = _iso(values["occurred_at"])
+        # Free text (a partner's acknowledgement) is kept beside the sealed event; see audit.models.AuditNote.
+        values["note"] = values.pop("note__text") or ""
         yield values
 
 
@@ -334,23 +336,21 @@ SECTIONS: list[Section] = [
             "Everything recorded about your account in our audit log: who did what and when (you, our staff, "
             "a partner or the system). Each entry's hash links it to the one before, so gaps can be detected."
         ),
-        columns=("occurred_at", "actor_kind", "actor_label", "action", "target_type", "target_id", "data", "hash"),
+        columns=(
+            "occurred_at",
+            "actor_kind",
+            "actor_label",
+            "action",
+            "target_type",
+            "target_id",
+            "data",
+            "note",
+            "hash",
+        ),
         rows=_activity_rows,
         count=lambda user: AuditEvent.objects.filter(subject=user).count(),
     ),
 ]
-
-
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    kind = value.__class__
-    if kind is str:
-        # Spreadsheet programs run cells that start with these as formulas (CSV injection).
-        return "'" + value if value and value[0] in FORMULA_STARTS else value
-    if kind is dict or kind is list:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    return value
 
 
 class _Progress:
@@ -381,7 +381,7 @@ def _section_write(archive: zipfile.ZipFile, section: Section, user: User, progr
             columns, write, writerow, dumps = section.columns, out.write, writer.writerow, json.dumps
             for row in section.rows(user):
                 write(("," if rows else "") + "\n" + dumps(row, ensure_ascii=False, default=str))
-                writerow([_csv_cell(row.get(column)) for column in columns])
+                writerow([csv_cell(row.get(column)) for column in columns])
                 rows += 1
                 if rows % PROGRESS_EVERY == 0:
                     progress.report(rows)

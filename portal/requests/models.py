@@ -2,10 +2,11 @@
 
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.contrib import admin
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -13,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from audit.models import NOTE_REMOVED
 from consents.models import OutboxEvent, Partner
 from portal.models import Jurisdiction
 
@@ -58,6 +60,11 @@ class PrivacyRequestQuerySet(models.QuerySet["PrivacyRequest"]):
             kind=RequestKind.DELETION, status=RequestStatus.RECEIVED, grace_ends_at__lte=at or timezone.now()
         )
 
+    def contacts_expired(self, at: datetime | None = None) -> "PrivacyRequestQuerySet":
+        """Deletions still waiting for partners whose contact retention is over."""
+        cutoff = (at or timezone.now()) - timedelta(days=settings.PRIVACY_REQUEST_CONTACT_RETENTION_DAYS)
+        return self.filter(kind=RequestKind.DELETION, status=RequestStatus.WAITING_PARTNERS, created_at__lte=cutoff)
+
     def files_expired(self, at: datetime | None = None) -> "PrivacyRequestQuerySet":
         return self.exclude(result_file="").filter(file_expires_at__lte=at or timezone.now())
 
@@ -97,7 +104,8 @@ class PrivacyRequest(models.Model):
 
     grace_ends_at = models.DateTimeField(_("grace period ends at"), null=True, blank=True)
     cancel_nonce = models.CharField(_("cancel token nonce"), max_length=32, blank=True, editable=False)
-    # Kept only until a deletion completes, to tell the consumer it is done after the account is scrubbed.
+    # Kept only until a deletion completes, to tell the consumer it is done after the account is scrubbed,
+    # and never longer than PRIVACY_REQUEST_CONTACT_RETENTION_DAYS after the request (a partner may never confirm).
     contact_email = models.EmailField(_("contact address until completion"), blank=True, editable=False)
 
     objects = PrivacyRequestQuerySet.as_manager()
@@ -187,6 +195,8 @@ class PrivacyRequestExtension(models.Model):
     previous_due_at = models.DateTimeField(_("previous due date"))
     new_due_at = models.DateTimeField(_("new due date"))
     created_at = models.DateTimeField(_("extended at"), default=timezone.now)
+    # Staff write the reason for the consumer and may name them; it is erased with their account.
+    text_removed_at = models.DateTimeField(_("reason removed at"), null=True, blank=True, editable=False)
 
     history = HistoricalRecords()
 
@@ -196,11 +206,17 @@ class PrivacyRequestExtension(models.Model):
         verbose_name_plural = _("deadline extensions")
         constraints = [
             models.CheckConstraint(condition=Q(months__gt=0) | Q(days__gt=0), name="extension_extends_something"),
-            models.CheckConstraint(condition=~Q(reason=""), name="extension_has_reason"),
+            models.CheckConstraint(
+                condition=~Q(reason="") | Q(text_removed_at__isnull=False), name="extension_has_reason"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.request} +{self.months}m {self.days}d"
+
+    @admin.display(description=_("reason"))
+    def reason_shown(self) -> str:
+        return self.reason or (str(NOTE_REMOVED) if self.text_removed_at else "")
 
 
 class PartnerTaskState(models.TextChoices):
@@ -247,6 +263,9 @@ class PrivacyRequestPartnerTask(models.Model):
         related_name="+",
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # The partner's detail and the staff note are free text that may name the consumer; both are
+    # erased once the deletion is done (or its contact retention ends), the facts above stay.
+    text_removed_at = models.DateTimeField(_("notes removed at"), null=True, blank=True, editable=False)
 
     history = HistoricalRecords()
 
@@ -261,7 +280,8 @@ class PrivacyRequestPartnerTask(models.Model):
                 name="partnertask_done_has_date",
             ),
             models.CheckConstraint(
-                condition=~Q(state="recorded") | ~Q(staff_note=""), name="partnertask_recorded_has_note"
+                condition=~Q(state="recorded") | ~Q(staff_note="") | Q(text_removed_at__isnull=False),
+                name="partnertask_recorded_has_note",
             ),
         ]
         indexes = [models.Index(fields=["state", "request"], name="partnertask_open_by_request")]
@@ -272,6 +292,14 @@ class PrivacyRequestPartnerTask(models.Model):
     @property
     def is_done(self) -> bool:
         return self.state in DONE_TASK_STATES
+
+    @admin.display(description=_("partner's detail"))
+    def ack_detail_shown(self) -> str:
+        return self.ack_detail or (str(NOTE_REMOVED) if self.text_removed_at else "")
+
+    @admin.display(description=_("staff note"))
+    def staff_note_shown(self) -> str:
+        return self.staff_note or (str(NOTE_REMOVED) if self.text_removed_at else "")
 
 
 class ConsentProof(models.Model):

@@ -10,6 +10,7 @@ from audit.services import Actor
 from portal.requests.erasure import consent_proofs_purge, privacy_request_acks_sync, privacy_request_deletion_execute
 from portal.requests.export import export_build
 from portal.requests.models import PrivacyRequest, RequestKind, RequestStatus
+from portal.requests.retention import late_free_text_scrub, privacy_request_retention_apply
 from portal.requests.services import privacy_request_escalate, privacy_request_file_purge
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ def privacy_deletion_execute(request_id: str) -> None:
 
 @shared_task(name="portal.requests.tasks.privacy_requests_tick")
 def privacy_requests_tick() -> None:
-    """Every minute: start deletions whose grace ended, collect acknowledgements, escalate overdue requests."""
+    """Every minute: start deletions whose grace ended, collect acknowledgements, forget contact addresses
+    kept past their retention, erase partners' late words about deleted accounts, escalate overdue requests."""
     now = timezone.now()
     for request_id in PrivacyRequest.objects.deletions_due(now).values_list("pk", flat=True):
         privacy_deletion_execute.delay(str(request_id))
@@ -48,6 +50,15 @@ def privacy_requests_tick() -> None:
         except Exception:
             # One broken request must not hold up the others; the next tick tries it again.
             logger.exception("privacy request %s: collecting acknowledgements failed", request_id)
+    for request_id in PrivacyRequest.objects.contacts_expired(now).values_list("pk", flat=True):
+        try:
+            privacy_request_retention_apply(request_id=request_id)
+        except Exception:
+            logger.exception("privacy request %s: applying the contact retention failed", request_id)
+    try:
+        late_free_text_scrub()
+    except Exception:
+        logger.exception("erasing partners' late words about deleted accounts failed")
     overdue = PrivacyRequest.objects.overdue(now).filter(escalated_at__isnull=True).values_list("pk", flat=True)
     for request_id in overdue:
         try:

@@ -1,8 +1,9 @@
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
-from audit.models import AuditEvent
-from audit.services import Actor, event_record
+from audit.models import NOTE_REMOVED, AuditEvent
+from audit.services import Actor, audit_notes_scrub, event_record
 from tests.factories import StaffFactory, UserFactory
 
 
@@ -143,3 +144,18 @@ def test_staff_without_mfa_cannot_reach_the_audit_admin(client, events):
     ]:
         assert client.get(url).status_code == 302
     assert client.post(reverse("admin:audit_auditevent_verify")).status_code == 302
+
+
+def test_event_page_shows_its_note_until_the_account_deletion_removes_it(staff_client, consumer):
+    event = event_record(
+        actor=Actor.system("tests"), subject=consumer, action="partner.event_acknowledged", note="Erased Jo Bloggs"
+    )
+    url = reverse("admin:audit_auditevent_change", args=[event.pk])
+    assert "Erased Jo Bloggs" in staff_client.get(url).content.decode()
+
+    audit_notes_scrub(subject=consumer)
+    page = staff_client.get(url).content.decode()
+    assert "Erased Jo Bloggs" not in page
+    assert "removed on account deletion" in page
+    with translation.override("zh-hans"):
+        assert str(NOTE_REMOVED) == "已随账户删除而移除"

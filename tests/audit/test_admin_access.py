@@ -6,6 +6,8 @@ from django.urls import reverse
 
 from audit.access import AccessReport, access_events_ingest
 from audit.models import AccessEvent, AuditEvent
+from audit.services import Actor, audit_notes_scrub, event_record
+from audit.trail import audit_trail_document
 from consents.receipts import receipt_verify
 from consents.services import partner_subject_ensure
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
@@ -98,3 +100,17 @@ def test_consumers_and_staff_without_mfa_cannot_reach_access_admin(client, consu
     client.force_login(staff)
     response = client.get(reverse("admin:audit_accessevent_changelist"))
     assert response.status_code == 302
+
+
+def test_signed_audit_trail_carries_each_note_until_it_is_erased(consumer):
+    staff = StaffFactory(email="regulator-desk@example.com")
+    noted = event_record(actor=Actor.system("tests"), subject=consumer, action="test.noted", note="Words qz7")
+
+    def notes() -> dict[int, str | None]:
+        payload = receipt_verify(audit_trail_document(subject=consumer, requested_by=staff))
+        assert payload["chain_intact"] is True
+        return {e["seq"]: e["note"] for e in payload["events"]}
+
+    assert notes()[noted.seq] == "Words qz7"
+    audit_notes_scrub(subject=consumer)
+    assert notes()[noted.seq] is None

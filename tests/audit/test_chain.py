@@ -5,9 +5,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from audit.models import AuditChain, AuditEvent
-from audit.selectors import audit_chain_breaks
-from audit.services import Actor, canonical_json, event_record
+from audit.models import AuditChain, AuditEvent, AuditNote
+from audit.selectors import BreakKind, audit_chain_breaks
+from audit.services import Actor, audit_notes_scrub, canonical_json, event_record
 from tests.factories import UserFactory
 
 
@@ -175,3 +175,54 @@ def test_deleting_the_subjects_account_keeps_their_chain_verifiable(log, alice):
 
     assert AuditEvent.objects.filter(chain=chain, subject__isnull=True).count() == 5
     assert list(audit_chain_breaks()) == []
+
+
+# Free text beside the sealed rows ------------------------------------------------------------
+
+
+@pytest.fixture
+def noted(log, alice) -> AuditEvent:
+    return event_record(
+        actor=Actor.system("tests"), subject=alice, action="test.noted", data={"n": 5}, note="Alice's words nt9k"
+    )
+
+
+def test_free_text_is_kept_beside_the_sealed_row_not_in_it(noted):
+    assert "nt9k" not in canonical_json(noted).decode()
+    assert AuditNote.objects.get(event=noted).text == "Alice's words nt9k"
+    assert list(audit_chain_breaks()) == []
+
+
+def test_scrubbing_the_subjects_notes_keeps_every_chain_verifiable(noted, alice, bob):
+    bobs = event_record(actor=Actor.system("tests"), subject=bob, action="test.noted", note="Bob's words")
+
+    assert audit_notes_scrub(subject=alice) == 1
+    note = AuditNote.objects.get(event=noted)
+    assert (note.text, note.salt, note.scrubbed_at is not None) == ("", "", True)
+    assert AuditNote.objects.get(event=bobs).text == "Bob's words", "other subjects' notes stay"
+    assert list(audit_chain_breaks()) == []
+    call_command("audit_verify", stdout=(out := StringIO()))
+    assert "audit log intact" in out.getvalue()
+
+
+def test_edited_note_is_detected(noted, alice):
+    AuditNote.objects.filter(event=noted).update(text="Someone else's words")
+
+    (found,) = audit_chain_breaks()
+    assert (found.chain, found.event_id, found.kind) == (f"subject:{alice.pk}", noted.pk, BreakKind.NOTE)
+    assert "edited" in _verify_fails()
+
+
+def test_deleted_note_is_detected(noted):
+    AuditNote.objects.filter(event=noted).delete()
+
+    (found,) = audit_chain_breaks()
+    assert (found.event_id, found.kind) == (noted.pk, BreakKind.NOTE)
+    assert "missing" in found.problem
+
+
+def test_note_added_to_an_event_sealed_without_one_is_detected(log):
+    AuditNote.objects.create(event=log["alice"][1], text="Invented later", salt="0" * 32)
+
+    (found,) = audit_chain_breaks()
+    assert (found.event_id, found.kind) == (log["alice"][1].pk, BreakKind.NOTE)

@@ -107,6 +107,34 @@ def test_csv_download_contains_the_consumers_log(consumer_client, consumer):
     assert len(rows) == 4
 
 
+def _csv_rows(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_csv_download_defuses_formulas_a_partner_supplied(consumer_client, consumer):
+    contact = DataCategoryFactory(slug="contact")
+    purpose = PurposeFactory(slug="offers", notice__categories=[contact])
+    consent_grant(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    partner = PartnerFactory(slug="formula-co", name="@Formula Co")
+    SharingFactory(partner=partner, purpose=purpose, categories=[contact])
+    subject = partner_subject_ensure(partner=partner, user=consumer)
+    report = AccessReport(
+        event_id="formula-1",
+        subject_id=subject.subject_id,
+        purpose="offers",
+        categories=("contact",),
+        accessed_at=timezone.now(),
+        action="read",
+        detail='=HYPERLINK("http://x","y")',
+    )
+    access_events_ingest(partner=partner, reports=[report])
+
+    header, row = _csv_rows(consumer_client.get(reverse("audit:access_csv")))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["detail"] == """'=HYPERLINK("http://x","y")"""
+    assert cells["partner"] == "'@Formula Co"
+
+
 def test_activity_shows_consent_changes_and_who_made_them(consumer_client, consumer):
     _history(consumer, partners=1, events=1)
     response = consumer_client.get(reverse("audit:activity"))

@@ -1,5 +1,6 @@
 """The partner API's endpoints: consent checks, the event feed, acknowledgements, errors, docs."""
 
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -411,6 +412,9 @@ def test_ack_records_the_partners_answer(client, api_world):
     assert audit.subject == api_world.alice
     assert audit.actor_kind == "partner"
     assert audit.actor_id == str(api_world.a.partner.pk)
+    # The partner's words may name the person: kept beside the sealed row, where they can be erased.
+    assert "Deleted from CRM" not in json.dumps(audit.data)
+    assert audit.note.text == "Deleted from CRM"
 
 
 def test_ack_is_idempotent(client, api_world):

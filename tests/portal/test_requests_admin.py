@@ -142,25 +142,35 @@ def test_record_acknowledgement_received_by_other_means_completes_the_request(
     request = privacy_request_deletion_create(user=consumer, language="en")
     with time_machine.travel(request.grace_ends_at + timedelta(minutes=1)):
         privacy_request_deletion_execute(request_id=request.pk)
-    tasks = list(request.partner_tasks.all())
+    first, second = request.partner_tasks.order_by("partner__name")
     changelist = reverse("admin:portal_privacyrequestpartnertask_changelist")
-    with django_capture_on_commit_callbacks(execute=True):
-        staff_client.post(
-            changelist,
-            {
-                "action": "record_acknowledgement",
-                ACTION_CHECKBOX_NAME: [t.pk for t in tasks],
-                "apply": "1",
-                "note": "Signed letter from their DPO, ref 2027-14",
-            },
-        )
+
+    def record(task, note):
+        with django_capture_on_commit_callbacks(execute=True):
+            staff_client.post(
+                changelist,
+                {"action": "record_acknowledgement", ACTION_CHECKBOX_NAME: [task.pk], "apply": "1", "note": note},
+            )
+
+    record(first, "Signed letter from their DPO, ref 2027-14")
+    request.refresh_from_db()
+    assert request.status == RequestStatus.WAITING_PARTNERS
+    first.refresh_from_db()
+    assert first.staff_note == "Signed letter from their DPO, ref 2027-14"
+    change = staff_client.get(reverse("admin:portal_privacyrequest_change", args=[request.pk]))
+    assert "Signed letter from their DPO" in change.content.decode(), "shown while the deletion is open"
+
+    record(second, "Phone call with their privacy team")
     request.refresh_from_db()
     assert request.status == RequestStatus.COMPLETED
     assert {t.state for t in request.partner_tasks.all()} == {PartnerTaskState.RECORDED}
-    assert request.partner_tasks.first().staff_note == "Signed letter from their DPO, ref 2027-14"
     assert mail.outbox[-1].to == ["leaving@example.com"]
-    change = staff_client.get(reverse("admin:portal_privacyrequest_change", args=[request.pk]))
-    assert "Signed letter from their DPO" in change.content.decode()
+    # The notes go with the account; who recorded what and when stays.
+    assert set(request.partner_tasks.values_list("staff_note", "recorded_by")) == {("", first.recorded_by_id)}
+    page = staff_client.get(reverse("admin:portal_privacyrequest_change", args=[request.pk])).content.decode()
+    assert "Signed letter from their DPO" not in page
+    assert "Phone call with their privacy team" not in page
+    assert page.count("removed on account deletion") == 4, "partner detail and staff note of both tasks"
 
 
 def test_consumers_and_staff_without_mfa_cannot_reach_the_queue(client, consumer):

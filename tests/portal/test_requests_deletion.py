@@ -1,4 +1,5 @@
 import hashlib
+import io
 import re
 import zipfile
 from datetime import timedelta
@@ -9,20 +10,24 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.conf import settings
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.backends.db import SessionStore
 from django.core import mail
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from audit.selectors import audit_chain_breaks
 from audit.services import Actor
 from consents.models import Consent, ConsentReceipt, ConsentStatus, EventType, OutboxEvent
 from consents.models.outbox import AckStatus
 from consents.receipts import principal_id, receipt_verify
+from consents.services import outbox_event_ack, partner_subject_ensure
 from portal.models import User
 from portal.requests.erasure import (
     consent_proofs_purge,
@@ -37,6 +42,7 @@ from portal.requests.models import (
     PrivacyRequestPartnerTask,
     RequestStatus,
 )
+from portal.requests.retention import privacy_request_retention_apply
 from portal.requests.services import (
     PrivacyRequestError,
     cancel_token_make,
@@ -96,13 +102,66 @@ def _database_hits(token: str) -> dict[str, set[str]]:
     return hits
 
 
-def test_deletion_canary_leaves_no_marker_in_any_table(db, client, media_root, django_capture_on_commit_callbacks):
+def _staff_browser(staff: User) -> Client:
+    browser = Client()
+    browser.force_login(staff)
+    return browser
+
+
+def _admin_extend(browser: Client, request: PrivacyRequest, reason: str) -> None:
+    """The queue's "extend the deadline" action, as a staff member uses it."""
+    response = browser.post(
+        reverse("admin:portal_privacyrequest_changelist"),
+        {
+            "action": "extend",
+            ACTION_CHECKBOX_NAME: [request.pk],
+            "apply": "1",
+            "months": 1,
+            "days": 0,
+            "reason": reason,
+        },
+    )
+    assert response.status_code == 302, response.content
+
+
+def _admin_record(browser: Client, task: PrivacyRequestPartnerTask, note: str) -> None:
+    """The "record a confirmation received by other means" action."""
+    response = browser.post(
+        reverse("admin:portal_privacyrequestpartnertask_changelist"),
+        {"action": "record_acknowledgement", ACTION_CHECKBOX_NAME: [task.pk], "apply": "1", "note": note},
+    )
+    assert response.status_code == 302, response.content
+
+
+def _api_ack(client: Client, partner, event_id, status: str, detail: str) -> None:
+    response = client.post(
+        f"/api/v1/events/{event_id}/ack",
+        {"status": status, "detail": detail},
+        content_type="application/json",
+        headers=partner.headers,
+    )
+    assert response.status_code == 200, response.content
+
+
+def _audit_intact() -> None:
+    out = io.StringIO()
+    call_command("audit_verify", stdout=out)
+    assert "audit log intact" in out.getvalue()
+
+
+def test_deletion_canary_leaves_no_marker_in_any_table(
+    db, client, media_root, django_capture_on_commit_callbacks, api_partner_factory, mfa_staff
+):
     user = UserFactory(email=f"{TOKEN}@example.com", first_name=f"Ada{TOKEN}", last_name=f"Byron{TOKEN}")
     EmailAddress.objects.create(user=user, email=f"alt-{TOKEN}@example.org", verified=False, primary=False)
     data = consumer_data_seed(user, note=f"Stop it {TOKEN}")
-    staff = StaffFactory(email="staff@example.com")
+    ads, lab = data.partners
+    # A third partner that uses the API: it acknowledges its erasure event there, in its own words.
+    api = api_partner_factory("canary-api")
+    partner_subject_ensure(partner=api.partner, user=user)
+    staff = _staff_browser(mfa_staff)
     LogEntry.objects.create(
-        user=staff,
+        user=mfa_staff,
         content_type=ContentType.objects.get_for_model(User),
         object_id=str(user.pk),
         object_repr=str(user),
@@ -124,6 +183,7 @@ def test_deletion_canary_leaves_no_marker_in_any_table(db, client, media_root, d
         assert TOKEN in archive.read("profile.json").decode()
 
     request = _scheduled(user, django_capture_on_commit_callbacks)
+    _admin_extend(staff, request, f"Waiting for {TOKEN}'s bank")
     # The search finds the markers where they live before the deletion runs.
     before = _database_hits(TOKEN)
     assert {
@@ -133,19 +193,67 @@ def test_deletion_canary_leaves_no_marker_in_any_table(db, client, media_root, d
         "audit_accessevent",
         "django_admin_log",
         "portal_privacyrequest",
+        "portal_privacyrequestextension",
+        "portal_historicalprivacyrequestextension",
         "django_session (decoded)",
     } <= set(before), before
 
     request = _executed(request, django_capture_on_commit_callbacks)
     assert request.status == RequestStatus.WAITING_PARTNERS
-    for task in request.partner_tasks.all():
-        _ack(task)
+    tasks = {t.partner: t for t in request.partner_tasks.all()}
+    assert set(tasks) == {ads, lab, api.partner}
+    # After the account is gone, more free text arrives: a second extension, the API partner's
+    # acknowledgements (a failure, then success), and a confirmation staff record by hand.
+    _admin_extend(staff, request, f"Still waiting for {TOKEN}'s bank")
+    _api_ack(client, api, tasks[api.partner].event_id, "failed", f"No customer called {TOKEN}")
+    _api_ack(client, api, tasks[api.partner].event_id, "processed", f"Erased {TOKEN} after all")
     with django_capture_on_commit_callbacks(execute=True):
-        privacy_request_acks_sync(request_id=request.pk)
+        privacy_requests_tick()
+    _admin_record(staff, tasks[ads], f"Letter from Ads Co about {TOKEN}")
+    request.refresh_from_db()
+    assert request.status == RequestStatus.WAITING_PARTNERS, "the lab never confirms"
+    planted = _database_hits(TOKEN)
+    assert {
+        "audit_auditnote",
+        "consents_outboxevent",
+        "portal_privacyrequestpartnertask",
+        "portal_historicalprivacyrequestpartnertask",
+        "portal_privacyrequestextension",
+        "portal_historicalprivacyrequestextension",
+        "portal_privacyrequest",
+    } <= set(planted), planted
+    assert set(planted) - {"portal_privacyrequest"} <= {
+        "audit_auditnote",
+        "consents_outboxevent",
+        "portal_privacyrequestpartnertask",
+        "portal_historicalprivacyrequestpartnertask",
+        "portal_privacyrequestextension",
+        "portal_historicalprivacyrequestextension",
+    }, "the scrub at deletion removed everything else"
+    _audit_intact()
+
+    retention_over = request.created_at + timedelta(days=settings.PRIVACY_REQUEST_CONTACT_RETENTION_DAYS, minutes=1)
+    with time_machine.travel(retention_over):
+        with django_capture_on_commit_callbacks(execute=True):
+            privacy_requests_tick()
+        request.refresh_from_db()
+        assert request.status == RequestStatus.WAITING_PARTNERS
+        assert request.contact_email == ""
+        assert _database_hits(TOKEN) == {}
+        _audit_intact()
+
+        # The lab confirms at last, in words that name the person: gone again when the request closes.
+        mail.outbox.clear()
+        _ack(tasks[lab])
+        OutboxEvent.objects.filter(pk=tasks[lab].event_id).update(ack_detail=f"Erased {TOKEN}")
+        with django_capture_on_commit_callbacks(execute=True):
+            privacy_requests_tick()
     request.refresh_from_db()
     assert request.status == RequestStatus.COMPLETED
-
     assert _database_hits(TOKEN) == {}
+    _audit_intact()
+    assert not [m for m in mail.outbox if f"{TOKEN}@example.com" in m.to], "the address was forgotten"
+
     assert not export_file.exists()
     assert not [p for p in media_root.rglob("*") if p.is_file()], "no export file is left in storage"
     assert not Authenticator.objects.filter(user=user).exists()
@@ -155,9 +263,11 @@ def test_deletion_canary_leaves_no_marker_in_any_table(db, client, media_root, d
     assert (user.is_active, user.has_usable_password(), user.first_name, user.last_name) == (False, False, "", "")
     assert user.email.endswith("@deleted.invalid")
     # The partners still recognise the pairwise ids the erasure requests named.
-    assert {t.partner for t in request.partner_tasks.all()} == set(data.partners)
-    assert mail.outbox[-1].to == [f"{TOKEN}@example.com"]
-    assert mail.outbox[-1].subject == "Your account has been deleted"
+    assert {t.partner for t in request.partner_tasks.all()} == {ads, lab, api.partner}
+    # The sealed rows kept what happened, without the words.
+    acks = AuditEvent.objects.filter(subject=user, action="partner.event_acknowledged").select_related("note")
+    assert sorted(e.data["status"] for e in acks) == ["failed", "processed"]
+    assert {(e.note.text, e.note.scrubbed_at is not None) for e in acks} == {("", True)}
 
 
 def test_deletion_revokes_every_consent_and_keeps_a_verifiable_pseudonymous_proof(
@@ -411,3 +521,80 @@ def test_old_password_no_longer_signs_in_after_deletion(client, consumer, django
     response = client.post(reverse("account_login"), {"login": email, "password": PASSWORD})
     assert response.status_code == 200
     assert client.get("/").context["user"].is_anonymous
+
+
+def test_contact_address_is_forgotten_after_its_retention_even_if_a_partner_never_confirms(
+    consumer, settings, django_capture_on_commit_callbacks
+):
+    settings.PRIVACY_REQUEST_CONTACT_RETENTION_DAYS = 40
+    consumer_data_seed(consumer)
+    address = consumer.email
+    request = _executed(_scheduled(consumer, django_capture_on_commit_callbacks), django_capture_on_commit_callbacks)
+    first, second = request.partner_tasks.order_by("partner__name")
+    _ack(first)
+    retention_over = request.created_at + timedelta(days=40)
+
+    with time_machine.travel(retention_over - timedelta(minutes=1)), django_capture_on_commit_callbacks(execute=True):
+        privacy_requests_tick()
+    request.refresh_from_db()
+    assert request.contact_email == address, "kept until the retention ends"
+    assert not AuditEvent.objects.filter(action="privacy_request.retention_applied").exists()
+
+    with time_machine.travel(retention_over + timedelta(minutes=1)):
+        for _tick in range(2):
+            with django_capture_on_commit_callbacks(execute=True):
+                privacy_requests_tick()
+    request.refresh_from_db()
+    assert request.contact_email == ""
+    assert request.status == RequestStatus.WAITING_PARTNERS, "still waiting for the partner that never confirmed"
+    (event,) = AuditEvent.objects.filter(subject=consumer, action="privacy_request.retention_applied")
+    assert event.data["contact_email_forgotten"] is True
+    assert event.data["retention_days"] == 40
+    assert address not in str(event.data)
+
+    mail.outbox.clear()
+    _ack(second)
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy_requests_tick()
+    request.refresh_from_db()
+    assert request.status == RequestStatus.COMPLETED
+    assert not [m for m in mail.outbox if address in m.to], "nobody is left to tell"
+
+
+def test_contact_retention_leaves_other_requests_alone(consumer, django_capture_on_commit_callbacks):
+    consumer_data_seed(consumer)
+    scheduled = _scheduled(consumer, django_capture_on_commit_callbacks)
+    later = scheduled.created_at + timedelta(days=settings.PRIVACY_REQUEST_CONTACT_RETENTION_DAYS, minutes=1)
+    assert not privacy_request_retention_apply(request_id=scheduled.pk), "not started: nothing waits for partners"
+    with time_machine.travel(later):
+        assert not privacy_request_retention_apply(request_id=scheduled.pk)
+    scheduled.refresh_from_db()
+    assert scheduled.contact_email == consumer.email
+
+
+def test_partners_late_words_about_a_deleted_account_are_erased_at_the_next_tick(
+    consumer, django_capture_on_commit_callbacks
+):
+    data = consumer_data_seed(consumer)
+    request = _executed(_scheduled(consumer, django_capture_on_commit_callbacks), django_capture_on_commit_callbacks)
+    for task in request.partner_tasks.all():
+        _ack(task)
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy_requests_tick()
+    request.refresh_from_db()
+    assert request.status == RequestStatus.COMPLETED
+    # Afterwards the advertiser acknowledges the revocation the deletion sent it, naming the person.
+    revocation = OutboxEvent.objects.filter(partner=data.partners[0], event_type=EventType.CONSENT_REVOKED).latest(
+        "created_at"
+    )
+    outbox_event_ack(partner=data.partners[0], event_id=revocation.pk, status="processed", detail=f"Removed {TOKEN}")
+    assert {"audit_auditnote", "consents_outboxevent"} <= set(_database_hits(TOKEN))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy_requests_tick()
+    assert _database_hits(TOKEN) == {}
+    assert AuditEvent.objects.filter(subject=consumer, action="account.free_text_scrubbed").count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy_requests_tick()
+    assert AuditEvent.objects.filter(subject=consumer, action="account.free_text_scrubbed").count() == 1, "once"
+    assert not list(audit_chain_breaks())

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from audit.services import Actor, chain_key
+from audit.services import Actor, chain_key, event_record
 from consents.models import Consent, ConsentReceipt
 from consents.receipts import receipt_verify
 from portal.requests.export import SECTIONS, export_build
@@ -348,3 +348,13 @@ def test_consumer_actor_is_recorded_for_the_request(consumer):
     event = AuditEvent.objects.get(subject=consumer, action="privacy_request.received")
     assert (event.actor_kind, event.actor_id) == (Actor.consumer(consumer).kind, str(consumer.pk))
     assert event.target_id == str(request.pk)
+
+
+def test_export_activity_carries_the_note_kept_beside_each_sealed_event(consumer):
+    event_record(
+        actor=Actor.system("tests"), subject=consumer, action="partner.event_acknowledged", note="Removed from CRM"
+    )
+    activity = export_json(export_archive(_built(consumer)), "activity")["items"]
+    [ack] = [a for a in activity if a["action"] == "partner.event_acknowledged"]
+    assert ack["note"] == "Removed from CRM"
+    assert {a["note"] for a in activity if a is not ack} == {""}
