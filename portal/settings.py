@@ -241,6 +241,21 @@ ACCOUNT_RATE_LIMITS = {
     "reauthenticate": "10/m/user",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Privacy Portal] "
+# Adding, removing or making primary an email address and changing the password all need the
+# password again when the last authentication is older than ACCOUNT_REAUTHENTICATION_TIMEOUT: a
+# stale session must not be enough to take the account over.
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+# The client address that rate limits count against (and that portal.http.client_ip returns).
+# Behind a reverse proxy REMOTE_ADDR is the proxy's, so every visitor would share one counter:
+# TRUSTED_PROXY_COUNT is the number of proxies you run in front of the portal (the client is the
+# address that many entries from the right of X-Forwarded-For), or TRUSTED_CLIENT_IP_HEADER names
+# a header your proxy sets to the client address (X-Real-IP, CF-Connecting-IP). Unset: REMOTE_ADDR,
+# right only when clients connect to the portal directly. Both are spoofable unless a proxy you
+# run sets or appends them, which is why neither is trusted by default.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = os.environ.get("TRUSTED_CLIENT_IP_HEADER", "").strip() or None
+if ALLAUTH_TRUSTED_PROXY_COUNT and ALLAUTH_TRUSTED_CLIENT_IP_HEADER:
+    raise ImproperlyConfigured("Set TRUSTED_PROXY_COUNT or TRUSTED_CLIENT_IP_HEADER, not both")
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Privacy Portal")
 LOGIN_URL = "account_login"
