@@ -467,6 +467,7 @@ SPECTACULAR_SETTINGS.update(
         "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
         "REDOC_DIST": "SIDECAR",
         "COMPONENT_SPLIT_REQUEST": True,
+        "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "consents.api.schema.feed_links"],
         "ENUM_NAME_OVERRIDES": {
             "ConsentStateStatusEnum": "consents.api.views.CONSENT_STATE_STATUSES",
             "CheckResultStatusEnum": "consents.api.views.CHECK_RESULT_STATUSES",

@@ -93,3 +93,25 @@ PROBLEMS_WITH_BODY: dict[Any, Any] = {
     ),
     (415, PROBLEM_CONTENT_TYPE): problem("The body must be `application/json`."),
 }
+
+
+def feed_links(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Spectacular post-processing hook: OpenAPI links from a feed page to the next page and to an ack.
+
+    They tell partners (and schemathesis's stateful phase) where ``after`` and ``event_id`` come from.
+    """
+    feed = result["paths"].get("/api/v1/events", {}).get("get")
+    if feed is not None:
+        feed["responses"]["200"]["links"] = {
+            "NextPage": {
+                "operationId": "events_list",
+                "parameters": {"after": "$response.body#/next_cursor"},
+                "description": "The events after this page.",
+            },
+            "AcknowledgeFirstEvent": {
+                "operationId": "event_ack",
+                "parameters": {"event_id": "$response.body#/events/0/id"},
+                "description": "Acknowledge an event once it is processed.",
+            },
+        }
+    return result

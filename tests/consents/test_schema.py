@@ -15,6 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
 
+from consents.api.selectors import FEED_CURSOR_MAX_LENGTH, FEED_CURSOR_MIN_LENGTH, FEED_CURSOR_PATTERN
 from portal.wsgi import application
 from tests.conftest import ROOT
 
@@ -68,6 +69,17 @@ def test_schema_documents_problem_details_for_errors(openapi):
                 assert content == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     problem = openapi["components"]["schemas"]["Problem"]
     assert set(problem["required"]) == {"type", "title", "status", "detail", "code", "errors"}
+
+
+def test_schema_describes_the_feed_cursor_exactly(openapi):
+    feed = openapi["paths"]["/api/v1/events"]["get"]
+    [after] = [parameter for parameter in feed["parameters"] if parameter["name"] == "after"]
+    cursor, empty = after["schema"]["oneOf"]
+    assert cursor["pattern"] == FEED_CURSOR_PATTERN
+    assert (cursor["minLength"], cursor["maxLength"]) == (FEED_CURSOR_MIN_LENGTH, FEED_CURSOR_MAX_LENGTH)
+    assert empty == {"type": "string", "maxLength": 0}
+    assert "invalid_cursor" in feed["responses"]["400"]["description"]
+    assert feed["responses"]["200"]["links"]["NextPage"]["parameters"] == {"after": "$response.body#/next_cursor"}
 
 
 def test_docs_page_and_schema_are_public(client, db):
