@@ -241,9 +241,10 @@ ACCOUNT_RATE_LIMITS = {
     "reauthenticate": "10/m/user",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Privacy Portal] "
-# Adding, removing or making primary an email address and changing the password all need the
-# password again when the last authentication is older than ACCOUNT_REAUTHENTICATION_TIMEOUT: a
-# stale session must not be enough to take the account over.
+# Adding, removing or making primary an email address needs the password again unless it was
+# entered in the last ACCOUNT_REAUTHENTICATION_TIMEOUT seconds: otherwise a stale session could
+# swap in its own address and take the account over through a password reset. (Changing the
+# password always asks for the current one.)
 ACCOUNT_REAUTHENTICATION_REQUIRED = True
 # The client address that rate limits count against (and that portal.http.client_ip returns).
 # Behind a reverse proxy REMOTE_ADDR is the proxy's, so every visitor would share one counter:

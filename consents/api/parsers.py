@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-# The deepest legitimate body (an access-event batch) nests three levels; 64 leaves room for any
+# The deepest legitimate body (an access-event batch) nests four levels; 64 leaves room for any
 # future shape while keeping validation and error reporting away from pathological inputs.
 MAX_JSON_DEPTH = 64
 

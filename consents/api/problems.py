@@ -132,6 +132,9 @@ def suspicious_request_problem(exc: SuspiciousOperation) -> dict[str, Any]:
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's handler (headers such as ``WWW-Authenticate`` and ``Retry-After``) with a problem body."""
     if isinstance(exc, SuspiciousOperation):
+        # Logged as Django logs the ones it refuses itself (outside DRF views).
+        security_logger = logging.getLogger(f"django.security.{type(exc).__name__}")
+        security_logger.warning(str(exc), extra={"request": context["request"]._request})
         body = suspicious_request_problem(exc)
         return Response(body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, Http404):
