@@ -241,6 +241,26 @@ ACCOUNT_RATE_LIMITS = {
     "reauthenticate": "10/m/user",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Privacy Portal] "
+# Adding, removing or making primary an email address needs the password again unless it was
+# entered in the last ACCOUNT_REAUTHENTICATION_TIMEOUT seconds: otherwise a stale session could
+# swap in its own address and take the account over through a password reset. (Changing the
+# password always asks for the current one.)
+ACCOUNT_REAUTHENTICATION_REQUIRED = True
+# The client address that rate limits count against (and that portal.http.client_ip returns).
+# Behind a reverse proxy REMOTE_ADDR is the proxy's, so every visitor would share one counter:
+# TRUSTED_PROXY_COUNT is the number of proxies you run in front of the portal (the client is the
+# address that many entries from the right of X-Forwarded-For), or TRUSTED_CLIENT_IP_HEADER names
+# a header your proxy sets to the client address (X-Real-IP, CF-Connecting-IP). Unset: REMOTE_ADDR,
+# right only when clients connect to the portal directly. Both are spoofable unless a proxy you
+# run sets or appends them, which is why neither is trusted by default.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+ALLAUTH_TRUSTED_CLIENT_IP_HEADER = os.environ.get("TRUSTED_CLIENT_IP_HEADER", "").strip() or None
+if ALLAUTH_TRUSTED_PROXY_COUNT and ALLAUTH_TRUSTED_CLIENT_IP_HEADER:
+    raise ImproperlyConfigured("Set TRUSTED_PROXY_COUNT or TRUSTED_CLIENT_IP_HEADER, not both")
+# Request bodies above this are refused with 413 (forms and the partner API alike; DRF reads JSON
+# through request.body, which enforces it). The largest legitimate body, an access-event batch of
+# 1,000 events with every field at its maximum, is about 7.6 MiB (tests/consents/test_api_input_limits.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 10 * 1024 * 1024)
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = os.environ.get("MFA_TOTP_ISSUER", "Privacy Portal")
 LOGIN_URL = "account_login"
@@ -378,7 +398,7 @@ CELERY_BEAT_SCHEDULE["consents-remind-expiring"] = {
 REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["consents.api.parsers.DepthLimitedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
@@ -456,6 +476,7 @@ SPECTACULAR_SETTINGS.update(
         "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
         "REDOC_DIST": "SIDECAR",
         "COMPONENT_SPLIT_REQUEST": True,
+        "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "consents.api.schema.feed_links"],
         "ENUM_NAME_OVERRIDES": {
             "ConsentStateStatusEnum": "consents.api.views.CONSENT_STATE_STATUSES",
             "CheckResultStatusEnum": "consents.api.views.CHECK_RESULT_STATUSES",

@@ -15,6 +15,8 @@ oauth_urlpatterns = [
     path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
 ]
 
+handler400 = views.bad_request
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),

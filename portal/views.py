@@ -2,15 +2,18 @@ import logging
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template import loader
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.selectors import access_summary
 from audit.services import Actor
+from consents.api.problems import PROBLEM_CONTENT_TYPE, suspicious_request_problem
 from consents.selectors import consent_summary
 from portal.celery import app as celery_app
 from portal.forms import ProfileForm
@@ -76,3 +79,27 @@ def healthz(request: HttpRequest) -> JsonResponse:
     healthy = all(checks.values())
     body = {"status": "ok" if healthy else "unavailable"} | {k: "ok" if v else "error" for k, v in checks.items()}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler400``: what Django answers when it refuses a request as malformed.
+
+    Django turns an oversized body into a 400 like any other suspicious request; this answers it
+    with 413, and API paths get problem details instead of a page. The page renders without the
+    request (as Django's own handler does), because the request may be the very thing that is
+    broken, for instance an unknown ``Host``.
+    """
+    suspicious = exception if isinstance(exception, SuspiciousOperation) else SuspiciousOperation()
+    if request.path.startswith("/api/"):
+        body = suspicious_request_problem(suspicious)
+        return JsonResponse(body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(suspicious, RequestDataTooBig):
+        status = 413
+        title = _("Too much data")
+        explanation = _("What you sent is larger than we accept. Please send less at a time.")
+    else:
+        status = 400
+        title = _("Bad request")
+        explanation = _("We could not understand this request. Please go back and try again.")
+    page = loader.get_template("400.html").render({"title": title, "explanation": explanation})
+    return HttpResponse(page, status=status)

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
@@ -28,6 +29,7 @@ TITLES = {
     405: _("Method not allowed"),
     406: _("Not acceptable"),
     409: _("Conflict"),
+    413: _("Content too large"),
     415: _("Unsupported media type"),
     429: _("Too many requests"),
     500: _("Server error"),
@@ -108,8 +110,33 @@ def problem_response(
     )
 
 
+def suspicious_request_problem(exc: SuspiciousOperation) -> dict[str, Any]:
+    """The problem body for a request Django refused as malformed: too large (413) or too many fields (400)."""
+    if isinstance(exc, RequestDataTooBig):
+        return problem_body(
+            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            code="payload_too_large",
+            detail=str(_("The request body is larger than this API accepts.")),
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return problem_body(
+            status_code=status.HTTP_400_BAD_REQUEST,
+            code="too_many_parameters",
+            detail=str(_("The request has more parameters than this API accepts.")),
+        )
+    return problem_body(
+        status_code=status.HTTP_400_BAD_REQUEST, code="bad_request", detail=str(_("The request is malformed."))
+    )
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's handler (headers such as ``WWW-Authenticate`` and ``Retry-After``) with a problem body."""
+    if isinstance(exc, SuspiciousOperation):
+        # Logged as Django logs the ones it refuses itself (outside DRF views).
+        security_logger = logging.getLogger(f"django.security.{type(exc).__name__}")
+        security_logger.warning(str(exc), extra={"request": context["request"]._request})
+        body = suspicious_request_problem(exc)
+        return Response(body, status=body["status"], content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, Http404):
         exc = NotFoundProblem()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -2,12 +2,14 @@
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from oauth2_provider.settings import oauth2_settings
 from rest_framework import serializers
 
+from consents.api.parsers import MAX_JSON_DEPTH
 from consents.api.problems import PROBLEM_CONTENT_TYPE
 
 SECURITY_SCHEME = "partnerOAuth"
@@ -64,7 +66,8 @@ class ProblemSerializer(serializers.Serializer):
         help_text=(
             "Stable machine-readable code: `not_authenticated`, `invalid_token`, `partner_suspended`,"
             " `insufficient_scope`, `not_found`, `method_not_allowed`, `parse_error`, `invalid`, `invalid_cursor`,"
-            " `too_many_items`, `already_acknowledged`, `unsupported_media_type`, `not_acceptable`, `throttled`."
+            " `too_many_items`, `already_acknowledged`, `unsupported_media_type`, `not_acceptable`, `throttled`,"
+            " `payload_too_large`, `too_many_parameters`, `bad_request`."
         )
     )
     errors = FieldErrorSerializer(many=True)  # type: ignore[assignment]  # a field, not Serializer.errors
@@ -82,6 +85,33 @@ PROBLEMS_AUTHENTICATED: dict[Any, Any] = {
     (429, PROBLEM_CONTENT_TYPE): problem("Too many requests from this partner; see `Retry-After`."),
 }
 PROBLEMS_WITH_BODY: dict[Any, Any] = {
-    (400, PROBLEM_CONTENT_TYPE): problem("Malformed JSON or invalid fields (listed in `errors`)."),
+    (400, PROBLEM_CONTENT_TYPE): problem(
+        f"Malformed JSON, JSON nested more than {MAX_JSON_DEPTH} levels deep, or invalid fields (listed in `errors`)."
+    ),
+    (413, PROBLEM_CONTENT_TYPE): problem(
+        f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes (`payload_too_large`)."
+    ),
     (415, PROBLEM_CONTENT_TYPE): problem("The body must be `application/json`."),
 }
+
+
+def feed_links(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Spectacular post-processing hook: OpenAPI links from a feed page to the next page and to an ack.
+
+    They tell partners (and schemathesis's stateful phase) where ``after`` and ``event_id`` come from.
+    """
+    feed = result["paths"].get("/api/v1/events", {}).get("get")
+    if feed is not None:
+        feed["responses"]["200"]["links"] = {
+            "NextPage": {
+                "operationId": "events_list",
+                "parameters": {"after": "$response.body#/next_cursor"},
+                "description": "The events after this page.",
+            },
+            "AcknowledgeFirstEvent": {
+                "operationId": "event_ack",
+                "parameters": {"event_id": "$response.body#/events/0/id"},
+                "description": "Acknowledge an event once it is processed.",
+            },
+        }
+    return result

@@ -274,6 +274,19 @@ def subject_consent_states(*, partner_id: int, subject_id: str) -> list[ConsentS
 _cursor_signer = signing.Signer(salt="consents.api.feed-cursor")
 
 
+def _encoded_length(raw: int) -> int:
+    """Characters of unpadded URL-safe base64 for ``raw`` bytes."""
+    return (4 * raw + 2) // 3
+
+
+# A cursor is unpadded URL-safe base64 of "<partner id>.<feed position>:<signature>": both numbers
+# are 64-bit (1 to 19 digits), the signature is Django's base64 HMAC. Published in the schema.
+_SIGNATURE_LENGTH = len(_cursor_signer.signature(""))
+FEED_CURSOR_MIN_LENGTH = _encoded_length(1 + 1 + 1 + 1 + _SIGNATURE_LENGTH)
+FEED_CURSOR_MAX_LENGTH = _encoded_length(19 + 1 + 19 + 1 + _SIGNATURE_LENGTH)
+FEED_CURSOR_PATTERN = rf"^[A-Za-z0-9_-]{{{FEED_CURSOR_MIN_LENGTH},{FEED_CURSOR_MAX_LENGTH}}}$"
+
+
 def feed_cursor_encode(*, partner_id: int, seq: int) -> str:
     """An opaque cursor: the feed position, signed and bound to the partner."""
     signed = _cursor_signer.sign(f"{partner_id}.{seq}")

@@ -21,6 +21,9 @@ from consents.api.fields import IDENTIFIER, TEXT, StrictRegexField
 from consents.api.problems import NotFoundProblem, ProblemError
 from consents.api.schema import PROBLEMS_AUTHENTICATED, PROBLEMS_WITH_BODY, problem
 from consents.api.selectors import (
+    FEED_CURSOR_MAX_LENGTH,
+    FEED_CURSOR_MIN_LENGTH,
+    FEED_CURSOR_PATTERN,
     STATUS_NONE,
     STATUS_NOT_FOUND,
     STATUS_NOT_REQUIRED,
@@ -224,11 +227,18 @@ class EventFeedApi(PartnerApi):
     required_scopes = ["events:read"]
 
     class InputSerializer(serializers.Serializer):
-        after = serializers.CharField(
+        # Blank means "from the beginning"; the schema says so as a second, empty alternative.
+        after = StrictRegexField(
+            FEED_CURSOR_PATTERN,
             required=False,
             allow_blank=True,
-            max_length=200,
-            help_text="`next_cursor` of the previous page; omitted or empty to start from the beginning.",
+            min_length=FEED_CURSOR_MIN_LENGTH,
+            max_length=FEED_CURSOR_MAX_LENGTH,
+            help_text=(
+                "`next_cursor` of the previous page; omitted or empty to start from the beginning. An opaque,"
+                f" signed string of {FEED_CURSOR_MIN_LENGTH} to {FEED_CURSOR_MAX_LENGTH} URL-safe base64 characters:"
+                " one that matches the pattern but was not issued to you is refused with 400 `invalid_cursor`."
+            ),
         )
         limit = serializers.IntegerField(
             required=False, min_value=1, max_value=FEED_LIMIT_MAX, default=FEED_LIMIT_DEFAULT
@@ -250,7 +260,11 @@ class EventFeedApi(PartnerApi):
         parameters=[InputSerializer],
         responses={
             200: OutputSerializer,
-            (400, "application/problem+json"): problem("Invalid `limit` or a cursor that is not yours."),
+            (400, "application/problem+json"): problem(
+                "`invalid`: `limit` or `after` outside what this schema allows (listed in `errors`)."
+                " `invalid_cursor`: `after` has the cursor's form but is not a `next_cursor` this API gave you"
+                " (cursors are signed and bound to your partner account)."
+            ),
             **PROBLEMS_AUTHENTICATED,
         },
     )

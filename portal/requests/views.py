@@ -129,6 +129,16 @@ def request_download(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse
             {"privacy_request": privacy_request, "expired": expired},
             status=410 if expired else 404,
         )
+    return _export_file(request, privacy_request)
+
+
+@reauthentication_required
+def _export_file(request: AuthenticatedHttpRequest, privacy_request: PrivacyRequest) -> HttpResponseBase:
+    """The file itself: a copy of all the consumer's data, so a stale session enters the password first.
+
+    Checked after the ownership and availability checks so that somebody else's request is still a
+    plain 404; allauth sends the consumer back to this download once the password is entered.
+    """
     handle = default_storage.open(str(privacy_request.result_file.name), "rb")
     privacy_request_download_record(request=privacy_request, user=request.user)
     filename = f"privacy-export-{privacy_request.created_at:%Y-%m-%d}.zip"

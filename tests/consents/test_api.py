@@ -1,6 +1,7 @@
 """The partner API's endpoints: consent checks, the event feed, acknowledgements, errors, docs."""
 
 import json
+import re
 import time
 import uuid
 from datetime import timedelta
@@ -13,7 +14,13 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import Actor
-from consents.api.selectors import METADATA_SECONDS
+from consents.api.selectors import (
+    FEED_CURSOR_MAX_LENGTH,
+    FEED_CURSOR_MIN_LENGTH,
+    FEED_CURSOR_PATTERN,
+    METADATA_SECONDS,
+    feed_cursor_encode,
+)
 from consents.models import OutboxEvent
 from consents.services import (
     consent_grant,
@@ -392,6 +399,34 @@ def test_feed_refuses_a_bad_cursor(client, api_world, cursor):
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM
     assert response.json()["code"] in {"invalid_cursor", "invalid"}
+
+
+@pytest.mark.parametrize(
+    ("cursor", "code"),
+    [
+        ("0" * 200, "invalid"),  # outside the published pattern: the schema already says it is wrong
+        ("0" * 62, "invalid"),
+        ("0" * 80, "invalid_cursor"),  # the cursor's form, but not issued by this API
+    ],
+    ids=["200-zeros", "too-short", "forged"],
+)
+def test_feed_says_whether_a_cursor_breaks_the_schema_or_was_not_issued(client, api_world, cursor, code):
+    response = feed(client, api_world.a, after=cursor)
+    assert response.status_code == 400
+    assert response["Content-Type"] == PROBLEM
+    assert response.json()["code"] == code
+
+
+@pytest.mark.parametrize(("partner_id", "seq"), [(1, 0), (9_223_372_036_854_775_807, 9_223_372_036_854_775_807)])
+def test_every_cursor_the_feed_can_issue_matches_the_published_pattern(partner_id, seq):
+    cursor = feed_cursor_encode(partner_id=partner_id, seq=seq)
+    assert re.fullmatch(FEED_CURSOR_PATTERN, cursor)
+    assert len(cursor) in {FEED_CURSOR_MIN_LENGTH, FEED_CURSOR_MAX_LENGTH}
+
+
+def test_an_empty_cursor_still_starts_from_the_beginning(client, api_world):
+    outbox_event_create(partner=api_world.a.partner, user=api_world.alice)
+    assert len(feed(client, api_world.a, after="").json()["events"]) == 1
 
 
 # Acknowledgements -------------------------------------------------------------------------------

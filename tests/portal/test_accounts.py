@@ -87,3 +87,52 @@ def test_sensitive_pages_send_a_stale_session_to_reauthenticate(consumer_client)
     response = consumer_client.get(reverse("mfa_activate_totp"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("account_reauthenticate"))
+
+
+@pytest.fixture
+def second_address(consumer):
+    return EmailAddress.objects.create(user=consumer, email="second@example.com", verified=True, primary=False)
+
+
+def _addresses(user) -> set[tuple[str, bool]]:
+    return set(EmailAddress.objects.filter(user=user).values_list("email", "primary"))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"action_add": "", "email": "attacker@example.com"},
+        {"action_primary": "", "email": "second@example.com"},
+        {"action_remove": "", "email": "consumer@example.com"},
+    ],
+    ids=["add", "make-primary", "remove"],
+)
+def test_a_stale_session_must_enter_the_password_again_to_change_email_addresses(
+    consumer_client, consumer, second_address, data
+):
+    before = _addresses(consumer)
+    response = consumer_client.post(reverse("account_email"), data)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_reauthenticate"))
+    assert _addresses(consumer) == before
+    consumer.refresh_from_db()
+    assert consumer.email == "consumer@example.com"
+
+
+def test_after_reauthentication_the_primary_address_can_change(reauthenticated_client, consumer, second_address):
+    response = reauthenticated_client.post(
+        reverse("account_email"), {"action_primary": "", "email": "second@example.com"}
+    )
+    assert response.status_code == 302
+    assert response.url == reverse("account_email")
+    assert _addresses(consumer) == {("consumer@example.com", False), ("second@example.com", True)}
+
+
+def test_changing_the_password_needs_the_current_one(consumer_client, consumer):
+    new = "another sturdy pass phrase"
+    data = {"oldpassword": "not the password", "password1": new, "password2": new}
+    response = consumer_client.post(reverse("account_change_password"), data)
+    assert response.status_code == 200
+    assert response.context["form"].errors["oldpassword"]
+    consumer.refresh_from_db()
+    assert consumer.check_password(PASSWORD)

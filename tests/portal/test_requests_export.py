@@ -233,6 +233,24 @@ def test_owner_downloads_the_file_and_each_download_is_logged(reauthenticated_cl
     assert AuditEvent.objects.filter(subject=consumer, action="privacy_request.downloaded").count() == 2
 
 
+def test_a_stale_session_must_enter_the_password_again_to_download_the_export(consumer_client, consumer):
+    from tests.factories import PASSWORD
+
+    request = _built(consumer)
+    url = reverse("requests:download", args=[request.pk])
+    response = consumer_client.get(url)
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("account_reauthenticate"))
+    request.refresh_from_db()
+    assert request.download_count == 0
+    assert not AuditEvent.objects.filter(subject=consumer, action="privacy_request.downloaded").exists()
+    # After the password, allauth sends the consumer straight back to the file.
+    back = consumer_client.post(response.url, {"password": PASSWORD})
+    assert back.status_code == 302
+    assert back.url == url
+    assert consumer_client.get(url).status_code == 200
+
+
 def test_download_after_expiry_explains_and_the_beat_task_deletes_the_file(
     consumer_client, consumer, django_capture_on_commit_callbacks
 ):
