@@ -253,6 +253,7 @@ ACCOUNT_REAUTHENTICATION_REQUIRED = True
 # a header your proxy sets to the client address (X-Real-IP, CF-Connecting-IP). Unset: REMOTE_ADDR,
 # right only when clients connect to the portal directly. Both are spoofable unless a proxy you
 # run sets or appends them, which is why neither is trusted by default.
+ACCOUNT_ADAPTER = "portal.adapter.AccountAdapter"
 ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 ALLAUTH_TRUSTED_CLIENT_IP_HEADER = os.environ.get("TRUSTED_CLIENT_IP_HEADER", "").strip() or None
 if ALLAUTH_TRUSTED_PROXY_COUNT and ALLAUTH_TRUSTED_CLIENT_IP_HEADER:

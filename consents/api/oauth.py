@@ -14,6 +14,7 @@ import time
 from typing import Any
 from urllib.parse import unquote_plus
 
+from allauth.account.adapter import get_adapter
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
@@ -86,12 +87,8 @@ class PartnerOAuth2Validator(OAuth2Validator):
 
 
 def client_address(request: HttpRequest) -> str:
-    """The caller's network address, for rate limits.
-
-    The socket peer for now; when the project gets a trusted-proxy setting for the client address,
-    this is the one place to use it.
-    """
-    return request.META.get("REMOTE_ADDR", "")
+    """The caller's network address, for rate limits: the same rule as the consumer login's."""
+    return get_adapter(request).get_client_ip(request)
 
 
 def claimed_client_id(request: HttpRequest) -> str:

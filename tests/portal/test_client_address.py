@@ -108,3 +108,23 @@ def test_trusted_proxy_settings_are_read_from_the_environment(tmp_path):
     both = _manage("check", env=base | {"TRUSTED_PROXY_COUNT": "1", "TRUSTED_CLIENT_IP_HEADER": "X-Real-IP"})
     assert both.returncode != 0
     assert "not both" in both.stderr
+
+
+def test_a_forwarded_chain_shorter_than_the_trusted_proxies_is_a_bad_request_not_a_server_error(client, db, settings):
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 2
+    settings.ALLAUTH_TRUSTED_CLIENT_IP_HEADER = None
+    response = client.post(
+        reverse("account_login"),
+        {"login": "nobody@example.com", "password": "wrong password"},
+        headers={"x-forwarded-for": "203.0.113.9"},
+    )
+    assert response.status_code == 400
+
+
+def test_the_token_endpoint_throttles_the_visitor_behind_the_proxy(db, settings):
+    from consents.api.oauth import client_address
+
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    settings.ALLAUTH_TRUSTED_CLIENT_IP_HEADER = None
+    request = RequestFactory().post("/oauth/token/", headers={"x-forwarded-for": "198.51.100.7"})
+    assert client_address(request) == "198.51.100.7"
