@@ -477,6 +477,10 @@ CELERY_BEAT_SCHEDULE["outbox-relay"] = {
     "options": {"expires": 30},
 }
 
+# History is evidence: staff read it, nobody reverts to it from the admin (portal/admin_history.py
+# refuses the form's POST; this hides its button).
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 # Test overrides, in one place.
 if TESTING:
     # The default hasher costs about a second a login on these machines.

@@ -8,17 +8,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from simple_history.admin import SimpleHistoryAdmin
 
 from audit.services import Actor
 from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import Partner, Sharing
 from consents.services import partner_webhook_secret_rotate, secret_fingerprint
+from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.http import AuthenticatedHttpRequest
 
 
 @admin.register(Partner)
-class PartnerAdmin(SimpleHistoryAdmin):
+class PartnerAdmin(ReadOnlyHistoryAdmin):
     # Signing secrets never appear in lists, are never edited by hand, and are rotated by the action.
     list_display = ("name", "kind", "country", "status", "webhook_url", "created_at")
     list_filter = ("kind", "status", "country")
@@ -98,7 +98,7 @@ class SharingForm(forms.ModelForm):
 
 
 @admin.register(Sharing)
-class SharingAdmin(SimpleHistoryAdmin):
+class SharingAdmin(ReadOnlyHistoryAdmin):
     form = SharingForm
     list_display = ("partner", "partner_kind", "purpose", "categories", "is_active")
     list_filter = ("partner", "purpose", "partner__kind", "is_active")
