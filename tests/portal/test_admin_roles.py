@@ -1,0 +1,282 @@
+"""Every admin page and action, for each staff role: what it may open, and that a refusal changes nothing.
+
+The expectation comes from ``portal.roles.ROLE_PERMISSIONS`` (what each role is given) and from what
+each admin allows anyone at all (asked of a superuser), so a new admin, action or permission is
+checked without listing every cell by hand.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Group
+from django.test import Client, RequestFactory
+from django.urls import NoReverseMatch, reverse
+
+from audit.access import access_event_record_staff
+from audit.services import Actor
+from consents.models import PARTNER_SCOPES
+from consents.services import partner_credential_create
+from portal.models import User
+from portal.requests.erasure import privacy_request_deletion_execute
+from portal.requests.services import (
+    privacy_request_deletion_create,
+    privacy_request_export_create,
+    privacy_request_extend,
+)
+from portal.roles import AUDITOR, PARTNER_MANAGER, PRIVACY_OFFICER, ROLE_PERMISSIONS, SUPPORT_AGENT
+from tests.factories import StaffFactory, UserFactory
+from tests.portal.requests_helpers import consumer_data_seed
+
+GROUPS = {
+    "privacy officer": PRIVACY_OFFICER,
+    "support agent": SUPPORT_AGENT,
+    "partner manager": PARTNER_MANAGER,
+    "auditor": AUDITOR,
+}
+# Let in, but with every permission (the admin's own limits still apply) or with none.
+SUPERUSER, NO_PERMISSIONS = "superuser", "staff without permissions"
+# Sent to the login page before any permission is looked at.
+NOT_LET_IN = ("superuser without MFA", "anonymous")
+ROLES = [*GROUPS, SUPERUSER, NO_PERMISSIONS, *NOT_LET_IN]
+
+# The permission each admin action needs ("delete_selected" needs the model's delete permission).
+ACTION_PERMISSIONS: dict[str, dict[str, str]] = {
+    "portal.user": {"export_audit_trail": "audit.export_trail"},
+    "portal.privacyrequest": {
+        "extend": "portal.decide_privacyrequest",
+        "reject": "portal.decide_privacyrequest",
+    },
+    "portal.privacyrequestpartnertask": {"record_acknowledgement": "portal.record_privacyrequestpartnertask"},
+    "consents.purpose": {"publish_new_version": "consents.change_purpose"},
+    "consents.partner": {
+        "rotate_webhook_secret": "consents.change_partner",
+        "partner_webhook_enable_action": "consents.change_partner",
+    },
+    "consents.partnercredential": {"revoke_selected": "consents.change_partnercredential"},
+    "consents.outboxevent": {
+        "redrive": "consents.change_outboxevent",
+        "webhook_enable": "consents.change_outboxevent",
+    },
+    "audit.auditevent": {"verify_chains": "audit.verify_chain"},
+    "account.emailaddress": {"make_verified": "account.change_emailaddress"},
+    # django-oauth-toolkit's own: no role may even view tokens, so only superusers reach it.
+    "oauth2_provider.accesstoken": {"revoke_tokens": "oauth2_provider.view_accesstoken"},
+    "oauth2_provider.refreshtoken": {"revoke_tokens": "oauth2_provider.view_refreshtoken"},
+}
+# What a refused action would need to run if it were allowed: the intermediate forms' answers.
+ACTION_INPUT = {"apply": "1", "reason": "Refused by the matrix test", "note": "By letter", "months": "1", "days": "0"}
+
+
+@pytest.fixture
+def world(db, django_capture_on_commit_callbacks) -> dict[str, Any]:
+    """One object of every kind the admin shows, with history, belonging to a consumer."""
+    consumer = UserFactory(email="consumer@example.com")
+    with django_capture_on_commit_callbacks(execute=False):
+        data = consumer_data_seed(consumer)
+        export = privacy_request_export_create(user=consumer, language="en")
+        privacy_request_extend(request=export, months=1, days=0, reason="Large archive", staff=StaffFactory())
+        leaving = UserFactory(email="leaving@example.com")
+        consumer_data_seed(leaving)
+        deletion = privacy_request_deletion_create(user=leaving, language="en")
+        with time_machine.travel(deletion.grace_ends_at + timedelta(minutes=1)):
+            privacy_request_deletion_execute(request_id=deletion.pk)
+        partner_credential_create(
+            partner=data.partners[0], label="production", scopes=PARTNER_SCOPES, actor=Actor.system("tests")
+        )
+        access_event_record_staff(staff=StaffFactory(), consumer=consumer, what="Phone call")
+    return {"consumer": consumer, "purpose": data.purposes[0]}
+
+
+def _member(role: str) -> User | None:
+    if role == "anonymous":
+        return None
+    user = UserFactory(email=f"{role.replace(' ', '-')}@staff.example.com", is_staff=True)
+    if role in (SUPERUSER, "superuser without MFA"):
+        user.is_superuser = True
+        user.save(update_fields=["is_superuser"])
+    if role in GROUPS:
+        user.groups.add(Group.objects.get(name=GROUPS[role]))
+    if role != "superuser without MFA":
+        TOTP.activate(user, generate_totp_secret())
+    return user
+
+
+def _can(role: str, permission: str) -> bool:
+    if role == SUPERUSER:
+        return True
+    return permission in ROLE_PERMISSIONS.get(GROUPS.get(role, ""), ())
+
+
+def _snapshot() -> dict[str, list[str]]:
+    """Every row of every table but the sessions (a request may touch its own session)."""
+    return {
+        model._meta.label: sorted(repr(row) for row in model._default_manager.values_list())
+        for model in apps.get_models()
+        if model._meta.label != "sessions.Session" and model._meta.managed
+    }
+
+
+def _sample(model: Any, world: dict[str, Any]) -> Any:
+    if model is User:
+        return world["consumer"]
+    return model._default_manager.order_by("pk").first()
+
+
+class Matrix:
+    def __init__(self, role: str, client: Client) -> None:
+        self.role = role
+        self.client = client
+        self.wrong: list[str] = []
+
+    def expect(self, method: str, url: str, allowed: bool, data: dict[str, Any] | None = None) -> None:
+        """GET: 200 when allowed, else 403. POST refused: 403 and nothing changed."""
+        if method == "GET":
+            response = self.client.get(url)
+            wanted = 302 if self.role in NOT_LET_IN else (200 if allowed else 403)
+            if response.status_code != wanted:
+                self.wrong.append(f"GET {url}: {response.status_code}, expected {wanted}")
+            return
+        assert not allowed, "the matrix only sends POSTs that must be refused"
+        before = _snapshot()
+        response = self.client.post(url, data or {})
+        wanted = 302 if self.role in NOT_LET_IN else 403
+        if response.status_code != wanted:
+            self.wrong.append(f"POST {url}: {response.status_code}, expected {wanted}")
+        if _snapshot() != before:
+            self.wrong.append(f"POST {url} changed the database")
+
+    def refused_action(self, url: str, action: str, pk: Any, viewer: bool) -> None:
+        before = _snapshot()
+        response = self.client.post(url, {"action": action, ACTION_CHECKBOX_NAME: [pk], **ACTION_INPUT})
+        # Let in without the permission: the action is not offered ("No action selected").
+        wanted = (302,) if self.role in NOT_LET_IN else ((200, 302) if viewer else (403,))
+        if response.status_code not in wanted:
+            self.wrong.append(f"action {action} on {url}: {response.status_code}, expected {wanted}")
+        if _snapshot() != before:
+            self.wrong.append(f"action {action} on {url} changed the database")
+
+
+def _superuser_request() -> Any:
+    request = RequestFactory().get("/admin/")
+    request.user = User(is_staff=True, is_superuser=True, is_active=True)
+    return request
+
+
+def _model_cells(matrix: Matrix, model: Any, model_admin: admin.ModelAdmin, world: dict[str, Any]) -> None:
+    role, opts = matrix.role, model._meta
+    info = f"{opts.app_label}_{opts.model_name}"
+    perm = f"{opts.app_label}.%s_{opts.model_name}"
+    su = _superuser_request()
+    obj = _sample(model, world)
+    may_view = model_admin.has_view_or_change_permission(su, obj) and (
+        _can(role, perm % "view") or _can(role, perm % "change")
+    )
+    may_change = model_admin.has_change_permission(su, obj) and _can(role, perm % "change")
+    may_add = model_admin.has_add_permission(su) and _can(role, perm % "add")
+    may_delete = model_admin.has_delete_permission(su, obj) and _can(role, perm % "delete")
+
+    changelist = reverse(f"admin:{info}_changelist")
+    matrix.expect("GET", changelist, may_view)
+    add = reverse(f"admin:{info}_add")
+    matrix.expect("GET", add, may_add)
+    if not may_add:
+        matrix.expect("POST", add, False, {"name": "Forged", "email": "forged@example.com", "label": "forged"})
+    if may_view and role not in NOT_LET_IN:
+        action_form = matrix.client.get(changelist).context["action_form"]
+        offered = action_form.fields["action"].choices if action_form is not None else []
+        offered_names = {name for name, _label in offered if name}
+        needs = {**ACTION_PERMISSIONS.get(opts.label_lower, {}), "delete_selected": perm % "delete"}
+        every = set(model_admin.get_actions(su))
+        assert every <= needs.keys(), f"{opts.label_lower}: say which permission {every - needs.keys()} needs"
+        expected = {name for name in every if _can(role, needs[name])}
+        if offered_names != expected:
+            matrix.wrong.append(f"{changelist} offers {sorted(offered_names)}, expected {sorted(expected)}")
+    if obj is None:
+        return
+    for action, needed in {**ACTION_PERMISSIONS.get(opts.label_lower, {}), "delete_selected": perm % "delete"}.items():
+        if action in model_admin.get_actions(su) and not _can(role, needed):
+            matrix.refused_action(changelist, action, obj.pk, may_view)
+
+    change = reverse(f"admin:{info}_change", args=[obj.pk])
+    matrix.expect("GET", change, may_view)
+    if not may_change:
+        matrix.expect("POST", change, False, {"name": "Forged", "email": "forged@example.com", "status": "granted"})
+    delete = reverse(f"admin:{info}_delete", args=[obj.pk])
+    matrix.expect("GET", delete, may_delete)
+    if not may_delete:
+        matrix.expect("POST", delete, False, {"post": "yes"})
+    matrix.expect("GET", reverse(f"admin:{info}_history", args=[obj.pk]), may_view)
+    history = getattr(model, "history", None)
+    if history is not None and hasattr(model_admin, "history_form_view"):
+        version = history.filter(**{opts.pk.attname: obj.pk}).order_by("history_id").first()
+        url = reverse(f"admin:{info}_simple_history", args=[obj.pk, version.history_id])
+        matrix.expect("GET", url, may_view)
+        # Reverting is refused to everyone, superusers included.
+        matrix.expect("POST", url, False, {"name": "Forged", "status": "granted", "legal_basis": "contract"})
+
+
+def _custom_view_cells(matrix: Matrix, world: dict[str, Any]) -> None:
+    role = matrix.role
+    purpose = world["purpose"]
+    publish = reverse("admin:consents_purpose_publish", args=[purpose.pk])
+    may_publish = _can(role, "consents.change_purpose")
+    matrix.expect("GET", publish, may_publish)
+    if not may_publish:
+        matrix.expect("POST", publish, False, {"description": "Forged", "retention": "Forever", "change_summary": "x"})
+    credential = apps.get_model("consents", "PartnerCredential").objects.get()
+    may_manage = _can(role, "consents.change_partnercredential")
+    for name in ("rotate", "revoke"):
+        url = reverse(f"admin:consents_partnercredential_{name}", args=[credential.pk])
+        matrix.expect("GET", url, may_manage)
+        if not may_manage:
+            matrix.expect("POST", url, False)
+    verify = reverse("admin:audit_auditevent_verify")
+    response = matrix.client.post(verify)
+    wanted = 302 if role in NOT_LET_IN or _can(role, "audit.verify_chain") else 403
+    if response.status_code != wanted:
+        matrix.wrong.append(f"POST {verify}: {response.status_code}, expected {wanted}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_admin_page_and_action_answers_each_role_as_its_permissions_say(role, world, client):
+    user = _member(role)
+    if user is not None:
+        client.force_login(user)
+    matrix = Matrix(role, client)
+    index = client.get(reverse("admin:index"))
+    assert index.status_code == (302 if role in NOT_LET_IN else 200)
+
+    for model, model_admin in admin.site._registry.items():
+        try:
+            _model_cells(matrix, model, model_admin, world)
+        except NoReverseMatch as error:  # pragma: no cover - a failure message, not a branch
+            matrix.wrong.append(f"{model._meta.label}: {error}")
+    _custom_view_cells(matrix, world)
+
+    assert matrix.wrong == []
+
+
+RELATED = "content_type"
+
+
+def test_role_groups_in_the_database_match_portal_roles(db):
+    live = {
+        group.name: {
+            f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")
+        }
+        for group in Group.objects.filter(name__in=ROLE_PERMISSIONS)
+    }
+    assert live == {name: set(permissions) for name, permissions in ROLE_PERMISSIONS.items()}
+
+
+def test_no_role_may_change_privileges_or_see_secrets_tables():
+    granted = {permission for permissions in ROLE_PERMISSIONS.values() for permission in permissions}
+    forbidden_prefixes = ("auth.add_", "auth.change_", "auth.delete_", "mfa.", "oauth2_provider.")
+    assert not [p for p in granted if p.startswith(forbidden_prefixes)]
+    assert not [p for p in granted if p.endswith(("_user", "_group")) and not p.split(".")[1].startswith("view_")]
