@@ -19,9 +19,10 @@ from django.test import Client, RequestFactory
 from django.urls import NoReverseMatch, reverse
 
 from audit.access import access_event_record_staff
+from audit.models import AccessEvent, AuditEvent
 from audit.services import Actor
-from consents.models import PARTNER_SCOPES
-from consents.services import partner_credential_create
+from consents.models import PARTNER_SCOPES, Consent, ConsentStatus
+from consents.services import consent_grant, consent_revoke, partner_credential_create
 from portal.models import User
 from portal.requests.erasure import privacy_request_deletion_execute
 from portal.requests.services import (
@@ -30,7 +31,7 @@ from portal.requests.services import (
     privacy_request_extend,
 )
 from portal.roles import AUDITOR, PARTNER_MANAGER, PRIVACY_OFFICER, ROLE_PERMISSIONS, SUPPORT_AGENT
-from tests.factories import StaffFactory, UserFactory
+from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
 from tests.portal.requests_helpers import consumer_data_seed
 
 GROUPS = {
@@ -280,3 +281,227 @@ def test_no_role_may_change_privileges_or_see_secrets_tables():
     forbidden_prefixes = ("auth.add_", "auth.change_", "auth.delete_", "mfa.", "oauth2_provider.")
     assert not [p for p in granted if p.startswith(forbidden_prefixes)]
     assert not [p for p in granted if p.endswith(("_user", "_group")) and not p.split(".")[1].startswith("view_")]
+
+
+# Regression tests for the holes this closes ---------------------------------------------------
+
+
+@pytest.fixture
+def granted(db):
+    consumer = UserFactory(email="consumer@example.com")
+    purpose = PurposeFactory(slug="offers", name="Personalised offers")
+    SharingFactory(partner=PartnerFactory(slug="adco"), purpose=purpose)
+    consent = consent_grant(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    return consent
+
+
+def _role_client(client: Client, role: str) -> Client:
+    user = _member(role)
+    assert user is not None
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("role", ["support agent", "auditor", SUPERUSER])
+def test_history_form_post_cannot_forge_a_consent(client, granted, role):
+    from consents.models import ConsentReceipt, OutboxEvent
+
+    consent_revoke(user=granted.user, purpose=granted.purpose, actor=Actor.consumer(granted.user))
+    revoked = Consent.objects.get(pk=granted.pk)
+    first = Consent.history.filter(id=granted.pk).order_by("history_id").first()
+    counts = (ConsentReceipt.objects.count(), OutboxEvent.objects.count(), AuditEvent.objects.count())
+    url = reverse("admin:consents_consent_simple_history", args=[granted.pk, first.history_id])
+    data = {"user": granted.user_id, "purpose": granted.purpose_id, "version": granted.version_id, "status": "granted"}
+
+    response = _role_client(client, role).post(url, data)
+
+    assert response.status_code == 403
+    assert Consent.objects.get(pk=granted.pk).status == revoked.status == ConsentStatus.REVOKED
+    assert (ConsentReceipt.objects.count(), OutboxEvent.objects.count(), AuditEvent.objects.count()) == counts
+
+
+def test_history_form_still_shows_a_past_version_read_only(client, granted):
+    first = Consent.history.filter(id=granted.pk).order_by("history_id").first()
+    url = reverse("admin:consents_consent_simple_history", args=[granted.pk, first.history_id])
+
+    response = _role_client(client, "support agent").get(url)
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert 'name="status"' not in content
+    assert 'name="_save"' not in content
+
+
+@pytest.mark.parametrize(
+    ("kind", "url_name"),
+    [("list", "admin:consents_consent_history"), ("version", "admin:consents_consent_simple_history")],
+)
+def test_opening_a_consumers_history_is_logged_as_a_staff_access(client, granted, kind, url_name):
+    first = Consent.history.filter(id=granted.pk).order_by("history_id").first()
+    args = [granted.pk] if kind == "list" else [granted.pk, first.history_id]
+
+    response = _role_client(client, "support agent").get(reverse(url_name, args=args))
+
+    assert response.status_code == 200
+    access = AccessEvent.objects.get(user=granted.user, staff_user__email="support-agent@staff.example.com")
+    assert access.detail.startswith(
+        "Opened its history in the admin" if kind == "list" else "Opened a past version in the admin"
+    )
+    assert AuditEvent.objects.filter(action="access.staff_viewed", subject=granted.user).count() == 1
+
+
+def test_opening_a_users_history_is_logged_as_a_staff_access(client, granted):
+    response = _role_client(client, "auditor").get(reverse("admin:portal_user_history", args=[granted.user.pk]))
+
+    assert response.status_code == 200
+    assert AccessEvent.objects.filter(user=granted.user, detail__startswith="Opened its history").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("role", "changelist", "action", "target"),
+    [
+        ("support agent", "admin:portal_privacyrequest_changelist", "reject", "request"),
+        ("support agent", "admin:portal_privacyrequest_changelist", "extend", "request"),
+        ("auditor", "admin:portal_privacyrequest_changelist", "reject", "request"),
+        ("support agent", "admin:portal_privacyrequestpartnertask_changelist", "record_acknowledgement", "task"),
+        ("support agent", "admin:portal_user_changelist", "export_audit_trail", "user"),
+    ],
+)
+def test_queue_and_export_actions_need_their_permission(client, world, role, changelist, action, target):
+    from portal.requests.models import PrivacyRequest, PrivacyRequestPartnerTask
+
+    objects = {
+        "request": PrivacyRequest.objects.filter(user=world["consumer"]).first(),
+        "task": PrivacyRequestPartnerTask.objects.first(),
+        "user": world["consumer"],
+    }
+    staff_client = _role_client(client, role)
+    before = _snapshot()
+
+    response = staff_client.post(
+        reverse(changelist), {"action": action, ACTION_CHECKBOX_NAME: [objects[target].pk], **ACTION_INPUT}
+    )
+
+    # Not offered: the list shows again (or says "No action selected" when it has other actions).
+    assert response.status_code in (200, 302)
+    assert response.get("content-disposition") is None
+    assert _snapshot() == before
+
+
+def test_purpose_legal_basis_cannot_be_edited_on_the_row(client, granted):
+    purpose = granted.purpose
+    user = _member("privacy officer")
+    client.force_login(user)
+    data = {
+        "name": "Personalised offers",
+        "slug": purpose.slug,
+        "category": "",
+        "legal_basis": "legitimate_interest",
+        "gpc_covered": "on",
+        "default_duration_type": "one_time",
+        "position": 0,
+        "is_active": "on",
+        "versions-TOTAL_FORMS": 0,
+        "versions-INITIAL_FORMS": 0,
+    }
+
+    response = client.post(reverse("admin:consents_purpose_change", args=[purpose.pk]), data)
+
+    assert response.status_code == 302
+    purpose.refresh_from_db()
+    assert (purpose.legal_basis, purpose.gpc_covered, purpose.default_duration_type) == (
+        "consent",
+        False,
+        "persistent",
+    )
+
+
+def test_new_legal_basis_is_published_with_a_notice_and_asks_consumers_again(client, granted):
+    purpose = granted.purpose
+    client.force_login(_member("privacy officer"))
+    current = purpose.current_version
+    data = {
+        "description": current.description,
+        "retention": current.retention,
+        "data_categories": list(current.data_categories.values_list("pk", flat=True)),
+        "legal_basis": "legitimate_interest",
+        "default_duration_type": "persistent",
+        "change_summary": "We now rely on our legitimate interest.",
+    }
+    url = reverse("admin:consents_purpose_publish", args=[purpose.pk])
+
+    unticked = client.post(url, data)
+    assert unticked.status_code == 200
+    assert "tick Material change" in unticked.content.decode()
+    assert purpose.versions.count() == 1
+
+    response = client.post(url, {**data, "material": "on"})
+
+    assert response.status_code == 302
+    purpose.refresh_from_db()
+    assert purpose.legal_basis == "legitimate_interest"
+    assert purpose.current_version.number == 2
+    event = AuditEvent.objects.get(action="purpose.version_published", data__version=2)
+    assert event.data["terms"] == {"legal_basis": ["consent", "legitimate_interest"]}
+    granted.refresh_from_db()
+    assert granted.status == ConsentStatus.RECONSENT_REQUIRED
+    assert granted.receipts.filter(event="reconsent_required").exists()
+
+
+def test_only_superusers_change_who_is_staff_and_what_they_may_do(client, granted):
+    from django.contrib.auth.models import Permission
+
+    support = _member(NO_PERMISSIONS)
+    assert support is not None
+    support.user_permissions.add(Permission.objects.get(codename="change_user"))
+    support.user_permissions.add(Permission.objects.get(codename="view_user"))
+    client.force_login(support)
+    auditors = Group.objects.get(name=AUDITOR)
+    consumer = granted.user
+    data = {
+        "email": consumer.email,
+        "first_name": "Renamed",
+        "last_name": "",
+        "jurisdiction": consumer.jurisdiction,
+        "is_active": "on",
+        "is_staff": "on",
+        "is_superuser": "on",
+        "groups": [auditors.pk],
+        "user_permissions": [Permission.objects.get(codename="delete_user").pk],
+    }
+
+    response = client.post(reverse("admin:portal_user_change", args=[consumer.pk]), data)
+    own = client.post(reverse("admin:portal_user_change", args=[support.pk]), {**data, "email": support.email})
+
+    assert response.status_code == 302
+    consumer.refresh_from_db()
+    assert consumer.first_name == "Renamed"
+    assert (consumer.is_staff, consumer.is_superuser) == (False, False)
+    assert not consumer.groups.exists()
+    assert not consumer.user_permissions.exists()
+    # Staff accounts (their own included) are superusers' to change: no password reset, no escalation.
+    assert own.status_code == 403
+    support.refresh_from_db()
+    assert not support.is_superuser
+    password = client.get(reverse("admin:auth_user_password_change", args=[support.pk]))
+    assert password.status_code in (403, 404)
+
+
+def test_only_superusers_change_what_a_role_may_do(client, db):
+    from django.contrib.auth.models import Permission
+
+    member = _member(NO_PERMISSIONS)
+    assert member is not None
+    member.user_permissions.add(*Permission.objects.filter(codename__in=["view_group", "change_group", "add_group"]))
+    client.force_login(member)
+    auditors = Group.objects.get(name=AUDITOR)
+    before = _snapshot()
+
+    change = client.post(
+        reverse("admin:auth_group_change", args=[auditors.pk]),
+        {"name": AUDITOR, "permissions": list(Permission.objects.values_list("pk", flat=True))},
+    )
+    add = client.post(reverse("admin:auth_group_add"), {"name": "Everything"})
+
+    assert (change.status_code, add.status_code) == (403, 403)
+    assert _snapshot() == before
