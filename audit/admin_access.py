@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
@@ -102,7 +103,10 @@ class RecordsStaffAccess:
         return response
 
     def _staff_access_record(self, request: HttpRequest, obj: Any, description: Any) -> None:
-        consumer = self.consumer_of(obj) if obj is not None else None
+        try:
+            consumer = self.consumer_of(obj) if obj is not None else None
+        except ObjectDoesNotExist:  # a past version of a record whose consumer no longer exists
+            return
         if consumer is not None and not consumer.is_staff and isinstance(request.user, User):
             what = f"{description}: {obj._meta.verbose_name} #{obj.pk}"
             access_event_record_staff(staff=request.user, consumer=consumer, what=str(what))

@@ -4,9 +4,16 @@ This is the one place the mapping lives. ``portal/migrations/0003_staff_roles.py
 groups from a frozen copy of it (a migration must not import code that changes later); a test
 compares the live groups with this mapping, so a change here needs a new migration too.
 
+``staff_roles_ensure()`` puts the groups back to this mapping where the migration's data is gone
+(``seed_demo``, and test databases that a transactional test has flushed).
+
 Superusers are not a role: they are the only ones who may change who is staff and what each group
 may do. Nobody is given the MFA authenticators or the OAuth token tables: they hold secrets.
 """
+
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.db.models import Q
 
 PRIVACY_OFFICER = "Privacy officer"
 SUPPORT_AGENT = "Support agent"
@@ -94,3 +101,19 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "auth.view_group",
     ),
 }
+
+
+@transaction.atomic
+def staff_roles_ensure() -> None:
+    """Create the role groups, or set their permissions back to ``ROLE_PERMISSIONS``."""
+    for name, labels in ROLE_PERMISSIONS.items():
+        wanted = Q()
+        for label in labels:
+            app_label, codename = label.split(".")
+            wanted |= Q(content_type__app_label=app_label, codename=codename)
+        permissions = list(Permission.objects.filter(wanted))
+        if len(permissions) != len(set(labels)):
+            found = {f"{p.content_type.app_label}.{p.codename}" for p in permissions}
+            raise LookupError(f"{name}: no such permission {sorted(set(labels) - found)}")
+        group, _created = Group.objects.get_or_create(name=name)
+        group.permissions.set(permissions)

@@ -30,7 +30,14 @@ from portal.requests.services import (
     privacy_request_export_create,
     privacy_request_extend,
 )
-from portal.roles import AUDITOR, PARTNER_MANAGER, PRIVACY_OFFICER, ROLE_PERMISSIONS, SUPPORT_AGENT
+from portal.roles import (
+    AUDITOR,
+    PARTNER_MANAGER,
+    PRIVACY_OFFICER,
+    ROLE_PERMISSIONS,
+    SUPPORT_AGENT,
+    staff_roles_ensure,
+)
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
 from tests.portal.requests_helpers import consumer_data_seed
 
@@ -102,6 +109,9 @@ def _member(role: str) -> User | None:
         user.is_superuser = True
         user.save(update_fields=["is_superuser"])
     if role in GROUPS:
+        # Created by the migration; put back if a transactional test flushed the database meanwhile.
+        if not Group.objects.filter(name=GROUPS[role]).exists():
+            staff_roles_ensure()
         user.groups.add(Group.objects.get(name=GROUPS[role]))
     if role != "superuser without MFA":
         TOTP.activate(user, generate_totp_secret())
@@ -266,7 +276,29 @@ def test_every_admin_page_and_action_answers_each_role_as_its_permissions_say(ro
 RELATED = "content_type"
 
 
+def _migration_roles() -> dict[str, tuple[str, ...]]:
+    """The frozen mapping of the latest portal migration that creates the role groups."""
+    import pkgutil
+    from importlib import import_module
+
+    import portal.migrations
+
+    names = sorted(module.name for module in pkgutil.iter_modules(portal.migrations.__path__))
+    frozen = [getattr(import_module(f"portal.migrations.{name}"), "ROLES", None) for name in names]
+    return [roles for roles in frozen if roles is not None][-1]
+
+
+def test_the_migrations_roles_are_the_roles_in_code():
+    # A change to portal/roles.py needs a migration that brings existing databases along.
+    assert {name: set(perms) for name, perms in _migration_roles().items()} == {
+        name: set(perms) for name, perms in ROLE_PERMISSIONS.items()
+    }
+
+
 def test_role_groups_in_the_database_match_portal_roles(db):
+    # Transactional tests flush the test database, the migration's groups with it.
+    if not Group.objects.filter(name__in=ROLE_PERMISSIONS).exists():
+        staff_roles_ensure()
     live = {
         group.name: {
             f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")
@@ -456,6 +488,7 @@ def test_only_superusers_change_who_is_staff_and_what_they_may_do(client, grante
     support.user_permissions.add(Permission.objects.get(codename="change_user"))
     support.user_permissions.add(Permission.objects.get(codename="view_user"))
     client.force_login(support)
+    staff_roles_ensure()
     auditors = Group.objects.get(name=AUDITOR)
     consumer = granted.user
     data = {
@@ -494,6 +527,7 @@ def test_only_superusers_change_what_a_role_may_do(client, db):
     assert member is not None
     member.user_permissions.add(*Permission.objects.filter(codename__in=["view_group", "change_group", "add_group"]))
     client.force_login(member)
+    staff_roles_ensure()
     auditors = Group.objects.get(name=AUDITOR)
     before = _snapshot()
 
@@ -505,3 +539,20 @@ def test_only_superusers_change_what_a_role_may_do(client, db):
 
     assert (change.status_code, add.status_code) == (403, 403)
     assert _snapshot() == before
+
+
+def test_opening_a_privacy_request_or_its_history_is_logged_as_a_staff_access(client, world):
+    from portal.requests.models import PrivacyRequest
+
+    request = PrivacyRequest.objects.filter(user=world["consumer"]).get()
+    staff_client = _role_client(client, "support agent")
+    opened = AccessEvent.objects.filter(user=world["consumer"], staff_user__email="support-agent@staff.example.com")
+
+    change = staff_client.get(reverse("admin:portal_privacyrequest_change", args=[request.pk]))
+    history = staff_client.get(reverse("admin:portal_privacyrequest_history", args=[request.pk]))
+
+    assert (change.status_code, history.status_code) == (200, 200)
+    assert sorted(event.detail.split(":")[0] for event in opened) == [
+        "Opened in the admin",
+        "Opened its history in the admin",
+    ]

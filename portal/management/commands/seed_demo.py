@@ -58,6 +58,7 @@ class Command(BaseCommand):
             consumer = demo_user_ensure(email=DEMO_CONSUMER, password=password, staff=False)
             staff = demo_user_ensure(email=DEMO_STAFF, password=password, staff=True, superuser=True)
             second_factors = {DEMO_STAFF: demo_mfa_ensure(user=staff)}
+            roles.staff_roles_ensure()
             for email, role in DEMO_ROLES.items():
                 member = demo_user_ensure(email=email, password=password, staff=True)
                 member.groups.add(Group.objects.get(name=role))
