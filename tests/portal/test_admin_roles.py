@@ -21,7 +21,7 @@ from django.urls import NoReverseMatch, reverse
 from audit.access import access_event_record_staff
 from audit.models import AccessEvent, AuditEvent
 from audit.services import Actor
-from consents.models import PARTNER_SCOPES, Consent, ConsentStatus
+from consents.models import PARTNER_SCOPES, Consent, ConsentStatus, Purpose
 from consents.services import consent_grant, consent_revoke, partner_credential_create
 from portal.models import User
 from portal.requests.erasure import privacy_request_deletion_execute
@@ -556,3 +556,69 @@ def test_opening_a_privacy_request_or_its_history_is_logged_as_a_staff_access(cl
         "Opened in the admin",
         "Opened its history in the admin",
     ]
+
+
+def _first_version_url(obj: Any, url_name: str) -> str:
+    first = type(obj).history.filter(**{obj._meta.pk.attname: obj.pk}).order_by("history_id").first()
+    return reverse(url_name, args=[obj.pk, first.history_id])
+
+
+def test_history_form_cannot_uncancel_a_deletion(client, db):
+    from portal.requests.models import PrivacyRequest, RequestStatus
+    from portal.requests.services import privacy_request_cancel
+
+    consumer = UserFactory(email="leaving@example.com")
+    deletion = privacy_request_deletion_create(user=consumer, language="en")
+    privacy_request_cancel(request=deletion, actor=Actor.consumer(consumer))
+    staff_client = _role_client(client, "support agent")
+    before = _snapshot()
+
+    # Every field of a request is read-only, so the form is valid with nothing in it.
+    response = staff_client.post(_first_version_url(deletion, "admin:portal_privacyrequest_simple_history"), {})
+
+    assert response.status_code == 403
+    assert PrivacyRequest.objects.get(pk=deletion.pk).status == RequestStatus.CANCELLED
+    assert _snapshot() == before
+
+
+def test_history_form_cannot_point_a_partners_webhook_elsewhere(client, db):
+    from consents.models import Partner
+
+    partner = PartnerFactory(slug="adco", name="AdCo", webhook_url="https://adco.example.com/hooks")
+    staff_client = _role_client(client, "partner manager")
+    before = _snapshot()
+    data = {
+        "name": "AdCo",
+        "slug": "adco",
+        "kind": partner.kind,
+        "country": partner.country,
+        "policy_url": "",
+        "status": partner.status,
+        "webhook_url": "https://attacker.example.net/collect",
+    }
+
+    response = staff_client.post(_first_version_url(partner, "admin:consents_partner_simple_history"), data)
+
+    assert response.status_code == 403
+    assert Partner.objects.get(pk=partner.pk).webhook_url == "https://adco.example.com/hooks"
+    assert _snapshot() == before
+
+
+def test_history_form_cannot_flip_a_purposes_legal_basis(client, granted):
+    purpose = granted.purpose
+    staff_client = _role_client(client, "privacy officer")
+    before = _snapshot()
+    data = {
+        "name": purpose.name,
+        "slug": purpose.slug,
+        "legal_basis": "legitimate_interest",
+        "default_duration_type": "persistent",
+        "position": 0,
+        "is_active": "on",
+    }
+
+    response = staff_client.post(_first_version_url(purpose, "admin:consents_purpose_simple_history"), data)
+
+    assert response.status_code == 403
+    assert Purpose.objects.get(pk=purpose.pk).legal_basis == "consent"
+    assert _snapshot() == before
