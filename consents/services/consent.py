@@ -345,8 +345,9 @@ def purpose_version_publish(
             if before[field] != value:
                 changed_terms[field] = [before[field], value]
                 setattr(purpose, field, value)
-    material = material or bool(MATERIAL_TERMS & changed_terms.keys())
     number = (purpose.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    if number > 1 and MATERIAL_TERMS & changed_terms.keys():
+        material = True
     version = PurposeVersion.objects.create(
         purpose=purpose,
         number=number,
