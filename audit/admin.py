@@ -112,7 +112,10 @@ class AuditEventAdmin(RecordsStaffAccess, admin.ModelAdmin):
         verify = path("verify/", self.admin_site.admin_view(self.verify_all_view), name="audit_auditevent_verify")
         return [verify, *super().get_urls()]
 
-    @admin.action(description=_("Verify chains"), permissions=["view"])
+    def has_verify_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.verify_chain")
+
+    @admin.action(description=_("Verify chains"), permissions=["verify"])
     def verify_chains(self, request: HttpRequest, queryset: QuerySet[AuditEvent]) -> None:
         """Verify every chain that one of the selected events belongs to, from its first event to its head."""
         chains = set(queryset.order_by().values_list("chain", flat=True).distinct())
@@ -128,7 +131,7 @@ class AuditEventAdmin(RecordsStaffAccess, admin.ModelAdmin):
 
 @require_POST
 def _verify_all(request: HttpRequest, model_admin: AuditEventAdmin) -> HttpResponseRedirect:
-    if not model_admin.has_view_permission(request):
+    if not model_admin.has_verify_permission(request):
         raise PermissionDenied
     breaks = list(audit_chain_breaks())
     chains = AuditEvent.objects.order_by().values("chain").distinct().count()

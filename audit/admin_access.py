@@ -3,6 +3,8 @@
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
@@ -49,10 +51,13 @@ class AccessEventAdmin(admin.ModelAdmin):
 class RecordsStaffAccess:
     """Mixin for ModelAdmins showing a consumer's records: opening one is logged as an access.
 
-    ``consumer_of(obj)`` names the consumer an object belongs to.
+    That covers the change view, the history list and (with simple-history) each past version:
+    all of them show the consumer's data. ``consumer_of(obj)`` names the consumer an object belongs to.
     """
 
     access_description = _("Opened in the admin")
+    history_access_description = _("Opened its history in the admin")
+    version_access_description = _("Opened a past version in the admin")
 
     def consumer_of(self, obj: Any) -> User | None:
         raise NotImplementedError
@@ -63,8 +68,45 @@ class RecordsStaffAccess:
         response: HttpResponse = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
         if request.method == "GET" and response.status_code == 200:
             obj: Any = getattr(response, "context_data", {}).get("original")
-            consumer = self.consumer_of(obj) if obj is not None else None
-            if consumer is not None and not consumer.is_staff and isinstance(request.user, User):
-                what = f"{self.access_description}: {obj._meta.verbose_name} #{obj.pk}"
-                access_event_record_staff(staff=request.user, consumer=consumer, what=str(what))
+            self._staff_access_record(request, obj, self.access_description)
         return response
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response: HttpResponse = super().history_view(request, object_id, extra_context)  # type: ignore[misc]
+        if request.method == "GET" and response.status_code == 200:
+            model: Any = self.model  # type: ignore[attr-defined]
+            obj = model._default_manager.filter(pk=unquote(object_id)).first()
+            if obj is None and hasattr(model, "history"):
+                # simple-history lists the history of deleted objects too.
+                key = {model._meta.pk.attname: unquote(object_id)}
+                last = model.history.filter(**key).order_by("-history_date").first()
+                obj = last.instance if last is not None else None
+            self._staff_access_record(request, obj, self.history_access_description)
+        return response
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """simple-history's view of one past version (only routed on admins that have history)."""
+        response: HttpResponse = super().history_form_view(  # type: ignore[misc]
+            request, object_id, version_id, extra_context
+        )
+        if request.method == "GET" and response.status_code == 200:
+            model: Any = self.model  # type: ignore[attr-defined]
+            key = {model._meta.pk.attname: unquote(object_id)}
+            version = model.history.filter(**key, history_id=unquote(version_id)).first()
+            self._staff_access_record(
+                request, version.instance if version is not None else None, self.version_access_description
+            )
+        return response
+
+    def _staff_access_record(self, request: HttpRequest, obj: Any, description: Any) -> None:
+        try:
+            consumer = self.consumer_of(obj) if obj is not None else None
+        except ObjectDoesNotExist:  # a past version of a record whose consumer no longer exists
+            return
+        if consumer is not None and not consumer.is_staff and isinstance(request.user, User):
+            what = f"{description}: {obj._meta.verbose_name} #{obj.pk}"
+            access_event_record_staff(staff=request.user, consumer=consumer, what=str(what))

@@ -55,6 +55,11 @@ class AuditEvent(models.Model):
         ordering = ["-occurred_at", "-id"]
         verbose_name = _("audit event")
         verbose_name_plural = _("audit events")
+        # Reading events is the view permission; these two are separate jobs given to separate roles.
+        permissions = [
+            ("verify_chain", _("Can verify the audit chains")),
+            ("export_trail", _("Can export a consumer's signed audit trail")),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["chain", "seq"], name="auditevent_unique_chain_seq"),
         ]

@@ -1,7 +1,11 @@
-from typing import cast
+from typing import Any, cast
 
+from allauth.account.admin import EmailAddressAdmin as AllauthEmailAddressAdmin
+from allauth.account.models import EmailAddress
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
@@ -27,10 +31,35 @@ class UserAdmin(RecordsStaffAccess, DjangoUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     actions = ["export_audit_trail"]
 
+    # Who is staff and what they may do is for superusers alone: anyone else with the change
+    # permission could otherwise make themselves a superuser. ModelForm drops read-only fields, so
+    # a crafted POST setting them changes nothing.
+    privilege_fields = ("is_staff", "is_superuser", "groups", "user_permissions")
+
     def consumer_of(self, obj: User) -> User:
         return obj
 
-    @admin.action(description=_("Export the audit trail (signed JSON)"))
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:
+            return fields
+        return fields + self.privilege_fields
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Changing a staff member's email or password is taking over their account.
+        if obj is not None and (obj.is_staff or obj.is_superuser) and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        if obj is not None and (obj.is_staff or obj.is_superuser) and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def has_export_trail_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("audit.export_trail")
+
+    @admin.action(description=_("Export the audit trail (signed JSON)"), permissions=["export_trail"])
     def export_audit_trail(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponse:
         """One subject's full audit trail for a regulator or a complaint, signed with the receipt key."""
         if queryset.count() != 1:
@@ -43,6 +72,38 @@ class UserAdmin(RecordsStaffAccess, DjangoUserAdmin):
             content_type="application/jose",
             headers={"Content-Disposition": f'attachment; filename="audit-trail-{subject.pk}.jws"'},
         )
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """Roles are read by those allowed to; only superusers change what a role may do."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return request.user.is_superuser
+
+
+admin.site.unregister(EmailAddress)
+
+
+@admin.register(EmailAddress)
+class EmailAddressAdmin(RecordsStaffAccess, AllauthEmailAddressAdmin):
+    """allauth's admin, with its "mark verified" action needing the change permission, not just view."""
+
+    def consumer_of(self, obj: EmailAddress) -> User:
+        return cast(User, obj.user)
+
+    @admin.action(description=_("Mark selected email addresses as verified"), permissions=["change"])
+    def make_verified(self, request: HttpRequest, queryset: QuerySet[EmailAddress]) -> None:
+        super().make_verified(request, queryset)
 
 
 # The privacy-request queue registers its own admin classes.

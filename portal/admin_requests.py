@@ -15,8 +15,9 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from simple_history.admin import SimpleHistoryAdmin
 
+from audit.admin_access import RecordsStaffAccess
+from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.models import User
 from portal.requests.erasure import partner_task_record
 from portal.requests.forms import ExtendForm, RecordAcknowledgementForm, RejectForm
@@ -105,7 +106,10 @@ def _action_form(
 
 
 @admin.register(PrivacyRequest)
-class PrivacyRequestAdmin(SimpleHistoryAdmin):
+class PrivacyRequestAdmin(RecordsStaffAccess, ReadOnlyHistoryAdmin):
+    def consumer_of(self, obj: PrivacyRequest) -> User:
+        return obj.user
+
     list_display = (
         "short_id",
         "kind",
@@ -189,7 +193,13 @@ class PrivacyRequestAdmin(SimpleHistoryAdmin):
         assert isinstance(request.user, User)
         return request.user
 
-    @admin.action(description=_("Extend the deadline of the selected requests (reason required)"))
+    def has_decide_permission(self, request: HttpRequest) -> bool:
+        """Extending or rejecting changes a consumer's legal deadline: its own permission, not view."""
+        return request.user.has_perm(f"{self.opts.app_label}.decide_privacyrequest")
+
+    @admin.action(
+        description=_("Extend the deadline of the selected requests (reason required)"), permissions=["decide"]
+    )
     def extend(self, request: HttpRequest, queryset: QuerySet[PrivacyRequest]) -> HttpResponse | None:
         form = ExtendForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
@@ -207,7 +217,7 @@ class PrivacyRequestAdmin(SimpleHistoryAdmin):
                 self.message_user(request, message % {"request": privacy_request, "due": due}, messages.SUCCESS)
         return None
 
-    @admin.action(description=_("Reject the selected requests (reason required)"))
+    @admin.action(description=_("Reject the selected requests (reason required)"), permissions=["decide"])
     def reject(self, request: HttpRequest, queryset: QuerySet[PrivacyRequest]) -> HttpResponse | None:
         form = RejectForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():
@@ -226,7 +236,7 @@ class PrivacyRequestAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(PrivacyRequestPartnerTask)
-class PrivacyRequestPartnerTaskAdmin(SimpleHistoryAdmin):
+class PrivacyRequestPartnerTaskAdmin(ReadOnlyHistoryAdmin):
     list_display = ("request_link", "partner", "state", "acked_at", "request_due_at")
     list_filter = ("state", "partner")
     ordering = ("request__due_at",)
@@ -262,7 +272,12 @@ class PrivacyRequestPartnerTaskAdmin(SimpleHistoryAdmin):
     def request_due_at(self, obj: PrivacyRequestPartnerTask) -> Any:
         return obj.request.due_at
 
-    @admin.action(description=_("Record a confirmation received by other means (note required)"))
+    def has_record_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.record_privacyrequestpartnertask")
+
+    @admin.action(
+        description=_("Record a confirmation received by other means (note required)"), permissions=["record"]
+    )
     def record_acknowledgement(
         self, request: HttpRequest, queryset: QuerySet[PrivacyRequestPartnerTask]
     ) -> HttpResponse | None:

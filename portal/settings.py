@@ -540,6 +540,10 @@ OAUTH_TOKEN_RATE_PER_IP = os.environ.get("OAUTH_TOKEN_RATE_PER_IP", "300/minute"
 # Live access tokens one credential may hold; issuing another revokes the oldest.
 OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL = env_int("OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL", 20)
 
+# History is evidence: staff read it, nobody reverts to it from the admin (portal/admin_history.py
+# refuses the form's POST; this hides its button).
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 # Test overrides, in one place.
 if TESTING:
     # The default hasher costs about a second a login on these machines.

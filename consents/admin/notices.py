@@ -14,16 +14,25 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from simple_history.admin import SimpleHistoryAdmin
 
 from audit.services import Actor
-from consents.models import Consent, ConsentStatus, DataCategory, Purpose, PurposeVersion
-from consents.services import purpose_version_publish
+from consents.models import (
+    Consent,
+    ConsentStatus,
+    DataCategory,
+    DurationType,
+    LegalBasis,
+    Purpose,
+    PurposeVersion,
+)
+from consents.services import PurposeTerms, purpose_version_publish
+from consents.services.consent import MATERIAL_TERMS
+from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.http import AuthenticatedHttpRequest
 
 
 @admin.register(DataCategory)
-class DataCategoryAdmin(SimpleHistoryAdmin):
+class DataCategoryAdmin(ReadOnlyHistoryAdmin):
     list_display = ("name", "slug", "sensitive")
     list_filter = ("sensitive",)
     search_fields = ("name", "slug", "description")
@@ -79,34 +88,72 @@ class PurposeVersionPublishForm(forms.Form):
             "or a longer retention. Everyone who agreed to an earlier version is then asked to decide again."
         ),
     )
+    legal_basis = forms.ChoiceField(label=_("Legal basis"), choices=LegalBasis.choices)
+    gpc_covered = forms.BooleanField(
+        label=_("Covered by Global Privacy Control"),
+        required=False,
+        help_text=_("Sale or sharing of data or targeted advertising: a browser's GPC signal opts the consumer out."),
+    )
+    default_duration_type = forms.ChoiceField(label=_("Default duration"), choices=DurationType.choices)
+    default_period_days = forms.IntegerField(
+        label=_("Default period (days)"), min_value=1, required=False, help_text=_("Only for time-bound consent.")
+    )
     change_summary = forms.CharField(
         label=_("Change summary"),
         widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
         help_text=_("Shown to consumers next to the new notice."),
     )
 
-    def __init__(self, *args: Any, current: PurposeVersion | None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, purpose: Purpose, current: PurposeVersion | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.purpose = purpose
         self.current = current
+
+    @property
+    def terms(self) -> PurposeTerms:
+        data = self.cleaned_data
+        time_bound = data["default_duration_type"] == DurationType.TIME_BOUND
+        return PurposeTerms(
+            legal_basis=data["legal_basis"],
+            gpc_covered=data["gpc_covered"],
+            default_duration_type=data["default_duration_type"],
+            default_period_days=data["default_period_days"] if time_bound else None,
+        )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        if cleaned["default_duration_type"] == DurationType.TIME_BOUND and not cleaned["default_period_days"]:
+            self.add_error("default_period_days", _("A time-bound consent needs a period."))
+            return cleaned
         current = self.current
-        if current is not None and not self.errors:
-            unchanged = (
-                cleaned["description"].strip() == current.description.strip()
-                and cleaned["retention"].strip() == current.retention.strip()
-                and {c.pk for c in cleaned["data_categories"]} == {c.pk for c in current.data_categories.all()}
-            )
-            if unchanged:
-                raise forms.ValidationError(
-                    _("This is the same as the current notice. Change the text, the retention or the data categories.")
+        if current is None:
+            return cleaned
+        before = PurposeTerms.of(self.purpose)
+        changed = {field for field in MATERIAL_TERMS if getattr(self.terms, field) != getattr(before, field)}
+        if changed and not cleaned["material"]:
+            raise forms.ValidationError(
+                _(
+                    "A new legal basis or Global Privacy Control coverage changes what consumers agreed to: "
+                    "tick Material change."
                 )
+            )
+        unchanged = (
+            cleaned["description"].strip() == current.description.strip()
+            and cleaned["retention"].strip() == current.retention.strip()
+            and {c.pk for c in cleaned["data_categories"]} == {c.pk for c in current.data_categories.all()}
+            and self.terms == before
+        )
+        if unchanged:
+            raise forms.ValidationError(
+                _("This is the same as the current notice. Change the text, the retention or the data categories.")
+            )
         return cleaned
 
 
 @admin.register(Purpose)
-class PurposeAdmin(SimpleHistoryAdmin):
+class PurposeAdmin(ReadOnlyHistoryAdmin):
     list_display = (
         "name",
         "slug",
@@ -134,12 +181,19 @@ class PurposeAdmin(SimpleHistoryAdmin):
         "current_version",
     )
     readonly_fields = ("current_version",)
+    # What the consumer is told before deciding changes only with a published notice (the publish
+    # view): editing the row would change it without an audit event, receipts or partner events.
+    notice_bound_fields = ("legal_basis", "gpc_covered", "default_duration_type", "default_period_days")
     inlines = (PurposeVersionInline,)
     actions = ("publish_new_version",)
 
     @admin.display(description=_("notice"), ordering="current_version__number")
     def notice_version(self, obj: Purpose) -> str:
         return f"v{obj.current_version.number}" if obj.current_version else "—"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Purpose | None = None) -> tuple[str, ...]:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if obj is None else fields + self.notice_bound_fields
 
     def has_delete_permission(self, request: HttpRequest, obj: Purpose | None = None) -> bool:
         # Consents and receipts point at purposes for good; retire a purpose by deactivating it.
@@ -181,18 +235,23 @@ class PurposeAdmin(SimpleHistoryAdmin):
             raise PermissionDenied
         current = purpose.current_version
         if request.method == "POST":
-            form = PurposeVersionPublishForm(request.POST, current=current)
+            form = PurposeVersionPublishForm(request.POST, purpose=purpose, current=current)
             if form.is_valid():
                 return self._publish(request, purpose, form)
         else:
-            initial = {}
+            initial: dict[str, Any] = {
+                "legal_basis": purpose.legal_basis,
+                "gpc_covered": purpose.gpc_covered,
+                "default_duration_type": purpose.default_duration_type,
+                "default_period_days": purpose.default_period_days,
+            }
             if current is not None:
-                initial = {
+                initial |= {
                     "description": current.description,
                     "retention": current.retention,
                     "data_categories": list(current.data_categories.all()),
                 }
-            form = PurposeVersionPublishForm(initial=initial, current=current)
+            form = PurposeVersionPublishForm(initial=initial, purpose=purpose, current=current)
         # AdminForm renders any form in the admin's layout; its stubs only admit model forms.
         adminform = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)  # type: ignore[arg-type]
         context = {
@@ -222,6 +281,7 @@ class PurposeAdmin(SimpleHistoryAdmin):
             material=data["material"],
             change_summary=data["change_summary"].strip(),
             actor=Actor.staff(request.user),
+            terms=form.terms,
         )
         message = _("Version %(number)s of the notice for “%(purpose)s” is now published.") % {
             "number": version.number,

@@ -10,13 +10,13 @@ from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
-from simple_history.admin import SimpleHistoryAdmin
 
 from audit.services import Actor
 from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import Partner, Sharing
 from consents.services import partner_webhook_secret_rotate, secret_fingerprint
 from consents.webhooks import webhook_url_refusal
+from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.http import AuthenticatedHttpRequest
 
 
@@ -34,7 +34,7 @@ class PartnerForm(forms.ModelForm):
 
 
 @admin.register(Partner)
-class PartnerAdmin(SimpleHistoryAdmin):
+class PartnerAdmin(ReadOnlyHistoryAdmin):
     # Signing secrets never appear in lists or on the partner's page (only fingerprints), are never
     # edited by hand, and are shown once, to staff who may change partners: after the partner is
     # added and after the rotate action, on a page that is not cached.
@@ -143,7 +143,7 @@ class SharingForm(forms.ModelForm):
 
 
 @admin.register(Sharing)
-class SharingAdmin(SimpleHistoryAdmin):
+class SharingAdmin(ReadOnlyHistoryAdmin):
     form = SharingForm
     list_display = ("partner", "partner_kind", "purpose", "categories", "is_active")
     list_filter = ("partner", "purpose", "partner__kind", "is_active")

@@ -9,10 +9,10 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
-from simple_history.admin import SimpleHistoryAdmin
 
 from audit.admin_access import RecordsStaffAccess
 from consents.models import Consent, ConsentReceipt
+from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.models import User
 
 
@@ -43,7 +43,7 @@ class ConsentReceiptInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Consent)
-class ConsentAdmin(RecordsStaffAccess, ReadOnlyAdminMixin, SimpleHistoryAdmin):
+class ConsentAdmin(RecordsStaffAccess, ReadOnlyAdminMixin, ReadOnlyHistoryAdmin):
     def consumer_of(self, obj: Consent) -> User:
         return obj.user
 

@@ -2,6 +2,7 @@
 
 from consents.services.consent import (
     ConsentError,
+    PurposeTerms,
     consent_expire,
     consent_grant,
     consent_reminder_mark,
@@ -24,6 +25,7 @@ from consents.services.partners import (
 __all__ = [
     "ConsentError",
     "EventAckConflict",
+    "PurposeTerms",
     "consent_expire",
     "consent_grant",
     "consent_reminder_mark",

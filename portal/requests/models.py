@@ -115,6 +115,8 @@ class PrivacyRequest(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("privacy request")
         verbose_name_plural = _("privacy requests")
+        # Every field is read-only in the admin; deciding a request is its own permission.
+        permissions = [("decide_privacyrequest", _("Can extend or reject a privacy request"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["user"],
@@ -273,6 +275,9 @@ class PrivacyRequestPartnerTask(models.Model):
         ordering = ["partner__name"]
         verbose_name = _("partner erasure task")
         verbose_name_plural = _("partner erasure tasks")
+        permissions = [
+            ("record_privacyrequestpartnertask", _("Can record a partner's confirmation received by other means"))
+        ]
         constraints = [
             models.UniqueConstraint(fields=["request", "partner"], name="partnertask_unique_request_partner"),
             models.CheckConstraint(

@@ -7,6 +7,9 @@ from consents.models import Consent, ConsentStatus, Partner, Purpose, PurposeVer
 from consents.services import consent_grant, consent_revoke, secret_fingerprint
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
 
+# The publish form's terms as the offers purpose has them (the browser submits them prefilled).
+TERMS = {"legal_basis": "consent", "default_duration_type": "persistent"}
+
 
 @pytest.fixture
 def offers(db):
@@ -131,6 +134,7 @@ def test_publishing_a_material_version_asks_consumers_again(staff_client, mfa_st
             "description": "We suggest products that fit how you spend and what you hold.",
             "retention": "Two years after your last activity",
             "data_categories": [transactions.pk, balances.pk],
+            **TERMS,
             "material": "on",
             "change_summary": "We now also look at your account balances.",
         },
@@ -163,6 +167,7 @@ def test_publishing_a_non_material_version_keeps_consents(staff_client, offers, 
             "description": "We suggest products that suit the way you spend.",
             "retention": "Two years after your last activity",
             "data_categories": [transactions.pk],
+            **TERMS,
             "change_summary": "Clearer wording.",
         },
         follow=True,
@@ -190,6 +195,7 @@ def test_publish_form_refuses_bad_input_and_publishes_nothing(staff_client, offe
         "description": "We suggest products that fit how you spend.",
         "retention": "Two years after your last activity",
         "data_categories": [transactions.pk],
+        **TERMS,
         "material": "on",
         "change_summary": "Nothing really",
     } | change

@@ -23,12 +23,33 @@ def test_seed_demo_is_idempotent_and_creates_verified_logins(db, settings):
     call_command("seed_demo")
     demo = User.objects.get(email="demo@example.com")
     staff = User.objects.get(email="staff@example.com")
-    assert User.objects.count() == 2
+    assert User.objects.count() == 6
     assert demo.check_password("demo-portal-2026")
     assert not demo.is_staff
     assert staff.is_staff
     assert is_mfa_enabled(staff)
-    assert EmailAddress.objects.filter(verified=True, primary=True).count() == 2
+    assert EmailAddress.objects.filter(verified=True, primary=True).count() == 6
+
+
+def test_seed_demo_creates_one_mfa_ready_staff_member_per_role(db, capsys):
+    call_command("seed_demo")
+    call_command("seed_demo")
+
+    printed = capsys.readouterr().out
+    members = {
+        "privacy-officer@example.com": "Privacy officer",
+        "support@example.com": "Support agent",
+        "partner-manager@example.com": "Partner manager",
+        "auditor@example.com": "Auditor",
+    }
+    for email, role in members.items():
+        user = User.objects.get(email=email)
+        assert user.is_staff
+        assert not user.is_superuser
+        assert list(user.groups.values_list("name", flat=True)) == [role]
+        assert user.check_password("demo-portal-2026")
+        assert is_mfa_enabled(user)
+        assert f"staff ({role}): {email} / demo-portal-2026" in printed
 
 
 def test_seed_demo_password_can_be_overridden(db, monkeypatch):

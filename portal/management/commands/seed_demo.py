@@ -9,23 +9,42 @@ from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from allauth.mfa.utils import decrypt
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from portal import demo
+from portal import demo, roles
 from portal.models import User
 
 DEMO_CONSUMER = "demo@example.com"
 DEMO_STAFF = "staff@example.com"
+# One staff member per role (portal/roles.py), to try the admin with only what each job needs.
+DEMO_ROLES = {
+    "privacy-officer@example.com": roles.PRIVACY_OFFICER,
+    "support@example.com": roles.SUPPORT_AGENT,
+    "partner-manager@example.com": roles.PARTNER_MANAGER,
+    "auditor@example.com": roles.AUDITOR,
+}
 
 
-def demo_user_ensure(*, email: str, password: str, staff: bool) -> User:
-    user, created = User.objects.get_or_create(email=email, defaults={"is_staff": staff, "is_superuser": staff})
+def demo_user_ensure(*, email: str, password: str, staff: bool, superuser: bool = False) -> User:
+    user, created = User.objects.get_or_create(email=email, defaults={"is_staff": staff, "is_superuser": superuser})
     if created or not user.check_password(password):
         user.set_password(password)
         user.save(update_fields=["password"])
     EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
     return user
+
+
+def demo_mfa_ensure(*, user: User) -> tuple[str, list[str]]:
+    """TOTP and recovery codes, as the admin requires: the secret and three unused codes."""
+    totp = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    if totp is None:
+        totp = TOTP.activate(user, generate_totp_secret()).instance
+    codes = Authenticator.objects.filter(user=user, type=Authenticator.Type.RECOVERY_CODES).first()
+    if codes is None:
+        codes = RecoveryCodes.activate(user).instance
+    return decrypt(totp.data["secret"]), RecoveryCodes(codes).get_unused_codes()[:3]
 
 
 class Command(BaseCommand):
@@ -37,23 +56,23 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_PASSWORD", "demo-portal-2026")
         with transaction.atomic():
             consumer = demo_user_ensure(email=DEMO_CONSUMER, password=password, staff=False)
-            staff = demo_user_ensure(email=DEMO_STAFF, password=password, staff=True)
-            totp = Authenticator.objects.filter(user=staff, type=Authenticator.Type.TOTP).first()
-            if totp is None:
-                totp = TOTP.activate(staff, generate_totp_secret()).instance
-            codes = Authenticator.objects.filter(user=staff, type=Authenticator.Type.RECOVERY_CODES).first()
-            if codes is None:
-                codes = RecoveryCodes.activate(staff).instance
+            staff = demo_user_ensure(email=DEMO_STAFF, password=password, staff=True, superuser=True)
+            second_factors = {DEMO_STAFF: demo_mfa_ensure(user=staff)}
+            roles.staff_roles_ensure()
+            for email, role in DEMO_ROLES.items():
+                member = demo_user_ensure(email=email, password=password, staff=True)
+                member.groups.add(Group.objects.get(name=role))
+                second_factors[email] = demo_mfa_ensure(user=member)
             demo.catalogue_ensure(staff=staff)
             partner_config = demo.demo_partner_ensure(staff=staff)
             demo.consumer_consents_ensure(consumer=consumer, staff=staff)
             demo.access_history_ensure(consumer=consumer, staff=staff)
-        secret = decrypt(totp.data["secret"])
-        unused = RecoveryCodes(codes).get_unused_codes()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  consumer: {DEMO_CONSUMER} / {password}")
-        self.stdout.write(f"  staff:    {DEMO_STAFF} / {password}")
-        self.stdout.write(f"            two-factor (TOTP) secret for an authenticator app: {secret}")
-        self.stdout.write(f"            or a one-time recovery code: {', '.join(unused[:3])}")
+        logins = {DEMO_STAFF: "superuser", **DEMO_ROLES}
+        for email, (secret, unused) in second_factors.items():
+            self.stdout.write(f"  staff ({logins[email]}): {email} / {password}")
+            self.stdout.write(f"            two-factor (TOTP) secret for an authenticator app: {secret}")
+            self.stdout.write(f"            or a one-time recovery code: {', '.join(unused)}")
         self.stdout.write(f"  demo partner ({demo.DEMO_PARTNER}) receives webhooks on {demo.DEMO_PARTNER_LISTEN}")
         self.stdout.write(f"            its API credentials: {partner_config}")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0002_access_events'),
+        ('audit', '0003_role_permissions'),
     ]
 
     operations = [

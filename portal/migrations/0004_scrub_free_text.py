@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('consents', '0003_partner_credential_feed_sequencer'),
-        ('portal', '0002_privacy_requests'),
+        ('portal', '0003_staff_roles'),
     ]
 
     operations = [
