@@ -27,7 +27,7 @@ from consents.models import (
     Purpose,
     Sharing,
 )
-from consents.services import purpose_version_publish
+from consents.services.notices import purpose_version_publish
 from portal.models import User
 
 STAFF_PARTNER_SLUG = "customer-support-staff"

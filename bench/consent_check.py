@@ -102,7 +102,7 @@ def build_data() -> tuple[str, str, list[str], list[str]]:
 
     from audit.services import Actor
     from consents.models import Consent, Partner, PartnerSubject
-    from consents.services import partner_credential_create
+    from consents.services.partners import partner_credential_create
 
     call_command("migrate", verbosity=0)
     partner, _created = Partner.objects.get_or_create(
@@ -134,7 +134,7 @@ def _fill(partner, slugs: list[str]) -> None:
 
     from audit.services import Actor
     from consents.models import Consent, DataCategory, PartnerSubject, Purpose, Sharing, subject_id_generate
-    from consents.services import purpose_version_publish
+    from consents.services.notices import purpose_version_publish
     from portal.models import User
 
     category, _created = DataCategory.objects.get_or_create(slug="bench-data", defaults={"name": "Bench data"})

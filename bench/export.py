@@ -83,7 +83,7 @@ def _consent_history(user, rows: int) -> None:
 
     from audit.services import Actor
     from consents.models import Consent
-    from consents.services import consent_grant
+    from consents.services.consents import consent_grant
     from tests.factories import PurposeFactory
 
     consents = [
@@ -127,7 +127,7 @@ def _access_events(user, rows: int) -> None:
     from django.utils import timezone
 
     from audit.access import AccessReport, access_events_ingest
-    from consents.services import partner_subject_ensure
+    from consents.services.partners import partner_subject_ensure
     from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
     contact = DataCategoryFactory(slug="contact")

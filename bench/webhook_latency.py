@@ -163,7 +163,7 @@ def run(args: argparse.Namespace, var_dir: Path) -> None:
 
     from audit.services import Actor
     from consents.models import OutboxEvent, Partner, Sharing, webhook_secret_generate
-    from consents.services import consent_grant, consent_revoke
+    from consents.services.consents import consent_grant, consent_revoke
     from portal.models import User
     from tests.factories import PurposeFactory
 

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from consents.services import gpc_signal_honour
+from consents.services.consents import gpc_signal_honour
 from portal.models import User
 
 SESSION_KEY = "gpc_honoured_for"

@@ -21,20 +21,20 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
 from audit.services import Actor
+from consents.errors import DomainError
 from consents.forms import ReviewForm, WithdrawForm
 from consents.models import Consent, ConsentReceipt
 from consents.receipts import ReceiptInvalid, public_jwks, receipt_verify
-from consents.selectors import (
+from consents.selectors.consents import (
     ConsentCard,
     consent_card,
     consent_cards,
     gpc_notice,
     gpc_signal_for,
     notice_diff,
-    readable_receipt,
-    receipts_for,
 )
-from consents.services import ConsentError, consent_grant, consent_revoke
+from consents.selectors.receipts import readable_receipt, receipts_for
+from consents.services.consents import consent_grant, consent_revoke
 from portal.http import AuthenticatedHttpRequest
 
 RECEIPTS_PER_PAGE = 20
@@ -107,7 +107,7 @@ def consent_grant_view(request: ConsentRequest, slug: str) -> HttpResponse:
     card = _card_or_404(request, slug)
     try:
         consent = consent_grant(user=request.user, purpose=card.purpose, actor=Actor.consumer(request.user))
-    except ConsentError as error:
+    except DomainError as error:
         return _outcome(request, slug, error=error.message)
     message = _("You gave your consent to “%(purpose)s”.") % {"purpose": card.purpose.name}
     if consent.expires_at:
@@ -130,7 +130,7 @@ def consent_withdraw(request: ConsentRequest, slug: str) -> HttpResponse:
                 actor=Actor.consumer(request.user),
                 note=form.cleaned_data["note"],
             )
-        except ConsentError as error:
+        except DomainError as error:
             return _outcome(request, slug, error=error.message)
         message = _("You withdrew your consent to “%(purpose)s”.") % {"purpose": card.purpose.name}
         if card.sharings:
@@ -167,7 +167,7 @@ def consent_review(request: ConsentRequest, slug: str) -> HttpResponse:
             else:
                 consent_revoke(user=request.user, purpose=card.purpose, actor=actor)
                 message = _("You declined the new notice for “%(purpose)s”, so your consent is withdrawn.")
-        except ConsentError as error:
+        except DomainError as error:
             messages.error(request, error.message)
         else:
             messages.success(request, message % {"purpose": card.purpose.name})

@@ -8,7 +8,10 @@ from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
-app = Celery("portal")
+# Autodiscovery imports each installed app's ``tasks`` module. consents keeps its tasks in a
+# package, one module per area, so they are listed here: a worker imports these too, and the
+# package stays empty instead of re-exporting them for discovery.
+app = Celery("portal", include=["consents.tasks.delivery", "consents.tasks.expiry"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -18,13 +18,9 @@ from audit.access import AccessReport, access_event_record_staff, access_events_
 from audit.models import AccessEvent
 from audit.services import Actor
 from consents.models import PARTNER_SCOPES, Consent, DataCategory, Partner, PartnerCredential, Purpose, Sharing
-from consents.services import (
-    consent_grant,
-    consent_revoke,
-    partner_credential_create,
-    partner_subject_ensure,
-    purpose_version_publish,
-)
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.notices import purpose_version_publish
+from consents.services.partners import partner_credential_create, partner_subject_ensure
 from portal.models import User
 
 

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from audit.selectors import access_summary
 from audit.services import Actor
 from consents.api.problems import PROBLEM_CONTENT_TYPE, suspicious_request_problem
-from consents.selectors import consent_summary
+from consents.selectors.consents import consent_summary
 from portal.celery import app as celery_app
 from portal.forms import ProfileForm
 from portal.http import AuthenticatedHttpRequest

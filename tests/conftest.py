@@ -1,4 +1,5 @@
 import base64
+import importlib
 import os
 import re
 import subprocess
@@ -303,7 +304,7 @@ def api_partner_factory(db, client):
     from audit.services import Actor
     from consents.api.auth import process_state_clear
     from consents.models import PARTNER_SCOPES
-    from consents.services import partner_credential_create
+    from consents.services.partners import partner_credential_create
     from tests.factories import PartnerFactory
 
     process_state_clear()
@@ -336,6 +337,9 @@ def celery_eager() -> Iterator[None]:
     """Tasks queued by the code under test run in this process, at once (countdowns are ignored)."""
     from portal.celery import app
 
+    # Services queue some tasks by name: load the task modules the Celery app lists, as a worker does.
+    for module in app.loader.default_modules:
+        importlib.import_module(module)
     saved = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager = app.conf.task_eager_propagates = True
     yield

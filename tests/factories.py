@@ -56,7 +56,7 @@ class PurposeFactory(factory.django.DjangoModelFactory):
         if not create or self.current_version_id:
             return
         from audit.services import Actor
-        from consents.services import purpose_version_publish
+        from consents.services.notices import purpose_version_publish
 
         purpose_version_publish(
             purpose=self,
@@ -104,7 +104,7 @@ def outbox_event_create(*, partner, user, purpose=None, event_type="consent.revo
     from django.utils import timezone
 
     from consents.models import OutboxEvent
-    from consents.services import partner_subject_ensure
+    from consents.services.partners import partner_subject_ensure
 
     subject = partner_subject_ensure(partner=partner, user=user)
     event_id = uuid.uuid4()

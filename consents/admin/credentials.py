@@ -20,13 +20,9 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
 from audit.services import Actor
+from consents.errors import DomainError
 from consents.models import PARTNER_SCOPES, Partner, PartnerCredential, PartnerStatus
-from consents.services import (
-    ConsentError,
-    partner_credential_create,
-    partner_credential_revoke,
-    partner_credential_rotate,
-)
+from consents.services.partners import partner_credential_create, partner_credential_revoke, partner_credential_rotate
 from portal.models import User
 
 
@@ -149,7 +145,7 @@ class PartnerCredentialAdmin(admin.ModelAdmin):
         if request.method == "POST":
             try:
                 secret = partner_credential_rotate(credential=credential, actor=Actor.staff(_staff(request)))
-            except ConsentError as error:
+            except DomainError as error:
                 messages.error(request, error.message)
                 return HttpResponseRedirect(reverse("admin:consents_partnercredential_change", args=[credential.pk]))
             return self._secret_page(request, credential, secret, _("Rotated API credential"))

@@ -25,8 +25,7 @@ from consents.models import (
     Purpose,
     PurposeVersion,
 )
-from consents.services import PurposeTerms, purpose_version_publish
-from consents.services.consent import MATERIAL_TERMS
+from consents.services.notices import MATERIAL_TERMS, PurposeTerms, purpose_version_publish
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.http import AuthenticatedHttpRequest
 

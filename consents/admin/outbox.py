@@ -15,8 +15,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from audit.services import Actor
-from consents.delivery import OutboxError, outbox_event_redrive, partner_webhook_enable
+from consents.errors import DomainError
 from consents.models import DeliveryAttempt, OutboxEvent, Partner
+from consents.services.delivery import outbox_event_redrive, partner_webhook_enable
 
 
 class DeliveryAttemptInline(admin.TabularInline):
@@ -128,7 +129,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
         for event in queryset.select_related("partner"):
             try:
                 outbox_event_redrive(event=event, actor=Actor.staff(request.user))  # type: ignore[arg-type]
-            except OutboxError as exc:
+            except DomainError as exc:
                 problems.append(exc.message)
             else:
                 sent += 1

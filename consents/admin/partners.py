@@ -14,8 +14,8 @@ from django.utils.translation import ngettext
 from audit.services import Actor
 from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import Partner, Sharing
-from consents.services import partner_webhook_secret_rotate, secret_fingerprint
-from consents.webhooks import webhook_url_refusal
+from consents.services.partners import partner_webhook_secret_rotate, secret_fingerprint
+from consents.webhook_client import webhook_url_refusal
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.http import AuthenticatedHttpRequest
 

@@ -36,7 +36,7 @@ from consents.api.selectors import (
 )
 from consents.models import ConsentStatus, EventType, LegalBasis, OutboxEvent
 from consents.models.outbox import AckStatus
-from consents.services import EventAckConflict, outbox_event_ack, outbox_feed_sequence
+from consents.services.feed import EventAckConflict, outbox_event_ack, outbox_feed_sequence
 
 BULK_CHECK_MAX = 1_000
 FEED_LIMIT_DEFAULT = 100

@@ -1,6 +1,6 @@
-"""Partner credentials for the API, the event feed's sequencer and partners' acknowledgements."""
+"""Partners: their API credentials, webhook signing secrets and pairwise subject ids."""
 
-import uuid
+import hashlib
 from collections.abc import Iterable
 
 from django.db import transaction
@@ -10,16 +10,41 @@ from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from audit.services import Actor, event_record
-from consents.models import (
-    PARTNER_SCOPES,
-    FeedSequencer,
-    OutboxEvent,
-    Partner,
-    PartnerCredential,
-)
-from consents.models.outbox import AckStatus
-from consents.services.consent import ConsentError
+from consents.errors import DomainError
+from consents.models import PARTNER_SCOPES, Partner, PartnerCredential, PartnerSubject, webhook_secret_generate
 from portal.models import User
+
+
+def partner_subject_ensure(*, partner: Partner, user: User) -> PartnerSubject:
+    """The partner's pairwise id for this consumer, created the first time the partner receives them."""
+    subject, _created = PartnerSubject.objects.get_or_create(partner=partner, user=user)
+    return subject
+
+
+@transaction.atomic
+def partner_webhook_secret_rotate(*, partner: Partner, actor: Actor) -> Partner:
+    """Give the partner a new webhook signing secret; the current one stays valid as the previous one.
+
+    Deliveries are signed with both until the previous secret is cleared, so the partner can
+    switch over without missing a webhook. The audit log records a fingerprint, never a secret.
+    """
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    partner.webhook_secret_previous = partner.webhook_secret
+    partner.webhook_secret = webhook_secret_generate()
+    partner.save(update_fields=["webhook_secret", "webhook_secret_previous"])
+    event_record(
+        actor=actor,
+        subject=None,
+        action="partner.webhook_secret_rotated",
+        target=partner,
+        data={"partner": partner.slug, "fingerprint": secret_fingerprint(partner.webhook_secret)},
+    )
+    return partner
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, non-reversible name for a secret, safe to log and to show."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
 def _credential_audit(*, credential: PartnerCredential, action: str, actor: Actor) -> None:
@@ -53,7 +78,7 @@ def partner_credential_create(
     """
     scope_list = [scope for scope in PARTNER_SCOPES if scope in set(scopes)]
     if not scope_list:
-        raise ConsentError(str(_("Choose at least one scope.")), code="scopes_required")
+        raise DomainError(str(_("Choose at least one scope.")), code="scopes_required")
     secret = generate_client_secret()
     application = Application.objects.create(
         name=f"{partner.name} · {label}"[:255],
@@ -81,7 +106,7 @@ def partner_credential_rotate(*, credential: PartnerCredential, actor: Actor) ->
         PartnerCredential.objects.select_for_update().select_related("partner", "application").get(pk=credential.pk)
     )
     if not credential.is_active:
-        raise ConsentError(str(_("A revoked credential cannot be rotated.")), code="credential_revoked")
+        raise DomainError(str(_("A revoked credential cannot be rotated.")), code="credential_revoked")
     secret = generate_client_secret()
     application = credential.application
     application.client_secret = secret
@@ -111,67 +136,3 @@ def partner_credential_revoke(*, credential: PartnerCredential, actor: Actor) ->
     credential.save(update_fields=["revoked_at"])
     _credential_audit(credential=credential, action="partner.credential_revoked", actor=actor)
     return credential
-
-
-FEED_SEQUENCE_BATCH = 5_000
-
-
-def outbox_feed_sequence() -> int:
-    """Give committed outbox events without a feed position the next positions, oldest first.
-
-    Runs under a lock on the sequencer row, so positions are handed out by one writer at a time
-    and only to events whose transactions have committed: an event that commits late gets a
-    later position instead of slipping behind a cursor that has already moved on. Returns the
-    number of events sequenced. The check for work comes first and outside the transaction, so
-    a feed read with nothing new does not take the write lock (on SQLite, the whole database's).
-    """
-    if not OutboxEvent.objects.filter(feed_seq__isnull=True).exists():
-        return 0
-    return _outbox_feed_sequence_locked()
-
-
-@transaction.atomic
-def _outbox_feed_sequence_locked() -> int:
-    sequencer, _created = FeedSequencer.objects.select_for_update().get_or_create(id=FeedSequencer.SINGLETON_ID)
-    pending = list(
-        OutboxEvent.objects.filter(feed_seq__isnull=True).order_by("created_at", "id").only("id")[:FEED_SEQUENCE_BATCH]
-    )
-    for event in pending:
-        sequencer.last_seq += 1
-        event.feed_seq = sequencer.last_seq
-    OutboxEvent.objects.bulk_update(pending, ["feed_seq"], batch_size=500)
-    sequencer.save(update_fields=["last_seq"])
-    return len(pending)
-
-
-class EventAckConflict(ConsentError):
-    """The event was already acknowledged as processed; a different answer cannot replace that."""
-
-
-@transaction.atomic
-def outbox_event_ack(*, partner: Partner, event_id: uuid.UUID | str, status: str, detail: str) -> OutboxEvent:
-    """Record the partner's acknowledgement of one of its events.
-
-    Repeating the same acknowledgement changes nothing. ``failed`` may later become
-    ``processed`` (the partner retried and succeeded); ``processed`` is final, and anything else
-    after it raises ``EventAckConflict``. Another partner's event is ``OutboxEvent.DoesNotExist``.
-    """
-    event = OutboxEvent.objects.select_for_update().select_related("subject__user").get(partner=partner, pk=event_id)
-    if event.ack_status == status:
-        return event
-    if event.ack_status == AckStatus.PROCESSED:
-        raise EventAckConflict(str(_("This event was already acknowledged as processed.")), code="already_acknowledged")
-    event.ack_status = status
-    event.ack_detail = detail.strip()[:1000]
-    event.acked_at = timezone.now()
-    event.save(update_fields=["ack_status", "ack_detail", "acked_at"])
-    event_record(
-        actor=Actor.partner(partner),
-        subject=event.subject.user,
-        action="partner.event_acknowledged",
-        target=event,
-        data={"event_id": str(event.pk), "type": event.event_type, "status": status},
-        # The partner's own words may name the person: beside the sealed row, erasable on deletion.
-        note=event.ack_detail,
-    )
-    return event

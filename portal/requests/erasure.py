@@ -30,10 +30,11 @@ from simple_history.models import registered_models
 
 from audit.models import AccessEvent
 from audit.services import Actor, event_record
+from consents.errors import DomainError
 from consents.models import Consent, ConsentReceipt, ConsentStatus, RevocationReason
 from consents.models.outbox import AckStatus
-from consents.outbox import outbox_subject_erasure
-from consents.services import ConsentError, consent_revoke
+from consents.services.consents import consent_revoke
+from consents.services.outbox import outbox_subject_erasure
 from portal.models import User
 from portal.requests.emails import request_email_on_commit
 from portal.requests.models import (
@@ -212,7 +213,7 @@ def _consents_revoke(user: User, actor: Actor) -> tuple[list[str], list[str]]:
     for consent in live:
         try:
             consent_revoke(user=user, purpose=consent.purpose, actor=actor, reason=RevocationReason.ACCOUNT_DELETED)
-        except ConsentError:
+        except DomainError:
             # A purpose withdrawn from offer cannot be revoked through the consent flow; the erasure
             # request below still reaches every partner that received the consumer.
             skipped.append(consent.purpose.slug)

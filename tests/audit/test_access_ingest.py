@@ -7,7 +7,8 @@ from django.utils import timezone
 from audit.access import AccessReport, access_event_record_staff, access_events_ingest
 from audit.models import AccessDaily, AccessEvent, AuditEvent
 from audit.services import Actor
-from consents.services import consent_grant, consent_revoke, partner_subject_ensure
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.partners import partner_subject_ensure
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db

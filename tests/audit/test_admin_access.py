@@ -9,7 +9,7 @@ from audit.models import AccessEvent, AuditEvent
 from audit.services import Actor, audit_notes_scrub, event_record
 from audit.trail import audit_trail_document
 from consents.receipts import receipt_verify
-from consents.services import partner_subject_ensure
+from consents.services.partners import partner_subject_ensure
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db

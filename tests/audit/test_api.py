@@ -6,7 +6,8 @@ from django.utils import timezone
 
 from audit.models import AccessEvent
 from audit.services import Actor
-from consents.services import consent_grant, partner_subject_ensure
+from consents.services.consents import consent_grant
+from consents.services.partners import partner_subject_ensure
 from tests.factories import DataCategoryFactory, PurposeFactory, SharingFactory
 
 URL = "/api/v1/access-events"

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from audit.access import AccessReport, access_events_ingest
 from audit.services import Actor
-from consents.services import consent_grant, partner_subject_ensure
+from consents.services.consents import consent_grant
+from consents.services.partners import partner_subject_ensure
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
 pytestmark = pytest.mark.django_db

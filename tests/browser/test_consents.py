@@ -8,7 +8,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from audit.services import Actor
 from consents.models import Consent, ConsentStatus
 from consents.receipts import ReceiptInvalid, receipt_verify
-from consents.services import consent_grant, purpose_version_publish
+from consents.services.consents import consent_grant
+from consents.services.notices import purpose_version_publish
 from tests.factories import DataCategoryFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -5,7 +5,8 @@ import pytest
 
 from audit.services import Actor
 from consents.models import OutboxEvent
-from consents.services import consent_grant, consent_revoke, partner_subject_ensure
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.partners import partner_subject_ensure
 from tests.factories import PurposeFactory, SharingFactory, UserFactory
 
 

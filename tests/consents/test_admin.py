@@ -4,7 +4,8 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from audit.services import Actor
 from consents.models import Consent, ConsentStatus, Partner, Purpose, PurposeVersion, Sharing
-from consents.services import consent_grant, consent_revoke, secret_fingerprint
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.partners import secret_fingerprint
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
 
 # The publish form's terms as the offers purpose has them (the browser submits them prefilled).

@@ -9,7 +9,7 @@ from audit.models import AuditEvent
 from audit.services import Actor
 from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent, Partner
-from consents.services import consent_revoke
+from consents.services.consents import consent_revoke
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
 
 CHANGELIST = "admin:consents_outboxevent_changelist"

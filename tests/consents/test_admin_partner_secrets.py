@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from consents.models import Partner
-from consents.services import secret_fingerprint
+from consents.services.partners import secret_fingerprint
 from tests.factories import PartnerFactory, StaffFactory
 
 

@@ -22,14 +22,10 @@ from consents.api.selectors import (
     feed_cursor_encode,
 )
 from consents.models import OutboxEvent
-from consents.services import (
-    consent_grant,
-    consent_revoke,
-    outbox_event_ack,
-    outbox_feed_sequence,
-    partner_subject_ensure,
-    purpose_version_publish,
-)
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.feed import outbox_event_ack, outbox_feed_sequence
+from consents.services.notices import purpose_version_publish
+from consents.services.partners import partner_subject_ensure
 from tests.conftest import oauth_token
 from tests.factories import PurposeFactory, SharingFactory, UserFactory, outbox_event_create
 

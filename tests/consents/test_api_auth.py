@@ -14,7 +14,7 @@ from oauth2_provider.models import AccessToken
 from audit.models import AuditEvent
 from audit.services import Actor
 from consents.models import PartnerCredential, PartnerStatus
-from consents.services import partner_credential_create, partner_credential_revoke, partner_credential_rotate
+from consents.services.partners import partner_credential_create, partner_credential_revoke, partner_credential_rotate
 from tests.conftest import oauth_token
 from tests.factories import PartnerFactory, StaffFactory
 
@@ -176,7 +176,7 @@ ENDPOINTS = [
 
 @pytest.mark.parametrize(("method", "path", "body", "scope"), ENDPOINTS)
 def test_each_endpoint_requires_its_scope(client, api_world, api_partner_factory, method, path, body, scope):
-    from consents.services import partner_subject_ensure
+    from consents.services.partners import partner_subject_ensure
 
     others = tuple(s for s in ("consents:read", "events:read", "access:write", "acks:write") if s != scope)
     narrow = api_partner_factory("partner-narrow", scopes=others)
@@ -226,9 +226,9 @@ def test_credential_services_leave_audit_events(db):
 
 
 def test_a_credential_needs_at_least_one_known_scope(db):
-    from consents.services import ConsentError
+    from consents.errors import DomainError
 
-    with pytest.raises(ConsentError):
+    with pytest.raises(DomainError):
         partner_credential_create(partner=PartnerFactory(), label="x", scopes=["admin"], actor=Actor.system("t"))
 
 

@@ -19,7 +19,8 @@ from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks
 from audit.services import Actor, event_record
 from consents.models import Consent, ConsentReceipt, ConsentStatus
-from consents.services import consent_expire, consent_grant, consent_revoke, purpose_version_publish
+from consents.services.consents import consent_expire, consent_grant, consent_revoke
+from consents.services.notices import purpose_version_publish
 from tests.factories import PurposeFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,18 +9,18 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import Actor
-from consents.delivery import (
+from consents.errors import DomainError
+from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.delivery import (
     CLAIM_LEASE,
     MAX_ATTEMPTS,
     RETRY_SCHEDULE,
-    OutboxError,
     outbox_event_claim,
     outbox_event_redrive,
     partner_webhook_enable,
 )
-from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent
-from consents.services import consent_grant, consent_revoke
-from consents.tasks_delivery import outbox_event_deliver, outbox_relay
+from consents.tasks.delivery import outbox_event_deliver, outbox_relay
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -236,14 +236,14 @@ def test_redrive_refuses_events_in_flight_and_partners_without_endpoint(consumer
     event = OutboxEvent.objects.get()
     staff = StaffFactory()
 
-    with pytest.raises(OutboxError) as caught:
+    with pytest.raises(DomainError) as caught:
         outbox_event_redrive(event=event, actor=Actor.staff(staff))
     assert caught.value.code == "not_redrivable"
 
     OutboxEvent.objects.update(status=DeliveryStatus.DEAD)
     partner.webhook_disabled_at = timezone.now()
     partner.save()
-    with pytest.raises(OutboxError) as caught:
+    with pytest.raises(DomainError) as caught:
         outbox_event_redrive(event=event, actor=Actor.staff(staff))
     assert caught.value.code == "no_endpoint"
     event.refresh_from_db()

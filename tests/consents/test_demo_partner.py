@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 
 from consents.management.commands.demo_partner import DemoPartner, DemoPartnerConfig, config_load
 from consents.models import webhook_secret_generate
-from consents.webhooks import encode_body, webhook_headers, webhook_send
+from consents.webhook_client import encode_body, webhook_headers, webhook_send
 
 
 class FakePortal:

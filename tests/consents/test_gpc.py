@@ -7,7 +7,7 @@ from audit.models import AuditEvent
 from audit.services import Actor
 from consents.middleware import SESSION_KEY, GlobalPrivacyControlMiddleware
 from consents.models import Consent, ConsentReceipt, ConsentStatus, GpcSignal
-from consents.services import consent_grant
+from consents.services.consents import consent_grant
 from tests.factories import StaffFactory
 
 GPC = {"Sec-GPC": "1"}

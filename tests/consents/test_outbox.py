@@ -15,10 +15,11 @@ from consents.models import (
     OutboxEvent,
     PartnerSubject,
 )
-from consents.outbox import outbox_subject_erasure
-from consents.selectors_delivery import DeliveryState, consent_delivery_states
-from consents.services import consent_expire, consent_grant, consent_revoke, purpose_version_publish
-from consents.tasks_delivery import outbox_event_deliver, outbox_relay
+from consents.selectors.propagation import DeliveryState, consent_delivery_states
+from consents.services.consents import consent_expire, consent_grant, consent_revoke
+from consents.services.notices import purpose_version_publish
+from consents.services.outbox import outbox_subject_erasure
+from consents.tasks.delivery import outbox_event_deliver, outbox_relay
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, UserFactory
 
 CONSENT_DATA_KEYS = {

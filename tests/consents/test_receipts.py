@@ -10,7 +10,7 @@ from joserfc.jwk import OKPKey
 from audit.services import Actor
 from consents.models import ConsentReceipt
 from consents.receipts import ReceiptInvalid, public_jwks, receipt_verify
-from consents.services import consent_grant, consent_revoke
+from consents.services.consents import consent_grant, consent_revoke
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
 

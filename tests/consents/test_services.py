@@ -8,6 +8,7 @@ from django.utils import timezone
 from audit.models import AuditChain, AuditEvent
 from audit.selectors import audit_chain_breaks
 from audit.services import Actor
+from consents.errors import DomainError
 from consents.models import (
     Consent,
     ConsentReceipt,
@@ -17,14 +18,8 @@ from consents.models import (
     Purpose,
     RevocationReason,
 )
-from consents.services import (
-    ConsentError,
-    consent_expire,
-    consent_grant,
-    consent_reminder_mark,
-    consent_revoke,
-    purpose_version_publish,
-)
+from consents.services.consents import consent_expire, consent_grant, consent_reminder_mark, consent_revoke
+from consents.services.notices import purpose_version_publish
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, StaffFactory
 
 
@@ -148,9 +143,9 @@ def test_staff_and_partner_actors_are_recorded_as_initiators(consumer, purpose):
 def test_essential_purposes_cannot_be_granted_or_revoked(consumer, db, legal_basis):
     essential = PurposeFactory(slug=f"essential-{legal_basis}", legal_basis=legal_basis)
 
-    with pytest.raises(ConsentError) as grant_error:
+    with pytest.raises(DomainError) as grant_error:
         consent_grant(user=consumer, purpose=essential, actor=Actor.consumer(consumer))
-    with pytest.raises(ConsentError) as revoke_error:
+    with pytest.raises(DomainError) as revoke_error:
         consent_revoke(user=consumer, purpose=essential, actor=Actor.consumer(consumer))
 
     assert grant_error.value.code == revoke_error.value.code == "essential_purpose"
@@ -163,7 +158,7 @@ def test_inactive_purpose_cannot_be_granted(consumer, purpose):
     purpose.is_active = False
     purpose.save(update_fields=["is_active"])
 
-    with pytest.raises(ConsentError) as error:
+    with pytest.raises(DomainError) as error:
         consent_grant(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
 
     assert error.value.code == "purpose_unavailable"
@@ -207,7 +202,7 @@ def test_time_bound_grant_uses_the_purposes_default_period(consumer, db):
 
 
 def test_time_bound_grant_without_period_is_refused(consumer, purpose):
-    with pytest.raises(ConsentError) as error:
+    with pytest.raises(DomainError) as error:
         consent_grant(
             user=consumer, purpose=purpose, actor=Actor.consumer(consumer), duration_type=DurationType.TIME_BOUND
         )
@@ -216,7 +211,7 @@ def test_time_bound_grant_without_period_is_refused(consumer, purpose):
 
 
 def test_unknown_duration_is_refused(consumer, purpose):
-    with pytest.raises(ConsentError) as error:
+    with pytest.raises(DomainError) as error:
         consent_grant(user=consumer, purpose=purpose, actor=Actor.consumer(consumer), duration_type="forever")
     assert error.value.code == "duration_invalid"
     assert not Consent.objects.exists()
@@ -380,7 +375,7 @@ def test_a_failing_audit_write_leaves_nothing_behind(consumer, purpose, monkeypa
     def broken_event_record(**kwargs):
         raise IntegrityError("audit log unavailable")
 
-    monkeypatch.setattr("consents.services.consent.event_record", broken_event_record)
+    monkeypatch.setattr("consents.services.consents.event_record", broken_event_record)
 
     with pytest.raises(IntegrityError):
         consent_grant(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))

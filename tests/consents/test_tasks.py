@@ -9,9 +9,9 @@ from django.utils import translation
 
 from audit.models import AuditEvent
 from audit.services import Actor
-from consents import tasks
 from consents.models import Consent, ConsentReceipt, ConsentStatus, DurationType
-from consents.services import consent_grant, consent_revoke
+from consents.services.consents import consent_grant, consent_revoke
+from consents.tasks import expiry
 from tests.factories import PurposeFactory, UserFactory
 
 START = "2026-01-10 08:00Z"
@@ -44,13 +44,13 @@ def test_expire_due_ends_consents_whose_time_passed(consumer, other_consumer, re
         theirs = _grant(other_consumer, research)
 
     with time_machine.travel("2026-01-11 08:00Z", tick=False):
-        assert tasks.consents_expire_due() == 1
+        assert expiry.consents_expire_due() == 1
     assert Consent.objects.get(pk=one_time.pk).status == ConsentStatus.EXPIRED
 
     with time_machine.travel("2026-07-09 07:59Z", tick=False):
-        assert tasks.consents_expire_due() == 0
+        assert expiry.consents_expire_due() == 0
     with time_machine.travel("2026-07-09 08:00Z", tick=False):
-        assert tasks.consents_expire_due() == 1
+        assert expiry.consents_expire_due() == 1
 
     statuses = dict(Consent.objects.values_list("pk", "status"))
     assert statuses[mine.pk] == ConsentStatus.EXPIRED
@@ -63,8 +63,8 @@ def test_expire_due_twice_changes_nothing_the_second_time(consumer, research):
     with time_machine.travel(START, tick=False):
         consent = _grant(consumer, research)
     with time_machine.travel("2026-12-01", tick=False):
-        assert tasks.consents_expire_due() == 1
-        assert tasks.consents_expire_due() == 0
+        assert expiry.consents_expire_due() == 1
+        assert expiry.consents_expire_due() == 0
     assert ConsentReceipt.objects.filter(consent=consent, event="expired").count() == 1
     assert consent.history.count() == 2
 
@@ -74,24 +74,24 @@ def test_expire_due_leaves_revoked_consents_alone(consumer, research):
         _grant(consumer, research)
         consent_revoke(user=consumer, purpose=research, actor=Actor.consumer(consumer))
     with time_machine.travel("2026-12-01", tick=False):
-        assert tasks.consents_expire_due() == 0
+        assert expiry.consents_expire_due() == 0
     assert Consent.objects.get().status == ConsentStatus.REVOKED
 
 
 def test_expire_due_works_through_more_than_one_batch(research, monkeypatch):
-    monkeypatch.setattr(tasks, "BATCH_SIZE", 2)
+    monkeypatch.setattr(expiry, "BATCH_SIZE", 2)
     with time_machine.travel(START, tick=False):
         for _ in range(5):
             _grant(UserFactory(), research)
     with time_machine.travel("2026-12-01", tick=False):
-        assert tasks.consents_expire_due() == 5
+        assert expiry.consents_expire_due() == 5
     assert not Consent.objects.filter(status=ConsentStatus.GRANTED).exists()
 
 
 def test_one_failing_expiry_does_not_hold_up_the_others(research, monkeypatch):
     with time_machine.travel(START, tick=False):
         consents = [_grant(UserFactory(), research) for _ in range(3)]
-    real_expire = tasks.consent_expire
+    real_expire = expiry.consent_expire
     broken_id = consents[1].pk
 
     def expire_or_fail(*, consent_id: int):
@@ -99,14 +99,14 @@ def test_one_failing_expiry_does_not_hold_up_the_others(research, monkeypatch):
             raise RuntimeError("disk full")
         return real_expire(consent_id=consent_id)
 
-    monkeypatch.setattr(tasks, "consent_expire", expire_or_fail)
+    monkeypatch.setattr(expiry, "consent_expire", expire_or_fail)
     with time_machine.travel("2026-12-01", tick=False):
-        assert tasks.consents_expire_due() == 2
+        assert expiry.consents_expire_due() == 2
     assert Consent.objects.get(pk=broken_id).status == ConsentStatus.GRANTED
 
-    monkeypatch.setattr(tasks, "consent_expire", real_expire)
+    monkeypatch.setattr(expiry, "consent_expire", real_expire)
     with time_machine.travel("2026-12-01", tick=False):
-        assert tasks.consents_expire_due() == 1
+        assert expiry.consents_expire_due() == 1
 
 
 def test_reminder_goes_out_once_before_expiry(consumer, research, settings):
@@ -115,14 +115,14 @@ def test_reminder_goes_out_once_before_expiry(consumer, research, settings):
         consent = _grant(consumer, research)
     # expires 2026-07-09 08:00; the reminder window opens 14 days earlier
     with time_machine.travel("2026-06-25 07:00Z", tick=False):
-        assert tasks.consents_remind_expiring() == 0
+        assert expiry.consents_remind_expiring() == 0
     assert mail.outbox == []
 
     with time_machine.travel("2026-06-25 09:00Z", tick=False):
-        assert tasks.consents_remind_expiring() == 1
-        assert tasks.consents_remind_expiring() == 0
+        assert expiry.consents_remind_expiring() == 1
+        assert expiry.consents_remind_expiring() == 0
     with time_machine.travel("2026-07-01 09:00Z", tick=False):
-        assert tasks.consents_remind_expiring() == 0
+        assert expiry.consents_remind_expiring() == 0
 
     (email,) = mail.outbox
     assert email.to == [consumer.email]
@@ -142,7 +142,7 @@ def test_reminder_period_follows_the_setting(consumer, research, settings):
     with time_machine.travel(START, tick=False):
         _grant(consumer, research)
     with time_machine.travel("2026-06-10 09:00Z", tick=False):
-        assert tasks.consents_remind_expiring() == 1
+        assert expiry.consents_remind_expiring() == 1
     assert len(mail.outbox) == 1
 
 
@@ -154,9 +154,9 @@ def test_no_reminder_for_revoked_persistent_or_short_consents(consumer, other_co
         _grant(other_consumer, research, duration_type=DurationType.TIME_BOUND, period_days=10)
         _grant(other_consumer, PurposeFactory(slug="survey"), duration_type=DurationType.ONE_TIME)
     with time_machine.travel("2026-01-15", tick=False):
-        assert tasks.consents_remind_expiring() == 0
+        assert expiry.consents_remind_expiring() == 0
     with time_machine.travel("2026-07-01", tick=False):
-        assert tasks.consents_remind_expiring() == 0
+        assert expiry.consents_remind_expiring() == 0
     assert mail.outbox == []
 
 
@@ -164,12 +164,12 @@ def test_renewed_consent_is_reminded_again(consumer, research):
     with time_machine.travel(START, tick=False):
         _grant(consumer, research)
     with time_machine.travel("2026-07-01", tick=False):
-        tasks.consents_remind_expiring()
+        expiry.consents_remind_expiring()
     with time_machine.travel("2026-07-10", tick=False):
-        tasks.consents_expire_due()
+        expiry.consents_expire_due()
         _grant(consumer, research)
     with time_machine.travel("2026-12-30", tick=False):
-        assert tasks.consents_remind_expiring() == 1
+        assert expiry.consents_remind_expiring() == 1
     assert len(mail.outbox) == 2
 
 
@@ -183,21 +183,21 @@ def test_reminder_that_could_not_be_sent_is_tried_again(consumer, research, monk
     with monkeypatch.context() as patched:
         patched.setattr(EmailBackend, "send_messages", refuse)
         with time_machine.travel("2026-07-01", tick=False):
-            assert tasks.consents_remind_expiring() == 0
+            assert expiry.consents_remind_expiring() == 0
     consent.refresh_from_db()
     assert consent.reminder_sent_at is None
 
     with time_machine.travel("2026-07-01 01:00Z", tick=False):
-        assert tasks.consents_remind_expiring() == 1
+        assert expiry.consents_remind_expiring() == 1
     assert len(mail.outbox) == 1
 
 
 def test_reminders_do_not_run_twice_side_by_side(consumer, research):
     with time_machine.travel(START, tick=False):
         _grant(consumer, research)
-    cache.add(tasks.REMINDER_LOCK, "1")
+    cache.add(expiry.REMINDER_LOCK, "1")
     with time_machine.travel("2026-07-01", tick=False):
-        assert tasks.consents_remind_expiring() == 0
+        assert expiry.consents_remind_expiring() == 0
     assert mail.outbox == []
 
 
@@ -205,7 +205,7 @@ def test_reminder_is_written_in_the_language_consent_was_given_in(consumer, rese
     with time_machine.travel(START, tick=False), translation.override("zh-hans"):
         _grant(consumer, research)
     with time_machine.travel("2026-07-01", tick=False):
-        tasks.consents_remind_expiring()
+        expiry.consents_remind_expiring()
 
     (email,) = mail.outbox
     assert "2026年7月9日" in email.subject
@@ -219,6 +219,6 @@ def test_reminder_falls_back_to_english(consumer, research):
     receipt.payload["language"] = "xx"
     receipt.save(update_fields=["payload"])
     with time_machine.travel("2026-07-01", tick=False):
-        tasks.consents_remind_expiring()
+        expiry.consents_remind_expiring()
 
     assert "July 9, 2026" in mail.outbox[0].subject

@@ -10,7 +10,8 @@ from django.urls import reverse
 from audit.services import Actor
 from consents.models import Consent, ConsentReceipt, ConsentStatus
 from consents.receipts import ReceiptInvalid, receipt_verify
-from consents.services import consent_grant, consent_revoke, purpose_version_publish
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.notices import purpose_version_publish
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
 HTMX = {"HX-Request": "true"}

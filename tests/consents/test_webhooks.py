@@ -7,7 +7,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from consents.models import webhook_secret_generate
-from consents.webhooks import (
+from consents.webhook_client import (
     WebhookError,
     address_refusal,
     encode_body,

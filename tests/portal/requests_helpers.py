@@ -12,7 +12,8 @@ from django.utils import timezone
 from audit.access import AccessReport, access_events_ingest
 from audit.services import Actor
 from consents.models import Partner, Purpose
-from consents.services import consent_grant, consent_revoke, partner_subject_ensure
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.partners import partner_subject_ensure
 from portal.models import User
 from portal.requests.models import PrivacyRequest
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory

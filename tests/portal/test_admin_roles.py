@@ -22,7 +22,8 @@ from audit.access import access_event_record_staff
 from audit.models import AccessEvent, AuditEvent
 from audit.services import Actor
 from consents.models import PARTNER_SCOPES, Consent, ConsentStatus, Purpose
-from consents.services import consent_grant, consent_revoke, partner_credential_create
+from consents.services.consents import consent_grant, consent_revoke
+from consents.services.partners import partner_credential_create
 from portal.models import User
 from portal.requests.erasure import privacy_request_deletion_execute
 from portal.requests.services import (

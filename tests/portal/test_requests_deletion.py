@@ -27,7 +27,8 @@ from audit.services import Actor
 from consents.models import Consent, ConsentReceipt, ConsentStatus, EventType, OutboxEvent
 from consents.models.outbox import AckStatus
 from consents.receipts import principal_id, receipt_verify
-from consents.services import outbox_event_ack, partner_subject_ensure
+from consents.services.feed import outbox_event_ack
+from consents.services.partners import partner_subject_ensure
 from portal.models import User
 from portal.requests.erasure import (
     consent_proofs_purge,

@@ -1,4 +1,6 @@
-"""Delivering outbox events: claiming an attempt, recording its outcome, and the staff actions on delivery.
+"""Delivering outbox events to partners' webhooks: claim → send → record, and the staff actions on delivery.
+
+``outbox_event_send`` is the whole story of one attempt; the steps follow it in the order it runs.
 
 Delivery state machine (``OutboxEvent.status``)::
 
@@ -10,7 +12,8 @@ Delivery state machine (``OutboxEvent.status``)::
 An attempt *claims* its event with one conditional UPDATE that moves ``next_attempt_at`` a lease
 into the future, so two workers never send the same attempt at once, a duplicate task finds nothing
 to claim, and a worker that dies mid-send is replaced by the relay once the lease runs out. The
-network call happens between the claim and ``outbox_attempt_record``, outside any transaction.
+network call (``consents.webhook_client``) happens between the claim and ``outbox_attempt_record``,
+outside any transaction.
 """
 
 import logging
@@ -21,15 +24,17 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.conf import settings
+from celery import current_app
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import Actor, event_record
+from consents.errors import DomainError
 from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent, Partner
-from consents.outbox import deliver_later
+from consents.services.outbox import deliver_later, delivery_queue
+from consents.webhook_client import WebhookError, encode_body, webhook_send
 
 logger = logging.getLogger(__name__)
 
@@ -52,19 +57,15 @@ RETRY_AFTER_MAX = timedelta(hours=24)
 # Longer than one send can take (10 s for each of connect, write and read), so a live sender
 # never loses its claim; a dead one's event becomes due again after this.
 CLAIM_LEASE = timedelta(seconds=120)
+# Retries due this soon are queued with a countdown right away; later ones are left to the relay,
+# because long broker ETAs outlive Redis's visibility timeout and get delivered twice.
+COUNTDOWN_MAX = timedelta(minutes=1)
 WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 REDRIVABLE = (DeliveryStatus.DEAD, DeliveryStatus.NO_ENDPOINT)
+# Queued by its pinned name: the task module calls the services in this one.
+DISABLED_NOTIFY_TASK = "consents.tasks_delivery.partner_webhook_disabled_notify"
 
 _jitter = random.SystemRandom()
-
-
-class OutboxError(Exception):
-    """A staff action on the outbox that is not possible; ``message`` is safe to show."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,32 @@ class AttemptResult:
     error: str = ""
     retry_after: timedelta | None = None
     refused: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptRecorded:
+    outcome: DeliveryOutcome
+    status: str  # the event's status now, or "superseded" if a later attempt or staff action owns it
+    next_attempt_at: datetime | None = None
+
+
+def outbox_event_send(*, event_id: uuid.UUID | str) -> str:
+    """Make the next attempt of one outbox event if it is due, and record what happened.
+
+    Returns the event's status afterwards, ``"skipped"`` if there was nothing to send (not due, or
+    another worker holds the claim), or ``"superseded"`` if a later attempt or staff action took over.
+    """
+    claim = outbox_event_claim(event_id=event_id)
+    if claim is None:
+        return "skipped"
+    # The claim is already committed: the network call happens outside any transaction.
+    result = _attempt(claim)
+    recorded = outbox_attempt_record(event_id=claim.event_id, attempt=claim.attempt, result=result)
+    if recorded.status == DeliveryStatus.RETRYING and recorded.next_attempt_at is not None:
+        wait = recorded.next_attempt_at - timezone.now()
+        if wait <= COUNTDOWN_MAX:
+            delivery_queue([str(claim.event_id)], countdown=max(0.0, wait.total_seconds()))
+    return recorded.status
 
 
 def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | None:
@@ -119,6 +146,22 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | None:
     return DeliveryClaim(event_id=uuid.UUID(str(event_id)), attempt=attempt, url=url, secrets=secrets, payload=payload)
 
 
+def _attempt(claim: DeliveryClaim) -> AttemptResult:
+    """POST the signed event; any HTTP answer or failure to get one becomes the attempt's result."""
+    try:
+        response = webhook_send(
+            url=claim.url, msg_id=str(claim.event_id), body=encode_body(claim.payload), secrets=claim.secrets
+        )
+    except WebhookError as exc:
+        return AttemptResult(status_code=None, duration_ms=exc.duration_ms, error=exc.message, refused=exc.refused)
+    return AttemptResult(
+        status_code=response.status_code,
+        duration_ms=response.duration_ms,
+        error="" if response.ok else response.body_excerpt.strip(),
+        retry_after=response.retry_after,
+    )
+
+
 def retry_delay(*, attempts_made: int, retry_after: timedelta | None = None) -> timedelta:
     """The wait before the next attempt: the schedule with ±10 % jitter, or a longer Retry-After."""
     base = RETRY_SCHEDULE[min(attempts_made, MAX_ATTEMPTS - 1)]
@@ -148,13 +191,6 @@ def _describe(result: AttemptResult) -> str:
         return result.error[:500]
     text = f"HTTP {result.status_code}"
     return f"{text}: {result.error}"[:500] if result.error else text
-
-
-@dataclass(frozen=True)
-class AttemptRecorded:
-    outcome: DeliveryOutcome
-    status: str  # the event's status now, or "superseded" if a later attempt or staff action owns it
-    next_attempt_at: datetime | None = None
 
 
 @transaction.atomic
@@ -229,10 +265,8 @@ def partner_webhook_disable(*, partner: Partner, event_id: uuid.UUID | None = No
 
 
 def _alert_staff(partner_id: int) -> None:
-    from consents.tasks_delivery import partner_webhook_disabled_notify
-
     try:
-        partner_webhook_disabled_notify.delay(partner_id)
+        current_app.signature(DISABLED_NOTIFY_TASK).delay(partner_id)
     except Exception:
         logger.exception("could not queue the staff alert for partner %s's disabled webhook", partner_id)
 
@@ -260,14 +294,14 @@ def outbox_event_redrive(*, event: OutboxEvent, actor: Actor) -> OutboxEvent:
     """Send a dead-lettered (or feed-only) event again from the start of the schedule."""
     event = OutboxEvent.objects.select_for_update().select_related("partner").get(pk=event.pk)
     if event.status not in REDRIVABLE:
-        raise OutboxError(
+        raise DomainError(
             _("Only dead letters and feed-only events can be sent again; this one is “%(status)s”.")
             % {"status": event.get_status_display()},
             code="not_redrivable",
         )
     partner = event.partner
     if not partner.webhook_url or partner.webhook_disabled_at is not None:
-        raise OutboxError(
+        raise DomainError(
             _("%(partner)s has no enabled webhook endpoint. Set or re-enable it first.") % {"partner": partner.name},
             code="no_endpoint",
         )
@@ -286,30 +320,3 @@ def outbox_event_redrive(*, event: OutboxEvent, actor: Actor) -> OutboxEvent:
     )
     deliver_later([event.pk])
     return event
-
-
-def outbox_due_requeue(*, limit: int) -> list[uuid.UUID]:
-    """Events the relay must queue (oldest first, at most ``limit``); marks them queued and returns their ids.
-
-    - ``pending`` for longer than the grace period: the enqueue after commit was lost (broker down,
-      crash between commit and enqueue), or the worker holding the claim died and its lease ran out;
-    - ``retrying`` whose retry time has come (long retries are queued only by the relay).
-
-    Marking them ``pending`` with ``next_attempt_at`` = now keeps the next relay runs from queueing
-    the same events again while their task waits in the queue (until the grace period passes).
-    """
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS)
-    due = (
-        Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=cutoff)
-        | Q(status=DeliveryStatus.PENDING, next_attempt_at__isnull=True, created_at__lte=cutoff)
-        | Q(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now)
-    )
-    ids = list(
-        OutboxEvent.objects.filter(due)
-        .order_by(F("next_attempt_at").asc(nulls_first=True))
-        .values_list("pk", flat=True)[:limit]
-    )
-    if ids:
-        OutboxEvent.objects.filter(due, pk__in=ids).update(status=DeliveryStatus.PENDING, next_attempt_at=now)
-    return ids

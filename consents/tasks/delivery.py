@@ -5,58 +5,27 @@ sent, so a duplicate, late or redelivered task finds nothing to claim and does n
 """
 
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 
-from consents.delivery import (
-    AttemptResult,
-    outbox_attempt_record,
-    outbox_due_requeue,
-    outbox_event_claim,
-)
-from consents.models import DeliveryStatus, Partner
-from consents.outbox import delivery_queue
-from consents.webhooks import WebhookError, encode_body, webhook_send
+from consents.models import Partner
+from consents.services.delivery import outbox_event_send
+from consents.services.outbox import outbox_due_requeue
 from portal.models import User
 
 logger = logging.getLogger(__name__)
 
-# Retries due this soon are queued with a countdown right away; later ones are left to the relay,
-# because long broker ETAs outlive Redis's visibility timeout and get delivered twice.
-COUNTDOWN_MAX = timedelta(minutes=1)
 
-
+# The names keep the module path the tasks had before ``consents.tasks`` became a package, so queued
+# messages and beat entries still find them.
 @shared_task(name="consents.tasks_delivery.outbox_event_deliver", ignore_result=True)
 def outbox_event_deliver(event_id: str) -> str:
     """Make the next attempt of one outbox event if it is due, and record what happened."""
-    claim = outbox_event_claim(event_id=event_id)
-    if claim is None:
-        return "skipped"
-    # The send happens outside any transaction: the claim above is already committed.
-    try:
-        response = webhook_send(
-            url=claim.url, msg_id=str(claim.event_id), body=encode_body(claim.payload), secrets=claim.secrets
-        )
-        result = AttemptResult(
-            status_code=response.status_code,
-            duration_ms=response.duration_ms,
-            error="" if response.ok else response.body_excerpt.strip(),
-            retry_after=response.retry_after,
-        )
-    except WebhookError as exc:
-        result = AttemptResult(status_code=None, duration_ms=exc.duration_ms, error=exc.message, refused=exc.refused)
-    recorded = outbox_attempt_record(event_id=claim.event_id, attempt=claim.attempt, result=result)
-    if recorded.status == DeliveryStatus.RETRYING and recorded.next_attempt_at is not None:
-        wait = recorded.next_attempt_at - timezone.now()
-        if wait <= COUNTDOWN_MAX:
-            delivery_queue([event_id], countdown=max(0.0, wait.total_seconds()))
-    return recorded.status
+    return outbox_event_send(event_id=event_id)
 
 
 @shared_task(name="consents.tasks_delivery.outbox_relay", ignore_result=True)

@@ -1,48 +1,49 @@
-"""State changes of consents and notices. One function per change, each in one transaction."""
+"""State changes of consents: grant, revoke, expire, re-consent, GPC; one function per change, each atomic."""
 
-import hashlib
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from audit.services import Actor, event_record, subject_lock
+from consents.errors import DomainError
 from consents.models import (
     Consent,
     ConsentMethod,
     ConsentStatus,
-    DataCategory,
     DurationType,
     EventType,
     GpcSignal,
     Initiator,
     LegalBasis,
-    Partner,
-    PartnerSubject,
     Purpose,
     PurposeVersion,
     ReceiptEvent,
     RevocationReason,
-    webhook_secret_generate,
 )
-from consents.outbox import outbox_consent_changed
 from consents.receipts import receipt_issue
+from consents.services.outbox import outbox_consent_changed
 from portal.models import User
 
-
-class ConsentError(Exception):
-    """A consent change that is not allowed; ``message`` is safe to show to the consumer."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+# A decision is one row per (consumer, purpose): a first decision inserts it, later ones update these.
+GRANT_FIELDS = [
+    "version",
+    "status",
+    "method",
+    "duration_type",
+    "period_days",
+    "granted_at",
+    "expires_at",
+    "revoked_at",
+    "revocation_reason",
+    "revocation_note",
+    "changed_by",
+    "reminder_sent_at",
+    "updated_at",
+]
+REVOKE_FIELDS = ["status", "method", "revoked_at", "revocation_reason", "revocation_note", "changed_by", "updated_at"]
 
 
 def _consent_event(*, consent: Consent, event: str, actor: Actor) -> None:
@@ -67,47 +68,15 @@ def _consent_event(*, consent: Consent, event: str, actor: Actor) -> None:
     outbox_consent_changed(consent=consent, event_type=EventType(f"consent.{event}"))
 
 
-def partner_subject_ensure(*, partner: Partner, user: User) -> PartnerSubject:
-    """The partner's pairwise id for this consumer, created the first time the partner receives them."""
-    subject, _created = PartnerSubject.objects.get_or_create(partner=partner, user=user)
-    return subject
-
-
-@transaction.atomic
-def partner_webhook_secret_rotate(*, partner: Partner, actor: Actor) -> Partner:
-    """Give the partner a new webhook signing secret; the current one stays valid as the previous one.
-
-    Deliveries are signed with both until the previous secret is cleared, so the partner can
-    switch over without missing a webhook. The audit log records a fingerprint, never a secret.
-    """
-    partner = Partner.objects.select_for_update().get(pk=partner.pk)
-    partner.webhook_secret_previous = partner.webhook_secret
-    partner.webhook_secret = webhook_secret_generate()
-    partner.save(update_fields=["webhook_secret", "webhook_secret_previous"])
-    event_record(
-        actor=actor,
-        subject=None,
-        action="partner.webhook_secret_rotated",
-        target=partner,
-        data={"partner": partner.slug, "fingerprint": secret_fingerprint(partner.webhook_secret)},
-    )
-    return partner
-
-
-def secret_fingerprint(secret: str) -> str:
-    """A short, non-reversible name for a secret, safe to log and to show."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
-
-
 def _consentable(purpose: Purpose) -> None:
     if purpose.is_essential:
-        raise ConsentError(
+        raise DomainError(
             str(_("“%(purpose)s” does not rely on your consent, so it cannot be switched on or off here."))
             % {"purpose": purpose.name},
             code="essential_purpose",
         )
     if not purpose.is_active or purpose.current_version is None:
-        raise ConsentError(str(_("This purpose is not offered at the moment.")), code="purpose_unavailable")
+        raise DomainError(str(_("This purpose is not offered at the moment.")), code="purpose_unavailable")
 
 
 def _purpose_for_grant(purpose: Purpose) -> Purpose:
@@ -144,16 +113,21 @@ def _consent_locked_by_id(consent_id: int) -> Consent | None:
     )
 
 
+def _decision_save(consent: Consent, fields: list[str]) -> None:
+    """Insert the consumer's first decision on a purpose, or update only the fields a later one sets."""
+    consent.save(update_fields=fields if consent.pk is not None else None)
+
+
 def _grant_terms(purpose: Purpose, duration_type: str | None, period_days: int | None) -> tuple[str, int | None]:
     """The duration type and period a grant asks for, defaulting to the purpose's; checked."""
     duration_type = duration_type or purpose.default_duration_type
     if duration_type not in DurationType.values:
-        raise ConsentError(str(_("This duration is not offered.")), code="duration_invalid")
+        raise DomainError(str(_("This duration is not offered.")), code="duration_invalid")
     if duration_type != DurationType.TIME_BOUND:
         return duration_type, None
     period_days = period_days or purpose.default_period_days
     if not period_days or period_days <= 0:
-        raise ConsentError(str(_("A time-bound consent needs a period in days.")), code="period_required")
+        raise DomainError(str(_("A time-bound consent needs a period in days.")), code="period_required")
     return duration_type, period_days
 
 
@@ -211,7 +185,7 @@ def consent_grant(
     consent.changed_by = actor.kind
     consent.reminder_sent_at = None
     consent.updated_at = now
-    consent.save()
+    _decision_save(consent, GRANT_FIELDS)
     _consent_event(consent=consent, event=ReceiptEvent.GRANTED, actor=actor)
     return consent
 
@@ -246,7 +220,7 @@ def consent_revoke(
     consent.revocation_note = note.strip()[:500]
     consent.changed_by = actor.kind
     consent.updated_at = now
-    consent.save()
+    _decision_save(consent, REVOKE_FIELDS)
     _consent_event(consent=consent, event=ReceiptEvent.REVOKED, actor=actor)
     return consent
 
@@ -292,87 +266,11 @@ def consent_reminder_mark(*, consent_id: int) -> Consent | None:
     return consent
 
 
-# Consumers who agreed under another legal basis or GPC coverage agreed to something else.
-MATERIAL_TERMS = frozenset({"legal_basis", "gpc_covered"})
+def consent_reconsent_require(*, consent_id: int, version: PurposeVersion, actor: Actor) -> None:
+    """Ask the consumer to decide again after a material change of the notice.
 
-
-@dataclass(frozen=True)
-class PurposeTerms:
-    """The fields of a purpose the consumer is told before deciding, beside the notice text.
-
-    They change only with a new notice, so the change is published, audited and, when material,
-    put to everyone who agreed before (with receipts and partner events).
+    Runs inside ``purpose_version_publish``'s transaction, once for each consent on an older notice.
     """
-
-    legal_basis: str
-    gpc_covered: bool
-    default_duration_type: str
-    default_period_days: int | None
-
-    @classmethod
-    def of(cls, purpose: Purpose) -> "PurposeTerms":
-        return cls(
-            legal_basis=purpose.legal_basis,
-            gpc_covered=purpose.gpc_covered,
-            default_duration_type=purpose.default_duration_type,
-            default_period_days=purpose.default_period_days,
-        )
-
-
-@transaction.atomic
-def purpose_version_publish(
-    *,
-    purpose: Purpose,
-    description: str,
-    retention: str,
-    data_categories: Iterable[DataCategory],
-    material: bool,
-    change_summary: str,
-    actor: Actor,
-    terms: PurposeTerms | None = None,
-) -> PurposeVersion:
-    """Publish a new notice for a purpose, with new ``terms`` if given.
-
-    A material change asks everyone who agreed before to decide again.
-    """
-    # No-key update lock: consents being inserted meanwhile take a key-share lock on this row
-    # and must not wait for it; grants in flight hold a share lock that this waits for.
-    purpose = Purpose.objects.select_for_update(no_key=True).get(pk=purpose.pk)
-    changed_terms: dict[str, list[Any]] = {}
-    if terms is not None:
-        before = asdict(PurposeTerms.of(purpose))
-        for field, value in asdict(terms).items():
-            if before[field] != value:
-                changed_terms[field] = [before[field], value]
-                setattr(purpose, field, value)
-    number = (purpose.versions.aggregate(n=Max("number"))["n"] or 0) + 1
-    if number > 1 and MATERIAL_TERMS & changed_terms.keys():
-        material = True
-    version = PurposeVersion.objects.create(
-        purpose=purpose,
-        number=number,
-        description=description,
-        retention=retention,
-        material=material,
-        change_summary=change_summary,
-        published_at=timezone.now(),
-    )
-    version.data_categories.set(data_categories)
-    purpose.current_version = version
-    purpose.save(update_fields=["current_version", *changed_terms])
-    data: dict[str, Any] = {"purpose": purpose.slug, "version": number, "material": material, "summary": change_summary}
-    if changed_terms:
-        data["terms"] = changed_terms
-    event_record(actor=actor, subject=None, action="purpose.version_published", target=version, data=data)
-    if material and number > 1:
-        stale = Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).exclude(version=version)
-        for consent_id in stale.order_by("pk").values_list("pk", flat=True):
-            _consent_reconsent_require(consent_id=consent_id, version=version, actor=actor)
-    return version
-
-
-def _consent_reconsent_require(*, consent_id: int, version: PurposeVersion, actor: Actor) -> None:
-    """Ask the consumer to decide again after a material change (inside the publication's transaction)."""
     consent = _consent_locked_by_id(consent_id)
     if consent is None or consent.status != ConsentStatus.GRANTED or consent.version_id == version.pk:
         return

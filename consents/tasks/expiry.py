@@ -7,10 +7,7 @@ from django.core.cache import cache
 
 from consents.models import Consent
 from consents.notifications import NotificationError, expiry_reminder_send
-from consents.services import consent_expire, consent_reminder_mark
-from consents.tasks_delivery import outbox_event_deliver, outbox_relay
-
-__all__ = ["consents_expire_due", "consents_remind_expiring", "outbox_event_deliver", "outbox_relay"]
+from consents.services.consents import consent_expire, consent_reminder_mark
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +15,8 @@ BATCH_SIZE = 500
 REMINDER_LOCK = "consents:remind-expiring"
 
 
+# The names keep the module path the tasks had before ``consents.tasks`` became a package, so queued
+# messages and beat entries still find them.
 @shared_task(name="consents.tasks.consents_expire_due")
 def consents_expire_due() -> int:
     """Expire every consent whose time has passed, each in its own transaction; the number expired.

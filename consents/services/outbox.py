@@ -2,20 +2,23 @@
 
 Every consent change writes one ``OutboxEvent`` per partner that receives data for the purpose, in
 the same transaction as the change; an erasure request writes one per partner that ever received
-the consumer. After commit one delivery task per event is queued (``consents.tasks_delivery``); the
-relay re-queues whatever is still waiting, so neither a broker outage nor a crash between commit and
-enqueue loses an event. The same rows are the partner's event feed. Delivery itself is in
-``consents.delivery``.
+the consumer. After commit one delivery task per event is queued (``consents.tasks.delivery``); the
+relay re-queues whatever is still waiting (``outbox_due_requeue``), so neither a broker outage nor a
+crash between commit and enqueue loses an event. The same rows are the partner's event feed
+(``consents.services.feed``). Delivery itself is in ``consents.services.delivery``.
 """
 
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 
+from celery import current_app
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from consents.models import (
@@ -31,6 +34,10 @@ from consents.models import (
 from portal.models import User
 
 logger = logging.getLogger(__name__)
+
+# Queued by its pinned name: the task module calls the services in this one, so importing it here
+# would make the two modules import each other.
+DELIVER_TASK = "consents.tasks_delivery.outbox_event_deliver"
 
 
 def _iso(value: datetime | date | None) -> str | None:
@@ -151,12 +158,10 @@ def deliver_later(event_ids: Iterable[uuid.UUID]) -> None:
 
 def delivery_queue(event_ids: list[str], *, countdown: float = 0) -> None:
     """Queue delivery tasks now. A broker failure is logged, not raised: the relay will queue them."""
-    # Imported here: the task module calls the services in this one.
-    from consents.tasks_delivery import outbox_event_deliver
-
+    deliver = current_app.signature(DELIVER_TASK)
     for event_id in event_ids:
         try:
-            outbox_event_deliver.apply_async(
+            deliver.apply_async(
                 (event_id,),
                 countdown=countdown or None,
                 # Fail fast: a consumer's request must not hang on a broker outage.
@@ -165,3 +170,30 @@ def delivery_queue(event_ids: list[str], *, countdown: float = 0) -> None:
             )
         except Exception:
             logger.warning("could not queue delivery of outbox event %s; the relay will retry", event_id, exc_info=True)
+
+
+def outbox_due_requeue(*, limit: int) -> list[uuid.UUID]:
+    """Events the relay must queue (oldest first, at most ``limit``); marks them queued and returns their ids.
+
+    - ``pending`` for longer than the grace period: the enqueue after commit was lost (broker down,
+      crash between commit and enqueue), or the worker holding the claim died and its lease ran out;
+    - ``retrying`` whose retry time has come (long retries are queued only by the relay).
+
+    Marking them ``pending`` with ``next_attempt_at`` = now keeps the next relay runs from queueing
+    the same events again while their task waits in the queue (until the grace period passes).
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS)
+    due = (
+        Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=cutoff)
+        | Q(status=DeliveryStatus.PENDING, next_attempt_at__isnull=True, created_at__lte=cutoff)
+        | Q(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now)
+    )
+    ids = list(
+        OutboxEvent.objects.filter(due)
+        .order_by(F("next_attempt_at").asc(nulls_first=True))
+        .values_list("pk", flat=True)[:limit]
+    )
+    if ids:
+        OutboxEvent.objects.filter(due, pk__in=ids).update(status=DeliveryStatus.PENDING, next_attempt_at=now)
+    return ids

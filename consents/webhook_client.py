@@ -1,7 +1,8 @@
 """The client for partners' webhook endpoints: Standard Webhooks signing, an SSRF guard and one POST.
 
 Everything that talks to a partner's endpoint is here, and every failure leaves as ``WebhookError``.
-The caller (the delivery task) decides what an outcome means for the event; this module only sends.
+The caller (``consents.services.delivery``) decides what an outcome means for the event; this module
+only sends.
 
 The SSRF guard requires ``https`` (plain ``http`` only with ``WEBHOOK_ALLOW_PRIVATE`` outside
 production, for development and the demo partner), resolves the URL's host once, refuses addresses

@@ -1,0 +1,1 @@
+"""Non-trivial reads of the consent domain, one module per area; import from the module itself."""
