@@ -6,9 +6,10 @@ from celery import shared_task
 from django.core.cache import cache
 
 from consents.models import Consent
-from consents.notifications import NotificationError, expiry_reminder_send
+from consents.notifications import expiry_reminder_send
 from consents.services import consent_expire, consent_reminder_mark
 from consents.tasks_delivery import outbox_event_deliver, outbox_relay
+from portal.emails import EmailError
 
 __all__ = ["consents_expire_due", "consents_remind_expiring", "outbox_event_deliver", "outbox_relay"]
 
@@ -60,7 +61,7 @@ def consents_remind_expiring() -> int:
                 continue
             try:
                 expiry_reminder_send(consent)
-            except NotificationError:
+            except EmailError:
                 logger.exception("could not send the expiry reminder for consent %s", consent_id)
                 continue
             consent_reminder_mark(consent_id=consent_id)

@@ -9,8 +9,6 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.core.mail import send_mail
-from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
@@ -23,7 +21,7 @@ from consents.delivery import (
 from consents.models import DeliveryStatus, Partner
 from consents.outbox import delivery_queue
 from consents.webhooks import WebhookError, encode_body, webhook_send
-from portal.models import User
+from portal.emails import EmailError, send_mail, staff_recipients
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +71,7 @@ def outbox_relay() -> int:
 @shared_task(
     name="consents.tasks_delivery.partner_webhook_disabled_notify",
     ignore_result=True,
-    autoretry_for=(OSError,),
+    autoretry_for=(EmailError,),
     retry_backoff=30,
     max_retries=5,
 )
@@ -82,9 +80,7 @@ def partner_webhook_disabled_notify(partner_id: int) -> int:
     partner = Partner.objects.filter(pk=partner_id, webhook_disabled_at__isnull=False).first()
     if partner is None:
         return 0  # re-enabled in the meantime, or gone
-    recipients = list(
-        User.objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)
-    )
+    recipients = staff_recipients()
     if not recipients:
         return 0
     try:
@@ -92,6 +88,5 @@ def partner_webhook_disabled_notify(partner_id: int) -> int:
     except NoReverseMatch:
         path = reverse("admin:index")
     context = {"partner": partner, "admin_url": settings.SITE_URL + path}
-    subject = render_to_string("consents/email/webhook_disabled_subject.txt", context).strip()
-    message = render_to_string("consents/email/webhook_disabled_message.txt", context)
-    return send_mail(subject, message, None, recipients)
+    send_mail("consents/email/webhook_disabled", to=recipients, context=context)
+    return len(recipients)
