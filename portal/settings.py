@@ -370,7 +370,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": timedelta(seconds=env_int("OUTBOX_RELAY_INTERVAL_SECONDS", 5)),
         "options": {"expires": 30},
     },
-    # Deadlines, grace periods and erasure follow-ups of privacy requests.
+    # Privacy requests: deletions due, partner confirmations, overdue requests; then expired files and proofs.
     "privacy-requests-tick": {"task": "portal.requests.tasks.privacy_requests_tick", "schedule": 60.0},
     "privacy-exports-purge-expired": {
         "task": "portal.requests.tasks.privacy_exports_purge_expired",
