@@ -1,21 +1,11 @@
-"""Emails to consumers about their consents. The one place this app talks to the mail server."""
-
-import logging
-from smtplib import SMTPException
+"""Emails to consumers about their consents, sent through ``portal.emails``."""
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
 from consents.models import Consent, ReceiptEvent
-
-logger = logging.getLogger(__name__)
-
-
-class NotificationError(Exception):
-    """An email could not be handed to the mail server."""
+from portal.emails import send_mail
 
 
 def consent_language(consent: Consent) -> str:
@@ -30,29 +20,16 @@ def consent_language(consent: Consent) -> str:
     return settings.LANGUAGE_CODE
 
 
-def _send(*, template: str, to: str, language: str, context: dict[str, object]) -> None:
-    with translation.override(language):
-        subject = render_to_string(f"{template}_subject.txt", context).strip()
-        text = render_to_string(f"{template}_message.txt", context)
-        html = render_to_string(f"{template}_message.html", context)
-    message = EmailMultiAlternatives(
-        subject=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + " ".join(subject.splitlines()),
-        body=text,
-        to=[to],
-    )
-    message.attach_alternative(html, "text/html")
-    try:
-        message.send()
-    except (SMTPException, OSError) as error:
-        raise NotificationError(str(error)) from error
-
-
 def expiry_reminder_send(consent: Consent) -> None:
-    """Tell the consumer that a time-bound consent is about to end and how to renew it."""
-    _send(
-        template="consents/email/expiry_reminder",
+    """Tell the consumer that a time-bound consent is about to end and how to renew it.
+
+    Raises ``portal.emails.EmailError`` when the mail server refuses it.
+    """
+    send_mail(
+        "consents/email/expiry_reminder",
         to=consent.user.email,
         language=consent_language(consent),
+        subject_prefix=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX,
         context={
             "purpose": consent.purpose,
             "expires_at": consent.expires_at,

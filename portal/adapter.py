@@ -1,8 +1,16 @@
 """allauth customisations for the portal, in the one place allauth expects them."""
 
+from typing import Any
+
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core import context as allauth_context
+from django.conf import settings
+from django.contrib.sites.shortcuts import get_current_site
 from django.core.exceptions import BadRequest, ImproperlyConfigured
 from django.http import HttpRequest
+from django.utils import translation
+
+from portal import emails
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -13,3 +21,19 @@ class AccountAdapter(DefaultAccountAdapter):
             return super().get_client_ip(request)
         except ImproperlyConfigured as error:
             raise BadRequest("X-Forwarded-For does not match the trusted proxies") from error
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """allauth's emails take the portal's one path (``portal.emails``), with allauth's context.
+
+        They go out during the visitor's request, in the language the page is shown in, and a
+        refusing mail server raises ``EmailError`` as for every other email.
+        """
+        request = allauth_context.request
+        emails.send_mail(
+            template_prefix,
+            to=email,
+            context={"request": request, "email": email, "current_site": get_current_site(request), **context},
+            language=translation.get_language(),
+            subject_prefix=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX,
+            request=request,
+        )

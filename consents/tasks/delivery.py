@@ -8,14 +8,12 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.core.mail import send_mail
-from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
 from consents.models import Partner
 from consents.services.delivery import outbox_event_send
 from consents.services.outbox import outbox_due_requeue
-from portal.models import User
+from portal.emails import EmailError, send_mail, staff_recipients
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +40,7 @@ def outbox_relay() -> int:
 @shared_task(
     name="consents.tasks_delivery.partner_webhook_disabled_notify",
     ignore_result=True,
-    autoretry_for=(OSError,),
+    autoretry_for=(EmailError,),
     retry_backoff=30,
     max_retries=5,
 )
@@ -51,9 +49,7 @@ def partner_webhook_disabled_notify(partner_id: int) -> int:
     partner = Partner.objects.filter(pk=partner_id, webhook_disabled_at__isnull=False).first()
     if partner is None:
         return 0  # re-enabled in the meantime, or gone
-    recipients = list(
-        User.objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)
-    )
+    recipients = staff_recipients()
     if not recipients:
         return 0
     try:
@@ -61,6 +57,5 @@ def partner_webhook_disabled_notify(partner_id: int) -> int:
     except NoReverseMatch:
         path = reverse("admin:index")
     context = {"partner": partner, "admin_url": settings.SITE_URL + path}
-    subject = render_to_string("consents/email/webhook_disabled_subject.txt", context).strip()
-    message = render_to_string("consents/email/webhook_disabled_message.txt", context)
-    return send_mail(subject, message, None, recipients)
+    send_mail("consents/email/webhook_disabled", to=recipients, context=context)
+    return len(recipients)

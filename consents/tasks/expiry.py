@@ -6,8 +6,9 @@ from celery import shared_task
 from django.core.cache import cache
 
 from consents.models import Consent
-from consents.notifications import NotificationError, expiry_reminder_send
+from consents.notifications import expiry_reminder_send
 from consents.services.consents import consent_expire, consent_reminder_mark
+from portal.emails import EmailError
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def consents_remind_expiring() -> int:
                 continue
             try:
                 expiry_reminder_send(consent)
-            except NotificationError:
+            except EmailError:
                 logger.exception("could not send the expiry reminder for consent %s", consent_id)
                 continue
             consent_reminder_mark(consent_id=consent_id)

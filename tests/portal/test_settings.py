@@ -5,7 +5,7 @@ import sys
 
 from cryptography.fernet import Fernet
 
-from portal.settings import _ed25519_pem
+from portal.env import ed25519_pem
 from tests.conftest import ROOT
 
 
@@ -27,7 +27,7 @@ def test_production_settings_pass_check_deploy(tmp_path):
             "PORTAL_ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(60),
             "AUDIT_HMAC_KEY": secrets.token_hex(32),
-            "RECEIPT_SIGNING_KEY": _ed25519_pem(),
+            "RECEIPT_SIGNING_KEY": ed25519_pem(),
             "CLIENT_SECRET_HMAC_KEY": secrets.token_hex(32),
             "WEBHOOK_SECRET_KEY": f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}",
             "ALLOWED_HOSTS": "portal.example.com",
@@ -48,7 +48,7 @@ def test_production_refuses_to_start_without_the_partner_secret_keys(tmp_path):
         "PORTAL_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(60),
         "AUDIT_HMAC_KEY": secrets.token_hex(32),
-        "RECEIPT_SIGNING_KEY": _ed25519_pem(),
+        "RECEIPT_SIGNING_KEY": ed25519_pem(),
         "ALLOWED_HOSTS": "portal.example.com",
         "PORTAL_VAR_DIR": str(tmp_path),
     }

@@ -13,7 +13,10 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from portal import demo, roles
+from portal import roles
+from portal.demo.catalogue import catalogue_ensure
+from portal.demo.history import access_history_ensure, consumer_consents_ensure
+from portal.demo.partner import DEMO_PARTNER, DEMO_PARTNER_LISTEN, demo_partner_ensure
 from portal.models import User
 
 DEMO_CONSUMER = "demo@example.com"
@@ -63,10 +66,10 @@ class Command(BaseCommand):
                 member = demo_user_ensure(email=email, password=password, staff=True)
                 member.groups.add(Group.objects.get(name=role))
                 second_factors[email] = demo_mfa_ensure(user=member)
-            demo.catalogue_ensure(staff=staff)
-            partner_config = demo.demo_partner_ensure(staff=staff)
-            demo.consumer_consents_ensure(consumer=consumer, staff=staff)
-            demo.access_history_ensure(consumer=consumer, staff=staff)
+            catalogue_ensure(staff=staff)
+            partner_config = demo_partner_ensure(staff=staff)
+            consumer_consents_ensure(consumer=consumer, staff=staff)
+            access_history_ensure(consumer=consumer, staff=staff)
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  consumer: {DEMO_CONSUMER} / {password}")
         logins = {DEMO_STAFF: "superuser", **DEMO_ROLES}
@@ -74,5 +77,5 @@ class Command(BaseCommand):
             self.stdout.write(f"  staff ({logins[email]}): {email} / {password}")
             self.stdout.write(f"            two-factor (TOTP) secret for an authenticator app: {secret}")
             self.stdout.write(f"            or a one-time recovery code: {', '.join(unused)}")
-        self.stdout.write(f"  demo partner ({demo.DEMO_PARTNER}) receives webhooks on {demo.DEMO_PARTNER_LISTEN}")
+        self.stdout.write(f"  demo partner ({DEMO_PARTNER}) receives webhooks on {DEMO_PARTNER_LISTEN}")
         self.stdout.write(f"            its API credentials: {partner_config}")

@@ -1,26 +1,13 @@
-"""Demo data for the running portal, built through the real services. Every function is idempotent.
+"""The demo catalogue: data categories, purposes with their notices, and the partners receiving data.
 
-``seed_demo`` calls these in order; later areas add their own functions here and a call there.
-Everything is created only when missing, so a second run changes nothing and leaves no extra
-history, receipts or audit events.
+A bank's consent set-up in miniature, with the texts a consumer reads before deciding.
 """
 
-import json
-import random
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 
-from django.conf import settings
-from django.utils import timezone
-
-from audit.access import AccessReport, access_event_record_staff, access_events_ingest
-from audit.models import AccessEvent
 from audit.services import Actor
-from consents.models import PARTNER_SCOPES, Consent, DataCategory, Partner, PartnerCredential, Purpose, Sharing
-from consents.services.consents import consent_grant, consent_revoke
+from consents.models import DataCategory, Partner, Purpose, Sharing
 from consents.services.notices import purpose_version_publish
-from consents.services.partners import partner_credential_create, partner_subject_ensure
 from portal.models import User
 
 
@@ -260,11 +247,13 @@ CREDIT_BUREAU = Recipient(
 )
 
 
-def _categories(slugs: tuple[str, ...]) -> list[DataCategory]:
+def data_categories(slugs: tuple[str, ...]) -> list[DataCategory]:
+    """The data categories with these slugs."""
     return list(DataCategory.objects.filter(slug__in=slugs))
 
 
-def _partner_ensure(recipient: Recipient) -> Partner:
+def partner_ensure(recipient: Recipient) -> Partner:
+    """The partner and what it receives for each purpose, each created if missing."""
     partner, _created = Partner.objects.get_or_create(
         slug=recipient.slug,
         defaults={
@@ -279,7 +268,7 @@ def _partner_ensure(recipient: Recipient) -> Partner:
             partner=partner, purpose=Purpose.objects.get(slug=purpose_slug)
         )
         if created:
-            sharing.data_categories.set(_categories(category_slugs))
+            sharing.data_categories.set(data_categories(category_slugs))
     return partner
 
 
@@ -308,153 +297,10 @@ def catalogue_ensure(*, staff: User) -> None:
                 purpose=purpose,
                 description=notice.description,
                 retention=notice.retention,
-                data_categories=_categories(notice.data),
+                data_categories=data_categories(notice.data),
                 material=False,
                 change_summary="First version.",
                 actor=Actor.staff(staff),
             )
     for recipient in PARTNERS:
-        _partner_ensure(recipient)
-
-
-def _decided(consumer: User, slug: str) -> bool:
-    return Consent.objects.filter(user=consumer, purpose__slug=slug).exists()
-
-
-def consumer_consents_ensure(*, consumer: User, staff: User) -> None:
-    """The demo consumer's decisions: two running consents, one withdrawn, one time-bound, one to renew.
-
-    The last one comes from a material second notice for credit-risk assessment, published by
-    staff after the consumer agreed to the first.
-    """
-    me = Actor.consumer(consumer)
-    for slug in ("personalised-offers", "product-analytics", "research-with-affiliates"):
-        if not _decided(consumer, slug):
-            consent_grant(user=consumer, purpose=Purpose.objects.get(slug=slug), actor=me)
-    if not _decided(consumer, "advertising-partners"):
-        advertising = Purpose.objects.get(slug="advertising-partners")
-        consent_grant(user=consumer, purpose=advertising, actor=me)
-        consent_revoke(
-            user=consumer, purpose=advertising, actor=me, note="I don't want my data passed on to advertisers."
-        )
-    credit = Purpose.objects.get(slug="credit-risk-assessment")
-    if not _decided(consumer, credit.slug):
-        consent_grant(user=consumer, purpose=credit, actor=me)
-    if credit.versions.count() == 1:
-        purpose_version_publish(
-            purpose=credit,
-            description=CREDIT_NOTICE_V2.description,
-            retention=CREDIT_NOTICE_V2.retention,
-            data_categories=_categories(CREDIT_NOTICE_V2.data),
-            material=True,
-            change_summary=CREDIT_CHANGE_SUMMARY,
-            actor=Actor.staff(staff),
-        )
-    _partner_ensure(CREDIT_BUREAU)
-
-
-# What each demo partner does with the consumer's data: (partner, purpose, categories, action, detail).
-ACCESS_PATTERNS = [
-    (
-        "harbor-payments",
-        "fraud-prevention",
-        ("transaction-history", "device-browsing"),
-        "read",
-        "Card payment screened",
-    ),
-    ("mailloop", "service-emails", ("contact-details",), "read", "Statement notification sent"),
-    ("atlas-product-insights", "product-analytics", ("device-browsing",), "read", "App usage aggregated"),
-    ("meridian-research-labs", "personalised-offers", ("transaction-history",), "read", "Offer model scored"),
-]
-
-
-def access_history_ensure(*, consumer: User, staff: User) -> None:
-    """A few hundred reported accesses over the last 90 days, two of them flagged, and one staff look.
-
-    Accesses for essential purposes span the whole period; accesses relying on consent start when
-    the demo consumer gave it (the moment the demo was seeded), so they are covered by it.
-    """
-    if AccessEvent.objects.filter(user=consumer).exists():
-        return
-    now = timezone.now()
-    rng = random.Random(2026)  # noqa: S311 (demo data, not security)
-    for slug, purpose, categories, action, detail in ACCESS_PATTERNS:
-        partner = Partner.objects.get(slug=slug)
-        subject = partner_subject_ensure(partner=partner, user=consumer)
-        essential = Purpose.objects.get(slug=purpose).is_essential
-        count = 120 if essential else 15
-        reports = [
-            AccessReport(
-                event_id=f"demo-{slug}-{n}",
-                subject_id=subject.subject_id,
-                purpose=purpose,
-                categories=categories,
-                accessed_at=now - timedelta(minutes=rng.randint(1, 90 * 24 * 60)) if essential else now,
-                action=action,
-                detail=detail,
-            )
-            for n in range(count)
-        ]
-        access_events_ingest(partner=partner, reports=reports)
-    flagged = [
-        # After the consumer withdrew consent to advertising, an advertiser still used their data.
-        ("brightside-ads", "advertising-partners", ("device-browsing",), "Audience segment refreshed"),
-        # A data broker read location data it never receives.
-        ("crestline-data-exchange", "advertising-partners", ("location",), "Location enrichment"),
-    ]
-    for slug, purpose, categories, detail in flagged:
-        partner = Partner.objects.get(slug=slug)
-        subject = partner_subject_ensure(partner=partner, user=consumer)
-        report = AccessReport(
-            event_id=f"demo-{slug}-flagged",
-            subject_id=subject.subject_id,
-            purpose=purpose,
-            categories=categories,
-            accessed_at=now,
-            action="read",
-            detail=detail,
-        )
-        access_events_ingest(partner=partner, reports=[report])
-    access_event_record_staff(staff=staff, consumer=consumer, what="Looked up the account after a phone call")
-
-
-DEMO_PARTNER = "meridian-research-labs"
-DEMO_PARTNER_LISTEN = "127.0.0.1:8001"
-
-
-def demo_partner_ensure(*, staff: User) -> Path:
-    """Make one demo partner a live integration: the local ``demo_partner`` receiver and its credentials.
-
-    Its webhook points at the receiver that ``make run`` starts, and an OAuth client lets it
-    acknowledge events. The client secret is stored only in ``var/demo_partner.json`` (development
-    only), where the receiver reads it; a lost or revoked credential is replaced.
-    """
-    path = Path(settings.VAR_DIR) / "demo_partner.json"
-    partner = Partner.objects.get(slug=DEMO_PARTNER)
-    webhook_url = f"http://{DEMO_PARTNER_LISTEN}/webhooks/privacy-portal"
-    if partner.webhook_url != webhook_url or partner.webhook_disabled_at is not None:
-        partner.webhook_url = webhook_url
-        partner.webhook_disabled_at = None
-        partner.save(update_fields=["webhook_url", "webhook_disabled_at"])
-    config = json.loads(path.read_text()) if path.exists() else {}
-    credential = PartnerCredential.objects.filter(
-        partner=partner, application__client_id=config.get("client_id", ""), revoked_at__isnull=True
-    ).first()
-    if credential is None or config.get("webhook_secret") != partner.webhook_secret:
-        if credential is None:
-            credential, secret = partner_credential_create(
-                partner=partner,
-                label="demo receiver",
-                scopes=PARTNER_SCOPES,
-                actor=Actor.staff(staff),
-                created_by=staff,
-            )
-            config["client_id"], config["client_secret"] = credential.application.client_id, secret
-        config |= {
-            "webhook_secret": partner.webhook_secret,
-            "portal_url": settings.SITE_URL,
-            "listen": DEMO_PARTNER_LISTEN,
-        }
-        path.write_text(json.dumps(config, indent=2))
-        path.chmod(0o600)
-    return path
+        partner_ensure(recipient)
