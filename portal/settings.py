@@ -130,6 +130,7 @@ INSTALLED_APPS = [
     "portal",
     "consents",
     "audit",
+    "privacy_requests",
 ]
 
 MIDDLEWARE = [

@@ -19,16 +19,16 @@ from audit.models import AuditEvent
 from audit.services import Actor, chain_key, event_record
 from consents.models import Consent, ConsentReceipt
 from consents.receipts import receipt_verify
-from portal.requests.export import SECTIONS, export_build
-from portal.requests.models import PrivacyRequest, RequestStatus
-from portal.requests.services import (
+from privacy_requests.models import PrivacyRequest, RequestStatus
+from privacy_requests.services.export import SECTIONS, export_build
+from privacy_requests.services.requests import (
     PrivacyRequestError,
     privacy_request_export_create,
     privacy_request_reject,
 )
-from portal.requests.tasks import privacy_exports_purge_expired
+from privacy_requests.tasks import privacy_exports_purge_expired
 from tests.factories import StaffFactory, UserFactory
-from tests.portal.requests_helpers import consumer_data_seed, export_archive, export_json
+from tests.privacy_requests.helpers import consumer_data_seed, export_archive, export_json
 
 pytestmark = pytest.mark.usefixtures("media_root")
 

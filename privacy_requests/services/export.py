@@ -29,8 +29,8 @@ from audit.csvsafe import csv_cell
 from audit.models import AccessEvent, AuditEvent
 from consents.models import Consent, ConsentReceipt, PartnerSubject, Purpose, PurposeVersion
 from portal.models import User
-from portal.requests.models import PrivacyRequest, export_upload_to
-from portal.requests.services import (
+from privacy_requests.models import PrivacyRequest, export_upload_to
+from privacy_requests.services.requests import (
     privacy_request_export_complete,
     privacy_request_export_start,
     privacy_request_progress_set,
@@ -401,7 +401,7 @@ def _section_write(archive: zipfile.ZipFile, section: Section, user: User, progr
 def _readme(request: PrivacyRequest, counts: dict[str, int]) -> str:
     with translation.override(request.language):
         return render_to_string(
-            "portal/export_readme.txt",
+            "privacy_requests/export_readme.txt",
             {"request": request, "sections": [(s, counts[s.name]) for s in SECTIONS], "exported_at": timezone.now()},
         )
 

@@ -14,7 +14,7 @@ from audit.services import Actor
 from consents.models import Partner, Purpose
 from consents.services import consent_grant, consent_revoke, partner_subject_ensure
 from portal.models import User
-from portal.requests.models import PrivacyRequest
+from privacy_requests.models import PrivacyRequest
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory
 
 

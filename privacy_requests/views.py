@@ -14,11 +14,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.services import Actor
 from portal.http import AuthenticatedHttpRequest
-from portal.requests.deadlines import rule_for
-from portal.requests.forms import DeletionConfirmForm
-from portal.requests.models import PrivacyRequest, RequestKind
-from portal.requests.selectors import deletion_consequences, request_active, requests_overview
-from portal.requests.services import (
+from privacy_requests.deadlines import rule_for
+from privacy_requests.forms import DeletionConfirmForm
+from privacy_requests.models import PrivacyRequest, RequestKind
+from privacy_requests.selectors import deletion_consequences, request_active, requests_overview
+from privacy_requests.services.requests import (
     PrivacyRequestError,
     cancel_token_read,
     privacy_request_cancel,
@@ -38,7 +38,7 @@ def _own_request(request: AuthenticatedHttpRequest, pk: Any) -> PrivacyRequest:
 def request_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
-        "portal/requests_list.html",
+        "privacy_requests/requests_list.html",
         {
             "overview": requests_overview(request.user),
             "grace_days": settings.DELETION_GRACE_DAYS,
@@ -82,7 +82,7 @@ def deletion_create(request: AuthenticatedHttpRequest) -> HttpResponse:
         return redirect(deletion)
     return render(
         request,
-        "portal/deletion_confirm.html",
+        "privacy_requests/deletion_confirm.html",
         {
             "form": form,
             "consequences": deletion_consequences(request.user),
@@ -98,7 +98,7 @@ def request_detail(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
     privacy_request = _own_request(request, pk)
     return render(
         request,
-        "portal/request_detail.html",
+        "privacy_requests/request_detail.html",
         {
             "privacy_request": privacy_request,
             "extensions": privacy_request.extensions.all(),
@@ -112,7 +112,7 @@ def request_detail(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
 @require_GET
 def request_status(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
     """The status fragment the request page polls (htmx) while the request is being worked on."""
-    return render(request, "portal/_request_status.html", {"privacy_request": _own_request(request, pk)})
+    return render(request, "privacy_requests/_request_status.html", {"privacy_request": _own_request(request, pk)})
 
 
 @login_required
@@ -125,7 +125,7 @@ def request_download(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse
         expired = privacy_request.file_expires_at is not None and privacy_request.file_expires_at <= timezone.now()
         return render(
             request,
-            "portal/request_download_gone.html",
+            "privacy_requests/request_download_gone.html",
             {"privacy_request": privacy_request, "expired": expired},
             status=410 if expired else 404,
         )
@@ -167,7 +167,7 @@ def cancel_link(request: HttpRequest, token: str) -> HttpResponse:
         privacy_request, current = cancel_token_read(token)
     except PrivacyRequestError as error:
         status = 410 if error.code == "link_expired" else 400
-        return render(request, "portal/cancel_link.html", {"error": error.message}, status=status)
+        return render(request, "privacy_requests/cancel_link.html", {"error": error.message}, status=status)
     if request.user.is_authenticated and request.user.pk != privacy_request.user_id:
         raise Http404
     cancellable = current and privacy_request.can_cancel
@@ -175,11 +175,13 @@ def cancel_link(request: HttpRequest, token: str) -> HttpResponse:
         if not cancellable:
             return render(
                 request,
-                "portal/cancel_link.html",
+                "privacy_requests/cancel_link.html",
                 {"privacy_request": privacy_request, "cancellable": False},
                 status=409,
             )
         privacy_request_cancel(request=privacy_request, actor=Actor.consumer(privacy_request.user))
         messages.success(request, _("The deletion is cancelled. Your account stays as it is."))
         return redirect("requests:cancel_link", token=token)
-    return render(request, "portal/cancel_link.html", {"privacy_request": privacy_request, "cancellable": cancellable})
+    return render(
+        request, "privacy_requests/cancel_link.html", {"privacy_request": privacy_request, "cancellable": cancellable}
+    )

@@ -14,9 +14,9 @@ from django.utils.translation import gettext as _
 
 from audit.services import Actor, event_record
 from portal.models import User
-from portal.requests.deadlines import due_at_compute, rule_for
-from portal.requests.emails import request_email_on_commit, staff_email_on_commit
-from portal.requests.models import (
+from privacy_requests.deadlines import due_at_compute, rule_for
+from privacy_requests.emails import request_email_on_commit, staff_email_on_commit
+from privacy_requests.models import (
     ACTIVE_STATUSES,
     PrivacyRequest,
     PrivacyRequestExtension,
@@ -112,7 +112,7 @@ def _already_active(kind: str) -> PrivacyRequestError:
 
 
 def _export_enqueue(request_id: str) -> None:
-    from portal.requests.tasks import privacy_export_build
+    from privacy_requests.tasks import privacy_export_build
 
     privacy_export_build.delay(request_id)
 

@@ -19,9 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from audit.admin_access import RecordsStaffAccess
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.models import User
-from portal.requests.erasure import partner_task_record
-from portal.requests.forms import ExtendForm, RecordAcknowledgementForm, RejectForm
-from portal.requests.models import (
+from privacy_requests.forms import ExtendForm, RecordAcknowledgementForm, RejectForm
+from privacy_requests.models import (
     ACTIVE_STATUSES,
     ConsentProof,
     PartnerTaskState,
@@ -29,7 +28,8 @@ from portal.requests.models import (
     PrivacyRequestExtension,
     PrivacyRequestPartnerTask,
 )
-from portal.requests.services import PrivacyRequestError, privacy_request_extend, privacy_request_reject
+from privacy_requests.services.deletion import partner_task_record
+from privacy_requests.services.requests import PrivacyRequestError, privacy_request_extend, privacy_request_reject
 
 
 class DueFilter(admin.SimpleListFilter):
@@ -102,7 +102,7 @@ def _action_form(
         "action": action,
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
     }
-    return render(request, "admin/portal/action_with_input.html", context)
+    return render(request, "admin/privacy_requests/action_with_input.html", context)
 
 
 @admin.register(PrivacyRequest)
@@ -265,7 +265,7 @@ class PrivacyRequestPartnerTaskAdmin(ReadOnlyHistoryAdmin):
 
     @admin.display(description=_("request"), ordering="request__created_at")
     def request_link(self, obj: PrivacyRequestPartnerTask) -> str:
-        url = reverse("admin:portal_privacyrequest_change", args=[obj.request_id])
+        url = reverse("admin:privacy_requests_privacyrequest_change", args=[obj.request_id])
         return format_html('<a href="{}">{}</a>', url, obj.request)
 
     @admin.display(description=_("due by"), ordering="request__due_at")

@@ -35,8 +35,8 @@ from consents.models.outbox import AckStatus
 from consents.outbox import outbox_subject_erasure
 from consents.services import ConsentError, consent_revoke
 from portal.models import User
-from portal.requests.emails import request_email_on_commit
-from portal.requests.models import (
+from privacy_requests.emails import request_email_on_commit
+from privacy_requests.models import (
     ConsentProof,
     PartnerTaskState,
     PrivacyRequest,
@@ -44,8 +44,8 @@ from portal.requests.models import (
     RequestKind,
     RequestStatus,
 )
-from portal.requests.retention import free_text_scrub
-from portal.requests.services import PrivacyRequestError, status_transition
+from privacy_requests.retention import free_text_scrub
+from privacy_requests.services.requests import PrivacyRequestError, status_transition
 
 SCRUBBED_LABEL = "(deleted account)"
 BATCH = 500

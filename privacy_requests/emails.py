@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from portal.models import User
-from portal.requests.models import PrivacyRequest
+from privacy_requests.models import PrivacyRequest
 
 
 def email_render(*, template: str, language: str, context: dict[str, Any]) -> tuple[str, str]:
@@ -52,7 +52,7 @@ def staff_email_on_commit(*, request: PrivacyRequest, template: str, extra: dict
     recipients = list(User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True))
     if not recipients:
         return
-    admin_url = settings.SITE_URL + reverse("admin:portal_privacyrequest_change", args=[request.pk])
+    admin_url = settings.SITE_URL + reverse("admin:privacy_requests_privacyrequest_change", args=[request.pk])
     context = {"request": request, "admin_url": admin_url, "site_url": settings.SITE_URL} | (extra or {})
 
     def send(to: str) -> None:

@@ -3,9 +3,9 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from portal.requests.deadlines import due_at_compute, months_add
-from portal.requests.models import RequestStatus
-from portal.requests.services import (
+from privacy_requests.deadlines import due_at_compute, months_add
+from privacy_requests.models import RequestStatus
+from privacy_requests.services.requests import (
     PrivacyRequestError,
     privacy_request_export_create,
     privacy_request_extend,
