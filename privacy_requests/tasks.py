@@ -1,4 +1,8 @@
-"""Celery tasks for privacy requests: each takes ids, loads, calls a service, and is safe to run twice."""
+"""Celery tasks for privacy requests: each takes ids, loads, calls a service, and is safe to run twice.
+
+The task names keep the package the tasks were first defined in (``portal.requests``), so that tasks
+already queued and the beat schedule keep finding them.
+"""
 
 import logging
 from datetime import timedelta

@@ -24,6 +24,7 @@ from privacy_requests.models import (
     RequestStatus,
 )
 
+# Named after the package these links were first signed in; a new name would void links already emailed.
 CANCEL_SALT = "portal.requests.cancel"
 
 

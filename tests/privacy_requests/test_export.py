@@ -20,7 +20,8 @@ from audit.services import Actor, chain_key, event_record
 from consents.models import Consent, ConsentReceipt
 from consents.receipts import receipt_verify
 from privacy_requests.models import PrivacyRequest, RequestStatus
-from privacy_requests.services.export import SECTIONS, export_build
+from privacy_requests.services.export import export_build
+from privacy_requests.services.export_sections import SECTIONS
 from privacy_requests.services.requests import (
     PrivacyRequestError,
     privacy_request_export_create,
