@@ -166,7 +166,7 @@ def seed(rows: int) -> None:
     django_setup()
     from django.core.management import call_command
 
-    from portal.requests.services import privacy_request_export_create
+    from privacy_requests.services.requests import privacy_request_export_create
     from tests.factories import UserFactory
 
     call_command("migrate", verbosity=0)
@@ -183,8 +183,8 @@ def worker(request_id: str) -> None:
     django_setup()
     from django.db import connection
 
-    from portal.requests.models import PrivacyRequest
-    from portal.requests.tasks import privacy_export_build
+    from privacy_requests.models import PrivacyRequest
+    from privacy_requests.tasks import privacy_export_build
 
     connection.ensure_connection()
     PrivacyRequest.objects.get(pk=request_id)

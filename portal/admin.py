@@ -104,7 +104,3 @@ class EmailAddressAdmin(RecordsStaffAccess, AllauthEmailAddressAdmin):
     @admin.action(description=_("Mark selected email addresses as verified"), permissions=["change"])
     def make_verified(self, request: HttpRequest, queryset: QuerySet[EmailAddress]) -> None:
         super().make_verified(request, queryset)
-
-
-# The privacy-request queue registers its own admin classes.
-from portal import admin_requests  # noqa: E402, F401

@@ -3,13 +3,18 @@
 from allauth.account.decorators import secure_admin_login
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, re_path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
 from portal.alerts import admin_alerts
+
+# Admin pages of the models that moved from the portal app to privacy_requests, which staff may
+# have bookmarked under /admin/portal/.
+_MOVED_TO_PRIVACY_REQUESTS = ("consentproof", "privacyrequest", "privacyrequestextension", "privacyrequestpartnertask")
 
 
 class PortalAdminSite(admin.AdminSite):
@@ -23,6 +28,13 @@ class PortalAdminSite(admin.AdminSite):
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         return super().index(request, {**(extra_context or {}), "alerts": admin_alerts()})
+
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        moved = "|".join(_MOVED_TO_PRIVACY_REQUESTS)
+        return [
+            re_path(rf"^portal/(?P<rest>(?:{moved})/.*)$", _moved_to_privacy_requests),
+            *super().get_urls(),
+        ]
 
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         """Send people to the allauth login (rate limited, MFA aware) instead of the admin's own form."""
@@ -40,3 +52,9 @@ def _admin_login(request: HttpRequest, site: PortalAdminSite, extra_context: dic
     if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         return redirect(next_url)
     return redirect("admin:index")
+
+
+def _moved_to_privacy_requests(request: HttpRequest, rest: str) -> HttpResponse:
+    url = reverse("admin:app_list", args=["privacy_requests"]) + rest
+    query = request.META.get("QUERY_STRING", "")
+    return HttpResponsePermanentRedirect(f"{url}?{query}" if query else url)

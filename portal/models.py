@@ -67,12 +67,3 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
-
-
-# Privacy requests are portal models too; they live in their own package, which needs Jurisdiction above.
-from portal.requests.models import (  # noqa: E402, F401
-    ConsentProof,
-    PrivacyRequest,
-    PrivacyRequestExtension,
-    PrivacyRequestPartnerTask,
-)

@@ -1,8 +1,10 @@
 """Staff roles: the groups the admin is run with, each with the least it needs for its job.
 
 This is the one place the mapping lives. ``portal/migrations/0003_staff_roles.py`` creates the
-groups from a frozen copy of it (a migration must not import code that changes later); a test
-compares the live groups with this mapping, so a change here needs a new migration too.
+groups from a frozen copy of it (a migration must not import code that changes later; the
+privacy-request permissions it names ``portal.*`` became ``privacy_requests.*`` when
+``portal/migrations/0005_privacy_requests_move.py`` moved their content types); a test compares
+the live groups with this mapping, so a change here needs a new migration too.
 
 ``staff_roles_ensure()`` puts the groups back to this mapping where the migration's data is gone
 (``seed_demo``, and test databases that a transactional test has flushed).
@@ -34,9 +36,9 @@ _NOTICES = (
 
 # The privacy-request queue, read-only: requests, their extensions, partner erasure tasks.
 _REQUESTS_READ = (
-    "portal.view_privacyrequest",
-    "portal.view_privacyrequestextension",
-    "portal.view_privacyrequestpartnertask",
+    "privacy_requests.view_privacyrequest",
+    "privacy_requests.view_privacyrequestextension",
+    "privacy_requests.view_privacyrequestpartnertask",
 )
 
 _CONSUMERS_READ = (
@@ -56,9 +58,9 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     PRIVACY_OFFICER: (
         *_NOTICES,
         *_REQUESTS_READ,
-        "portal.decide_privacyrequest",
-        "portal.record_privacyrequestpartnertask",
-        "portal.view_consentproof",
+        "privacy_requests.decide_privacyrequest",
+        "privacy_requests.record_privacyrequestpartnertask",
+        "privacy_requests.view_consentproof",
         *_AUDIT_TRAIL,
         # The audit-trail export is an action on the list of people.
         "portal.view_user",
@@ -87,7 +89,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     AUDITOR: (
         *_CONSUMERS_READ,
         *_REQUESTS_READ,
-        "portal.view_consentproof",
+        "privacy_requests.view_consentproof",
         "consents.view_datacategory",
         "consents.view_purpose",
         "consents.view_purposeversion",

@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "portal",
     "consents",
     "audit",
+    "privacy_requests",
 ]
 
 MIDDLEWARE = [

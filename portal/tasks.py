@@ -6,7 +6,3 @@ from django.core.management import call_command
 def sessions_clear_expired() -> None:
     """Drop expired sessions so signed-out and timed-out sessions leave nothing behind."""
     call_command("clearsessions")
-
-
-# Celery discovers each app's ``tasks`` module; the privacy-request tasks live in their own package.
-from portal.requests import tasks as requests_tasks  # noqa: E402, F401

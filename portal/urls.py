@@ -23,7 +23,7 @@ urlpatterns = [
     path("consents/", include("consents.urls")),
     path(".well-known/jwks.json", consents_views.jwks, name="jwks"),
     path("", include("audit.urls")),
-    path("requests/", include("portal.requests.urls")),
+    path("requests/", include("privacy_requests.urls")),
     path("profile/", views.profile, name="profile"),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -19,8 +19,8 @@ from portal.celery import app as celery_app
 from portal.forms import ProfileForm
 from portal.http import AuthenticatedHttpRequest
 from portal.models import User
-from portal.requests.selectors import requests_overview
 from portal.services import profile_update
+from privacy_requests.selectors import requests_overview
 
 logger = logging.getLogger(__name__)
 

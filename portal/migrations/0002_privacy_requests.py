@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import portal.requests.models
+import privacy_requests.models
 import simple_history.models
 import uuid
 from django.conf import settings
@@ -94,7 +94,7 @@ class Migration(migrations.Migration):
                 ('rejection_reason', models.TextField(blank=True, verbose_name='reason for rejection')),
                 ('escalated_at', models.DateTimeField(blank=True, help_text='Set when the due date passed unfinished.', null=True, verbose_name='escalated to staff at')),
                 ('progress', models.PositiveSmallIntegerField(default=0, verbose_name='progress (%)')),
-                ('result_file', models.FileField(blank=True, max_length=200, upload_to=portal.requests.models.export_upload_to, verbose_name='result file')),
+                ('result_file', models.FileField(blank=True, max_length=200, upload_to=privacy_requests.models.export_upload_to, verbose_name='result file')),
                 ('file_size', models.PositiveBigIntegerField(blank=True, null=True, verbose_name='file size (bytes)')),
                 ('file_expires_at', models.DateTimeField(blank=True, null=True, verbose_name='download expires at')),
                 ('file_deleted_at', models.DateTimeField(blank=True, null=True, verbose_name='file deleted at')),

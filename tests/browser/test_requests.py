@@ -3,9 +3,9 @@ import zipfile
 import pytest
 from playwright.sync_api import Page, expect
 
-from portal.requests.models import PrivacyRequest, RequestStatus
+from privacy_requests.models import PrivacyRequest, RequestStatus
 from tests.factories import PASSWORD, UserFactory
-from tests.portal.requests_helpers import consumer_data_seed, export_json
+from tests.privacy_requests.helpers import consumer_data_seed, export_json
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

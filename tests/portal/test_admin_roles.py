@@ -25,12 +25,6 @@ from consents.models import PARTNER_SCOPES, Consent, ConsentStatus, Purpose
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.partners import partner_credential_create
 from portal.models import User
-from portal.requests.erasure import privacy_request_deletion_execute
-from portal.requests.services import (
-    privacy_request_deletion_create,
-    privacy_request_export_create,
-    privacy_request_extend,
-)
 from portal.roles import (
     AUDITOR,
     PARTNER_MANAGER,
@@ -39,8 +33,14 @@ from portal.roles import (
     SUPPORT_AGENT,
     staff_roles_ensure,
 )
+from privacy_requests.services.deletion import privacy_request_deletion_execute
+from privacy_requests.services.requests import (
+    privacy_request_deletion_create,
+    privacy_request_export_create,
+    privacy_request_extend,
+)
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
-from tests.portal.requests_helpers import consumer_data_seed
+from tests.privacy_requests.helpers import consumer_data_seed
 
 GROUPS = {
     "privacy officer": PRIVACY_OFFICER,
@@ -57,11 +57,13 @@ ROLES = [*GROUPS, SUPERUSER, NO_PERMISSIONS, *NOT_LET_IN]
 # The permission each admin action needs ("delete_selected" needs the model's delete permission).
 ACTION_PERMISSIONS: dict[str, dict[str, str]] = {
     "portal.user": {"export_audit_trail": "audit.export_trail"},
-    "portal.privacyrequest": {
-        "extend": "portal.decide_privacyrequest",
-        "reject": "portal.decide_privacyrequest",
+    "privacy_requests.privacyrequest": {
+        "extend": "privacy_requests.decide_privacyrequest",
+        "reject": "privacy_requests.decide_privacyrequest",
     },
-    "portal.privacyrequestpartnertask": {"record_acknowledgement": "portal.record_privacyrequestpartnertask"},
+    "privacy_requests.privacyrequestpartnertask": {
+        "record_acknowledgement": "privacy_requests.record_privacyrequestpartnertask"
+    },
     "consents.purpose": {"publish_new_version": "consents.change_purpose"},
     "consents.partner": {
         "rotate_webhook_secret": "consents.change_partner",
@@ -278,7 +280,11 @@ RELATED = "content_type"
 
 
 def _migration_roles() -> dict[str, tuple[str, ...]]:
-    """The frozen mapping of the latest portal migration that creates the role groups."""
+    """The frozen mapping of the latest portal migration that creates the role groups.
+
+    Permissions of models that later moved to the privacy_requests app are named as they are now:
+    the move (portal 0005) relabels their content types and keeps the groups' permission rows.
+    """
     import pkgutil
     from importlib import import_module
 
@@ -286,7 +292,16 @@ def _migration_roles() -> dict[str, tuple[str, ...]]:
 
     names = sorted(module.name for module in pkgutil.iter_modules(portal.migrations.__path__))
     frozen = [getattr(import_module(f"portal.migrations.{name}"), "ROLES", None) for name in names]
-    return [roles for roles in frozen if roles is not None][-1]
+    moved = import_module("portal.migrations.0005_privacy_requests_move").MOVED_MODELS
+
+    def now_named(label: str) -> str:
+        app_label, codename = label.split(".")
+        if app_label == "portal" and codename.split("_", 1)[1] in moved:
+            return f"privacy_requests.{codename}"
+        return label
+
+    latest = [roles for roles in frozen if roles is not None][-1]
+    return {name: tuple(now_named(label) for label in labels) for name, labels in latest.items()}
 
 
 def test_the_migrations_roles_are_the_roles_in_code():
@@ -393,15 +408,20 @@ def test_opening_a_users_history_is_logged_as_a_staff_access(client, granted):
 @pytest.mark.parametrize(
     ("role", "changelist", "action", "target"),
     [
-        ("support agent", "admin:portal_privacyrequest_changelist", "reject", "request"),
-        ("support agent", "admin:portal_privacyrequest_changelist", "extend", "request"),
-        ("auditor", "admin:portal_privacyrequest_changelist", "reject", "request"),
-        ("support agent", "admin:portal_privacyrequestpartnertask_changelist", "record_acknowledgement", "task"),
+        ("support agent", "admin:privacy_requests_privacyrequest_changelist", "reject", "request"),
+        ("support agent", "admin:privacy_requests_privacyrequest_changelist", "extend", "request"),
+        ("auditor", "admin:privacy_requests_privacyrequest_changelist", "reject", "request"),
+        (
+            "support agent",
+            "admin:privacy_requests_privacyrequestpartnertask_changelist",
+            "record_acknowledgement",
+            "task",
+        ),
         ("support agent", "admin:portal_user_changelist", "export_audit_trail", "user"),
     ],
 )
 def test_queue_and_export_actions_need_their_permission(client, world, role, changelist, action, target):
-    from portal.requests.models import PrivacyRequest, PrivacyRequestPartnerTask
+    from privacy_requests.models import PrivacyRequest, PrivacyRequestPartnerTask
 
     objects = {
         "request": PrivacyRequest.objects.filter(user=world["consumer"]).first(),
@@ -543,14 +563,14 @@ def test_only_superusers_change_what_a_role_may_do(client, db):
 
 
 def test_opening_a_privacy_request_or_its_history_is_logged_as_a_staff_access(client, world):
-    from portal.requests.models import PrivacyRequest
+    from privacy_requests.models import PrivacyRequest
 
     request = PrivacyRequest.objects.filter(user=world["consumer"]).get()
     staff_client = _role_client(client, "support agent")
     opened = AccessEvent.objects.filter(user=world["consumer"], staff_user__email="support-agent@staff.example.com")
 
-    change = staff_client.get(reverse("admin:portal_privacyrequest_change", args=[request.pk]))
-    history = staff_client.get(reverse("admin:portal_privacyrequest_history", args=[request.pk]))
+    change = staff_client.get(reverse("admin:privacy_requests_privacyrequest_change", args=[request.pk]))
+    history = staff_client.get(reverse("admin:privacy_requests_privacyrequest_history", args=[request.pk]))
 
     assert (change.status_code, history.status_code) == (200, 200)
     assert sorted(event.detail.split(":")[0] for event in opened) == [
@@ -565,8 +585,8 @@ def _first_version_url(obj: Any, url_name: str) -> str:
 
 
 def test_history_form_cannot_uncancel_a_deletion(client, db):
-    from portal.requests.models import PrivacyRequest, RequestStatus
-    from portal.requests.services import privacy_request_cancel
+    from privacy_requests.models import PrivacyRequest, RequestStatus
+    from privacy_requests.services.requests import privacy_request_cancel
 
     consumer = UserFactory(email="leaving@example.com")
     deletion = privacy_request_deletion_create(user=consumer, language="en")
@@ -575,7 +595,9 @@ def test_history_form_cannot_uncancel_a_deletion(client, db):
     before = _snapshot()
 
     # Every field of a request is read-only, so the form is valid with nothing in it.
-    response = staff_client.post(_first_version_url(deletion, "admin:portal_privacyrequest_simple_history"), {})
+    response = staff_client.post(
+        _first_version_url(deletion, "admin:privacy_requests_privacyrequest_simple_history"), {}
+    )
 
     assert response.status_code == 403
     assert PrivacyRequest.objects.get(pk=deletion.pk).status == RequestStatus.CANCELLED

@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.models import User
-from portal.requests.models import PrivacyRequest, RequestKind, RequestStatus
-from portal.requests.tasks import privacy_requests_tick
-from tests.portal.requests_helpers import consumer_data_seed
+from privacy_requests.models import PrivacyRequest, RequestKind, RequestStatus
+from privacy_requests.tasks import privacy_requests_tick
+from tests.privacy_requests.helpers import consumer_data_seed
 
 EMAIL = "zq-logcheck@example.com"
 PASSWORD = "a sturdy pass phrase 2026"

@@ -5,8 +5,8 @@ import pytest
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from portal.requests.models import PrivacyRequest, RequestStatus
-from tests.portal.requests_helpers import export_json
+from privacy_requests.models import PrivacyRequest, RequestStatus
+from tests.privacy_requests.helpers import export_json
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

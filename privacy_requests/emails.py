@@ -10,7 +10,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from portal import emails
-from portal.requests.models import PrivacyRequest
+from privacy_requests.models import PrivacyRequest
 
 
 def request_url(request: PrivacyRequest) -> str:
@@ -31,7 +31,7 @@ def request_email_on_commit(
 
 def staff_email_on_commit(*, request: PrivacyRequest, template: str, extra: dict[str, Any] | None = None) -> None:
     """Email every staff recipient (in the site's default language) once the transaction commits."""
-    admin_url = settings.SITE_URL + reverse("admin:portal_privacyrequest_change", args=[request.pk])
+    admin_url = settings.SITE_URL + reverse("admin:privacy_requests_privacyrequest_change", args=[request.pk])
     context = {"request": request, "admin_url": admin_url} | (extra or {})
     for recipient in emails.staff_recipients():
         emails.send_mail_on_commit(f"privacy_requests/email/{template}", to=recipient, context=context)

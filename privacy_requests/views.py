@@ -13,13 +13,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.services import Actor
+from consents.errors import DomainError
 from portal.http import AuthenticatedHttpRequest
-from portal.requests.deadlines import rule_for
-from portal.requests.forms import DeletionConfirmForm
-from portal.requests.models import PrivacyRequest, RequestKind
-from portal.requests.selectors import deletion_consequences, request_active, requests_overview
-from portal.requests.services import (
-    PrivacyRequestError,
+from privacy_requests.deadlines import rule_for
+from privacy_requests.forms import DeletionConfirmForm
+from privacy_requests.models import PrivacyRequest, RequestKind
+from privacy_requests.selectors import deletion_consequences, request_active, requests_overview
+from privacy_requests.services.requests import (
     cancel_token_read,
     privacy_request_cancel,
     privacy_request_deletion_create,
@@ -38,7 +38,7 @@ def _own_request(request: AuthenticatedHttpRequest, pk: Any) -> PrivacyRequest:
 def request_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
-        "portal/requests_list.html",
+        "privacy_requests/requests_list.html",
         {
             "overview": requests_overview(request.user),
             "grace_days": settings.DELETION_GRACE_DAYS,
@@ -53,7 +53,7 @@ def request_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 def export_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     try:
         export = privacy_request_export_create(user=request.user, language=get_language())
-    except PrivacyRequestError as error:
+    except DomainError as error:
         messages.error(request, error.message)
         return redirect("requests:list")
     messages.success(
@@ -75,14 +75,14 @@ def deletion_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             deletion = privacy_request_deletion_create(user=request.user, language=get_language())
-        except PrivacyRequestError as error:
+        except DomainError as error:
             messages.error(request, error.message)
             return redirect("requests:list")
         messages.success(request, _("Your account is scheduled for deletion. You can still cancel."))
         return redirect(deletion)
     return render(
         request,
-        "portal/deletion_confirm.html",
+        "privacy_requests/deletion_confirm.html",
         {
             "form": form,
             "consequences": deletion_consequences(request.user),
@@ -98,7 +98,7 @@ def request_detail(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
     privacy_request = _own_request(request, pk)
     return render(
         request,
-        "portal/request_detail.html",
+        "privacy_requests/request_detail.html",
         {
             "privacy_request": privacy_request,
             "extensions": privacy_request.extensions.all(),
@@ -112,7 +112,7 @@ def request_detail(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
 @require_GET
 def request_status(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
     """The status fragment the request page polls (htmx) while the request is being worked on."""
-    return render(request, "portal/_request_status.html", {"privacy_request": _own_request(request, pk)})
+    return render(request, "privacy_requests/_request_status.html", {"privacy_request": _own_request(request, pk)})
 
 
 @login_required
@@ -125,7 +125,7 @@ def request_download(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse
         expired = privacy_request.file_expires_at is not None and privacy_request.file_expires_at <= timezone.now()
         return render(
             request,
-            "portal/request_download_gone.html",
+            "privacy_requests/request_download_gone.html",
             {"privacy_request": privacy_request, "expired": expired},
             status=410 if expired else 404,
         )
@@ -153,7 +153,7 @@ def request_cancel(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
     privacy_request = _own_request(request, pk)
     try:
         privacy_request_cancel(request=privacy_request, actor=Actor.consumer(request.user))
-    except PrivacyRequestError as error:
+    except DomainError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, _("The deletion is cancelled. Your account stays as it is."))
@@ -165,9 +165,9 @@ def cancel_link(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed cancellation link: works logged out; a different signed-in consumer gets a 404."""
     try:
         privacy_request, current = cancel_token_read(token)
-    except PrivacyRequestError as error:
+    except DomainError as error:
         status = 410 if error.code == "link_expired" else 400
-        return render(request, "portal/cancel_link.html", {"error": error.message}, status=status)
+        return render(request, "privacy_requests/cancel_link.html", {"error": error.message}, status=status)
     if request.user.is_authenticated and request.user.pk != privacy_request.user_id:
         raise Http404
     cancellable = current and privacy_request.can_cancel
@@ -175,11 +175,13 @@ def cancel_link(request: HttpRequest, token: str) -> HttpResponse:
         if not cancellable:
             return render(
                 request,
-                "portal/cancel_link.html",
+                "privacy_requests/cancel_link.html",
                 {"privacy_request": privacy_request, "cancellable": False},
                 status=409,
             )
         privacy_request_cancel(request=privacy_request, actor=Actor.consumer(privacy_request.user))
         messages.success(request, _("The deletion is cancelled. Your account stays as it is."))
         return redirect("requests:cancel_link", token=token)
-    return render(request, "portal/cancel_link.html", {"privacy_request": privacy_request, "cancellable": cancellable})
+    return render(
+        request, "privacy_requests/cancel_link.html", {"privacy_request": privacy_request, "cancellable": cancellable}
+    )

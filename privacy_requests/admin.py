@@ -17,11 +17,11 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from audit.admin_access import RecordsStaffAccess
+from consents.errors import DomainError
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.models import User
-from portal.requests.erasure import partner_task_record
-from portal.requests.forms import ExtendForm, RecordAcknowledgementForm, RejectForm
-from portal.requests.models import (
+from privacy_requests.forms import ExtendForm, RecordAcknowledgementForm, RejectForm
+from privacy_requests.models import (
     ACTIVE_STATUSES,
     ConsentProof,
     PartnerTaskState,
@@ -29,7 +29,8 @@ from portal.requests.models import (
     PrivacyRequestExtension,
     PrivacyRequestPartnerTask,
 )
-from portal.requests.services import PrivacyRequestError, privacy_request_extend, privacy_request_reject
+from privacy_requests.services.deletion import partner_task_record
+from privacy_requests.services.requests import privacy_request_extend, privacy_request_reject
 
 
 class DueFilter(admin.SimpleListFilter):
@@ -102,7 +103,7 @@ def _action_form(
         "action": action,
         "action_checkbox_name": ACTION_CHECKBOX_NAME,
     }
-    return render(request, "admin/portal/action_with_input.html", context)
+    return render(request, "admin/privacy_requests/action_with_input.html", context)
 
 
 @admin.register(PrivacyRequest)
@@ -209,7 +210,7 @@ class PrivacyRequestAdmin(RecordsStaffAccess, ReadOnlyHistoryAdmin):
                 extension = privacy_request_extend(
                     request=privacy_request, staff=self._staff(request), **form.cleaned_data
                 )
-            except PrivacyRequestError as error:
+            except DomainError as error:
                 self.message_user(request, f"{privacy_request}: {error.message}", messages.ERROR)
             else:
                 due = extension.new_due_at.strftime("%Y-%m-%d %H:%M")
@@ -227,7 +228,7 @@ class PrivacyRequestAdmin(RecordsStaffAccess, ReadOnlyHistoryAdmin):
                 privacy_request_reject(
                     request=privacy_request, staff=self._staff(request), reason=form.cleaned_data["reason"]
                 )
-            except PrivacyRequestError as error:
+            except DomainError as error:
                 self.message_user(request, f"{privacy_request}: {error.message}", messages.ERROR)
             else:
                 message = gettext("%(request)s: rejected; the consumer was emailed.")
@@ -265,7 +266,7 @@ class PrivacyRequestPartnerTaskAdmin(ReadOnlyHistoryAdmin):
 
     @admin.display(description=_("request"), ordering="request__created_at")
     def request_link(self, obj: PrivacyRequestPartnerTask) -> str:
-        url = reverse("admin:portal_privacyrequest_change", args=[obj.request_id])
+        url = reverse("admin:privacy_requests_privacyrequest_change", args=[obj.request_id])
         return format_html('<a href="{}">{}</a>', url, obj.request)
 
     @admin.display(description=_("due by"), ordering="request__due_at")
@@ -289,7 +290,7 @@ class PrivacyRequestPartnerTaskAdmin(ReadOnlyHistoryAdmin):
         for task in queryset:
             try:
                 partner_task_record(task=task, note=form.cleaned_data["note"], staff=request.user)
-            except PrivacyRequestError as error:
+            except DomainError as error:
                 self.message_user(request, f"{task}: {error.message}", messages.ERROR)
             else:
                 self.message_user(request, gettext("%(task)s: recorded.") % {"task": task.partner}, messages.SUCCESS)

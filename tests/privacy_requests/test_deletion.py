@@ -24,36 +24,36 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks
 from audit.services import Actor
+from consents.errors import DomainError
 from consents.models import Consent, ConsentReceipt, ConsentStatus, EventType, OutboxEvent
 from consents.models.outbox import AckStatus
 from consents.receipts import principal_id, receipt_verify
 from consents.services.feed import outbox_event_ack
 from consents.services.partners import partner_subject_ensure
 from portal.models import User
-from portal.requests.erasure import (
-    consent_proofs_purge,
-    privacy_request_acks_sync,
-    privacy_request_deletion_execute,
-)
-from portal.requests.export import export_build
-from portal.requests.models import (
+from privacy_requests.models import (
     ConsentProof,
     PartnerTaskState,
     PrivacyRequest,
     PrivacyRequestPartnerTask,
     RequestStatus,
 )
-from portal.requests.retention import privacy_request_retention_apply
-from portal.requests.services import (
-    PrivacyRequestError,
+from privacy_requests.retention import privacy_request_retention_apply
+from privacy_requests.services.deletion import (
+    consent_proofs_purge,
+    privacy_request_acks_sync,
+    privacy_request_deletion_execute,
+)
+from privacy_requests.services.export import export_build
+from privacy_requests.services.requests import (
     cancel_token_make,
     privacy_request_cancel,
     privacy_request_deletion_create,
     privacy_request_export_create,
 )
-from portal.requests.tasks import consent_proofs_purge_expired, privacy_requests_tick
+from privacy_requests.tasks import consent_proofs_purge_expired, privacy_requests_tick
 from tests.factories import PASSWORD, StaffFactory, UserFactory
-from tests.portal.requests_helpers import consumer_data_seed
+from tests.privacy_requests.helpers import consumer_data_seed
 
 pytestmark = pytest.mark.usefixtures("media_root")
 
@@ -112,7 +112,7 @@ def _staff_browser(staff: User) -> Client:
 def _admin_extend(browser: Client, request: PrivacyRequest, reason: str) -> None:
     """The queue's "extend the deadline" action, as a staff member uses it."""
     response = browser.post(
-        reverse("admin:portal_privacyrequest_changelist"),
+        reverse("admin:privacy_requests_privacyrequest_changelist"),
         {
             "action": "extend",
             ACTION_CHECKBOX_NAME: [request.pk],
@@ -128,7 +128,7 @@ def _admin_extend(browser: Client, request: PrivacyRequest, reason: str) -> None
 def _admin_record(browser: Client, task: PrivacyRequestPartnerTask, note: str) -> None:
     """The "record a confirmation received by other means" action."""
     response = browser.post(
-        reverse("admin:portal_privacyrequestpartnertask_changelist"),
+        reverse("admin:privacy_requests_privacyrequestpartnertask_changelist"),
         {"action": "record_acknowledgement", ACTION_CHECKBOX_NAME: [task.pk], "apply": "1", "note": note},
     )
     assert response.status_code == 302, response.content
@@ -381,7 +381,7 @@ def test_missing_acknowledgement_escalates_to_staff_at_the_due_date(consumer, dj
     assert request.status == RequestStatus.WAITING_PARTNERS
     assert [m.to for m in mail.outbox] == [[staff.email]], "staff are alerted once"
     assert str(request.pk) in mail.outbox[0].body
-    assert reverse("admin:portal_privacyrequest_change", args=[request.pk]) in mail.outbox[0].body
+    assert reverse("admin:privacy_requests_privacyrequest_change", args=[request.pk]) in mail.outbox[0].body
     event = AuditEvent.objects.get(subject=consumer, action="privacy_request.escalated")
     assert event.data["waiting_for"] == [_second.partner.slug]
 
@@ -495,7 +495,7 @@ def test_cancel_is_refused_once_the_deletion_started(consumer, django_capture_on
     request = _scheduled(consumer, django_capture_on_commit_callbacks)
     token = cancel_token_make(request)
     _executed(request, django_capture_on_commit_callbacks)
-    with pytest.raises(PrivacyRequestError) as error:
+    with pytest.raises(DomainError) as error:
         privacy_request_cancel(request=request, actor=Actor.consumer(consumer))
     assert error.value.code == "not_cancellable"
     page = client.get(reverse("requests:cancel_link", args=[token]))

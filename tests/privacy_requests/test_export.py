@@ -17,18 +17,19 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import Actor, chain_key, event_record
+from consents.errors import DomainError
 from consents.models import Consent, ConsentReceipt
 from consents.receipts import receipt_verify
-from portal.requests.export import SECTIONS, export_build
-from portal.requests.models import PrivacyRequest, RequestStatus
-from portal.requests.services import (
-    PrivacyRequestError,
+from privacy_requests.models import PrivacyRequest, RequestStatus
+from privacy_requests.services.export import export_build
+from privacy_requests.services.export_sections import SECTIONS
+from privacy_requests.services.requests import (
     privacy_request_export_create,
     privacy_request_reject,
 )
-from portal.requests.tasks import privacy_exports_purge_expired
+from privacy_requests.tasks import privacy_exports_purge_expired
 from tests.factories import StaffFactory, UserFactory
-from tests.portal.requests_helpers import consumer_data_seed, export_archive, export_json
+from tests.privacy_requests.helpers import consumer_data_seed, export_archive, export_json
 
 pytestmark = pytest.mark.usefixtures("media_root")
 
@@ -179,7 +180,7 @@ def test_export_reports_progress_while_it_runs(consumer):
 
 def test_second_export_is_refused_while_one_is_under_way(consumer):
     first = privacy_request_export_create(user=consumer, language="en")
-    with pytest.raises(PrivacyRequestError) as error:
+    with pytest.raises(DomainError) as error:
         privacy_request_export_create(user=consumer, language="en")
     assert error.value.code == "export_active"
     assert list(PrivacyRequest.objects.filter(user=consumer)) == [first]

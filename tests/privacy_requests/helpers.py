@@ -15,7 +15,7 @@ from consents.models import Partner, Purpose
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.partners import partner_subject_ensure
 from portal.models import User
-from portal.requests.models import PrivacyRequest
+from privacy_requests.models import PrivacyRequest
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory
 
 

@@ -1,4 +1,8 @@
-"""Celery tasks for privacy requests: each takes ids, loads, calls a service, and is safe to run twice."""
+"""Celery tasks for privacy requests: each takes ids, loads, calls a service, and is safe to run twice.
+
+The task names keep the package the tasks were first defined in (``portal.requests``), so that tasks
+already queued and the beat schedule keep finding them.
+"""
 
 import logging
 from datetime import timedelta
@@ -7,11 +11,15 @@ from celery import shared_task
 from django.utils import timezone
 
 from audit.services import Actor
-from portal.requests.erasure import consent_proofs_purge, privacy_request_acks_sync, privacy_request_deletion_execute
-from portal.requests.export import export_build
-from portal.requests.models import PrivacyRequest, RequestKind, RequestStatus
-from portal.requests.retention import late_free_text_scrub, privacy_request_retention_apply
-from portal.requests.services import privacy_request_escalate, privacy_request_file_purge
+from privacy_requests.models import PrivacyRequest, RequestKind, RequestStatus
+from privacy_requests.retention import late_free_text_scrub, privacy_request_retention_apply
+from privacy_requests.services.deletion import (
+    consent_proofs_purge,
+    privacy_request_acks_sync,
+    privacy_request_deletion_execute,
+)
+from privacy_requests.services.export import export_build
+from privacy_requests.services.requests import privacy_request_escalate, privacy_request_file_purge
 
 logger = logging.getLogger(__name__)
 

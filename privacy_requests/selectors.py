@@ -7,8 +7,8 @@ from django.db.models import Q
 
 from consents.models import Consent, ConsentStatus, Partner
 from portal.models import User
-from portal.requests.deadlines import DeadlineRule, rule_for
-from portal.requests.models import ACTIVE_STATUSES, PrivacyRequest, RequestKind, RequestStatus
+from privacy_requests.deadlines import DeadlineRule, rule_for
+from privacy_requests.models import ACTIVE_STATUSES, PrivacyRequest, RequestKind, RequestStatus
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from portal.requests.erasure import privacy_request_deletion_execute
-from portal.requests.models import PartnerTaskState, PrivacyRequest, RequestStatus
-from portal.requests.services import privacy_request_deletion_create, privacy_request_export_create
+from privacy_requests.models import PartnerTaskState, PrivacyRequest, RequestStatus
+from privacy_requests.services.deletion import privacy_request_deletion_execute
+from privacy_requests.services.requests import privacy_request_deletion_create, privacy_request_export_create
 from tests.factories import StaffFactory, UserFactory
-from tests.portal.requests_helpers import consumer_data_seed
+from tests.privacy_requests.helpers import consumer_data_seed
 
-CHANGELIST = "admin:portal_privacyrequest_changelist"
+CHANGELIST = "admin:privacy_requests_privacyrequest_changelist"
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def test_record_acknowledgement_received_by_other_means_completes_the_request(
     with time_machine.travel(request.grace_ends_at + timedelta(minutes=1)):
         privacy_request_deletion_execute(request_id=request.pk)
     first, second = request.partner_tasks.order_by("partner__name")
-    changelist = reverse("admin:portal_privacyrequestpartnertask_changelist")
+    changelist = reverse("admin:privacy_requests_privacyrequestpartnertask_changelist")
 
     def record(task, note):
         with django_capture_on_commit_callbacks(execute=True):
@@ -157,7 +157,7 @@ def test_record_acknowledgement_received_by_other_means_completes_the_request(
     assert request.status == RequestStatus.WAITING_PARTNERS
     first.refresh_from_db()
     assert first.staff_note == "Signed letter from their DPO, ref 2027-14"
-    change = staff_client.get(reverse("admin:portal_privacyrequest_change", args=[request.pk]))
+    change = staff_client.get(reverse("admin:privacy_requests_privacyrequest_change", args=[request.pk]))
     assert "Signed letter from their DPO" in change.content.decode(), "shown while the deletion is open"
 
     record(second, "Phone call with their privacy team")
@@ -167,7 +167,7 @@ def test_record_acknowledgement_received_by_other_means_completes_the_request(
     assert mail.outbox[-1].to == ["leaving@example.com"]
     # The notes go with the account; who recorded what and when stays.
     assert set(request.partner_tasks.values_list("staff_note", "recorded_by")) == {("", first.recorded_by_id)}
-    page = staff_client.get(reverse("admin:portal_privacyrequest_change", args=[request.pk])).content.decode()
+    page = staff_client.get(reverse("admin:privacy_requests_privacyrequest_change", args=[request.pk])).content.decode()
     assert "Signed letter from their DPO" not in page
     assert "Phone call with their privacy team" not in page
     assert page.count("removed on account deletion") == 4, "partner detail and staff note of both tasks"
@@ -182,5 +182,28 @@ def test_consumers_and_staff_without_mfa_cannot_reach_the_queue(client, consumer
 
 def test_requests_cannot_be_added_or_deleted_in_the_admin(staff_client):
     _overdue, recent = _requests()
-    assert staff_client.get(reverse("admin:portal_privacyrequest_add")).status_code == 403
-    assert staff_client.get(reverse("admin:portal_privacyrequest_delete", args=[recent.pk])).status_code == 403
+    assert staff_client.get(reverse("admin:privacy_requests_privacyrequest_add")).status_code == 403
+    assert (
+        staff_client.get(reverse("admin:privacy_requests_privacyrequest_delete", args=[recent.pk])).status_code == 403
+    )
+
+
+def test_bookmarks_of_the_queue_under_the_portal_app_lead_to_its_new_address(staff_client):
+    # The queue moved from /admin/portal/ to /admin/privacy_requests/ with its models.
+    _overdue, recent = _requests()
+    moved = {
+        f"/admin/portal/privacyrequest/{recent.pk}/change/": reverse(
+            "admin:privacy_requests_privacyrequest_change", args=[recent.pk]
+        ),
+        "/admin/portal/privacyrequest/?status__exact=received": f"{reverse(CHANGELIST)}?status__exact=received",
+        "/admin/portal/privacyrequestpartnertask/": reverse(
+            "admin:privacy_requests_privacyrequestpartnertask_changelist"
+        ),
+        "/admin/portal/consentproof/": reverse("admin:privacy_requests_consentproof_changelist"),
+    }
+
+    for old, new in moved.items():
+        response = staff_client.get(old)
+        assert (response.status_code, response["Location"]) == (301, new)
+        assert staff_client.get(new).status_code == 200
+    assert staff_client.get(reverse("admin:portal_user_changelist")).status_code == 200

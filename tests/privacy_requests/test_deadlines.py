@@ -3,10 +3,10 @@ from datetime import UTC, datetime
 import pytest
 import time_machine
 
-from portal.requests.deadlines import due_at_compute, months_add
-from portal.requests.models import RequestStatus
-from portal.requests.services import (
-    PrivacyRequestError,
+from consents.errors import DomainError
+from privacy_requests.deadlines import due_at_compute, months_add
+from privacy_requests.models import RequestStatus
+from privacy_requests.services.requests import (
     privacy_request_export_create,
     privacy_request_extend,
     privacy_request_reject,
@@ -70,7 +70,7 @@ def test_gdpr_extends_by_up_to_two_more_months_in_total(db):
     privacy_request_extend(request=request, months=1, days=0, reason="Still complex", staff=staff)
     request.refresh_from_db()
     assert request.due_at == datetime(2027, 4, 30, 10, 30, tzinfo=UTC)
-    with pytest.raises(PrivacyRequestError) as error:
+    with pytest.raises(DomainError) as error:
         privacy_request_extend(request=request, months=1, days=0, reason="More", staff=staff)
     assert error.value.code == "extension_limit"
     request.refresh_from_db()
@@ -81,7 +81,7 @@ def test_gdpr_extends_by_up_to_two_more_months_in_total(db):
 @pytest.mark.parametrize(("months", "days"), [(3, 0), (0, 10)])
 def test_gdpr_refuses_extensions_beyond_its_months(db, months, days):
     request = _request("gdpr")
-    with pytest.raises(PrivacyRequestError) as error:
+    with pytest.raises(DomainError) as error:
         privacy_request_extend(request=request, months=months, days=days, reason="Complex", staff=StaffFactory())
     assert error.value.code == "extension_limit"
     assert not request.extensions.exists()
@@ -90,12 +90,12 @@ def test_gdpr_refuses_extensions_beyond_its_months(db, months, days):
 def test_ccpa_extends_once_by_up_to_45_days(db):
     staff = StaffFactory()
     request = _request("ccpa")
-    with pytest.raises(PrivacyRequestError):
+    with pytest.raises(DomainError):
         privacy_request_extend(request=request, months=0, days=46, reason="Complex", staff=staff)
     privacy_request_extend(request=request, months=0, days=45, reason="Complex", staff=staff)
     request.refresh_from_db()
     assert request.due_at == datetime(2027, 5, 1, 10, 30, tzinfo=UTC)
-    with pytest.raises(PrivacyRequestError) as error:
+    with pytest.raises(DomainError) as error:
         privacy_request_extend(request=request, months=0, days=1, reason="Again", staff=staff)
     assert error.value.code == "extension_limit"
 
@@ -103,7 +103,7 @@ def test_ccpa_extends_once_by_up_to_45_days(db):
 def test_other_jurisdictions_extend_once_by_up_to_30_days(db):
     staff = StaffFactory()
     request = _request("other")
-    with pytest.raises(PrivacyRequestError):
+    with pytest.raises(DomainError):
         privacy_request_extend(request=request, months=1, days=0, reason="Complex", staff=staff)
     privacy_request_extend(request=request, months=0, days=30, reason="Complex", staff=staff)
     request.refresh_from_db()
@@ -113,7 +113,7 @@ def test_other_jurisdictions_extend_once_by_up_to_30_days(db):
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_extension_needs_a_reason(db, reason):
     request = _request("gdpr")
-    with pytest.raises(PrivacyRequestError) as error:
+    with pytest.raises(DomainError) as error:
         privacy_request_extend(request=request, months=1, days=0, reason=reason, staff=StaffFactory())
     assert error.value.code == "reason_required"
     request.refresh_from_db()
@@ -124,7 +124,7 @@ def test_closed_requests_cannot_be_extended(db):
     staff = StaffFactory()
     request = privacy_request_reject(request=_request("gdpr"), reason="Identity could not be verified", staff=staff)
     assert request.status == RequestStatus.REJECTED
-    with pytest.raises(PrivacyRequestError) as error:
+    with pytest.raises(DomainError) as error:
         privacy_request_extend(request=request, months=1, days=0, reason="Late", staff=staff)
     assert error.value.code == "not_open"
     assert not request.extensions.exists()

@@ -13,10 +13,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.services import Actor, event_record
+from consents.errors import DomainError
 from portal.models import User
-from portal.requests.deadlines import due_at_compute, rule_for
-from portal.requests.emails import request_email_on_commit, staff_email_on_commit
-from portal.requests.models import (
+from privacy_requests.deadlines import due_at_compute, rule_for
+from privacy_requests.emails import request_email_on_commit, staff_email_on_commit
+from privacy_requests.models import (
     ACTIVE_STATUSES,
     PrivacyRequest,
     PrivacyRequestExtension,
@@ -24,16 +25,8 @@ from portal.requests.models import (
     RequestStatus,
 )
 
+# Named after the package these links were first signed in; a new name would void links already emailed.
 CANCEL_SALT = "portal.requests.cancel"
-
-
-class PrivacyRequestError(Exception):
-    """A request change that is not allowed; ``message`` is safe to show to the consumer or staff."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 def _locked(request_id: Any) -> PrivacyRequest:
@@ -96,23 +89,23 @@ def _request_new(*, user: User, kind: str, language: str, **fields: Any) -> Priv
     return request
 
 
-def _already_active(kind: str) -> PrivacyRequestError:
+def _already_active(kind: str) -> DomainError:
     if kind == RequestKind.EXPORT:
-        return PrivacyRequestError(
+        return DomainError(
             _(
                 "A copy of your data is already being prepared. You can ask for another one when it is ready; "
                 "we will email you."
             ),
             code="export_active",
         )
-    return PrivacyRequestError(
+    return DomainError(
         _("You have already asked us to delete your account. You can follow or cancel that request below."),
         code="deletion_active",
     )
 
 
 def _export_enqueue(request_id: str) -> None:
-    from portal.requests.tasks import privacy_export_build
+    from privacy_requests.tasks import privacy_export_build
 
     privacy_export_build.delay(request_id)
 
@@ -147,17 +140,17 @@ def cancel_token_read(token: str) -> tuple[PrivacyRequest, bool]:
     try:
         data = signing.loads(token, salt=CANCEL_SALT, max_age=timedelta(days=settings.DELETION_GRACE_DAYS))
     except signing.SignatureExpired as error:
-        raise PrivacyRequestError(
+        raise DomainError(
             _("This cancellation link has expired: the grace period it was sent for is over."), code="link_expired"
         ) from error
     except signing.BadSignature as error:
-        raise PrivacyRequestError(
+        raise DomainError(
             _("This cancellation link is not valid. Please use the link from the email exactly as it was sent."),
             code="link_invalid",
         ) from error
     request = PrivacyRequest.objects.select_related("user").filter(pk=data.get("r"), kind=RequestKind.DELETION).first()
     if request is None:
-        raise PrivacyRequestError(_("This cancellation link is not valid."), code="link_invalid")
+        raise DomainError(_("This cancellation link is not valid."), code="link_invalid")
     return request, bool(request.cancel_nonce) and secrets.compare_digest(request.cancel_nonce, str(data.get("n")))
 
 
@@ -186,7 +179,7 @@ def privacy_request_cancel(*, request: PrivacyRequest, actor: Actor) -> PrivacyR
     if request.status == RequestStatus.CANCELLED:
         return request
     if not request.can_cancel:
-        raise PrivacyRequestError(
+        raise DomainError(
             _("This request can no longer be cancelled: the deletion has already started or the request is closed."),
             code="not_cancellable",
         )
@@ -279,22 +272,22 @@ def privacy_request_file_purge(*, request_id: Any, actor: Actor) -> bool:
 
 def _extension_check(request: PrivacyRequest, months: int, days: int, reason: str) -> None:
     if not request.is_active:
-        raise PrivacyRequestError(_("Only an open request can be extended."), code="not_open")
+        raise DomainError(_("Only an open request can be extended."), code="not_open")
     if not reason:
-        raise PrivacyRequestError(_("Give the reason for the extension; the consumer is told."), code="reason_required")
+        raise DomainError(_("Give the reason for the extension; the consumer is told."), code="reason_required")
     if months < 0 or days < 0 or months + days == 0:
-        raise PrivacyRequestError(_("Extend by at least one month or one day."), code="nothing_to_extend")
+        raise DomainError(_("Extend by at least one month or one day."), code="nothing_to_extend")
     rule = rule_for(request.jurisdiction)
     previous = list(request.extensions.all())
     if rule.max_extensions is not None and len(previous) >= rule.max_extensions:
-        raise PrivacyRequestError(
+        raise DomainError(
             _("The deadline of this request has already been extended as far as the law allows."),
             code="extension_limit",
         )
     total_months = months + sum(e.months for e in previous)
     total_days = days + sum(e.days for e in previous)
     if total_months > rule.max_extension_months or total_days > rule.max_extension_days:
-        raise PrivacyRequestError(
+        raise DomainError(
             _("Under %(law)s the deadline can be extended by at most %(months)d months and %(days)d days in total.")
             % {
                 "law": request.get_jurisdiction_display(),
@@ -351,11 +344,9 @@ def privacy_request_reject(*, request: PrivacyRequest, reason: str, staff: User)
     request = _locked(request.pk)
     reason = reason.strip()
     if request.status not in (RequestStatus.RECEIVED, RequestStatus.PROCESSING):
-        raise PrivacyRequestError(
-            _("Only a request that has not been carried out yet can be rejected."), code="not_rejectable"
-        )
+        raise DomainError(_("Only a request that has not been carried out yet can be rejected."), code="not_rejectable")
     if not reason:
-        raise PrivacyRequestError(_("Give the reason for the rejection; the consumer is told."), code="reason_required")
+        raise DomainError(_("Give the reason for the rejection; the consumer is told."), code="reason_required")
     address = _consumer_address(request)
     request.rejected_at = timezone.now()
     request.rejection_reason = reason

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.requests import views
+from privacy_requests import views
 
 app_name = "requests"
 

@@ -19,7 +19,7 @@ from audit.models import AuditNote
 from audit.services import Actor, audit_notes_scrub, event_record
 from consents.models import OutboxEvent
 from portal.models import User
-from portal.requests.models import (
+from privacy_requests.models import (
     PrivacyRequest,
     PrivacyRequestExtension,
     PrivacyRequestPartnerTask,

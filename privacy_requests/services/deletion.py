@@ -36,8 +36,8 @@ from consents.models.outbox import AckStatus
 from consents.services.consents import consent_revoke
 from consents.services.outbox import outbox_subject_erasure
 from portal.models import User
-from portal.requests.emails import request_email_on_commit
-from portal.requests.models import (
+from privacy_requests.emails import request_email_on_commit
+from privacy_requests.models import (
     ConsentProof,
     PartnerTaskState,
     PrivacyRequest,
@@ -45,8 +45,8 @@ from portal.requests.models import (
     RequestKind,
     RequestStatus,
 )
-from portal.requests.retention import free_text_scrub
-from portal.requests.services import PrivacyRequestError, status_transition
+from privacy_requests.retention import free_text_scrub
+from privacy_requests.services.requests import status_transition
 
 SCRUBBED_LABEL = "(deleted account)"
 BATCH = 500
@@ -349,9 +349,9 @@ def partner_task_record(*, task: PrivacyRequestPartnerTask, note: str, staff: Us
     task = PrivacyRequestPartnerTask.objects.select_for_update().select_related("partner").get(pk=task.pk)
     note = note.strip()
     if request.status != RequestStatus.WAITING_PARTNERS or task.is_done:
-        raise PrivacyRequestError(_("This partner's confirmation is not outstanding."), code="not_outstanding")
+        raise DomainError(_("This partner's confirmation is not outstanding."), code="not_outstanding")
     if not note:
-        raise PrivacyRequestError(_("Say how the confirmation arrived."), code="note_required")
+        raise DomainError(_("Say how the confirmation arrived."), code="note_required")
     task.state = PartnerTaskState.RECORDED
     task.staff_note = note
     task.recorded_by = staff

@@ -3,10 +3,10 @@ from django.core import mail
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from portal.requests.models import PrivacyRequest, RequestKind, RequestStatus
-from portal.requests.services import privacy_request_deletion_create, privacy_request_export_create
+from privacy_requests.models import PrivacyRequest, RequestKind, RequestStatus
+from privacy_requests.services.requests import privacy_request_deletion_create, privacy_request_export_create
 from tests.factories import PASSWORD, UserFactory
-from tests.portal.requests_helpers import consumer_data_seed
+from tests.privacy_requests.helpers import consumer_data_seed
 
 pytestmark = pytest.mark.usefixtures("media_root")
 

@@ -109,9 +109,13 @@ class PrivacyRequest(models.Model):
     contact_email = models.EmailField(_("contact address until completion"), blank=True, editable=False)
 
     objects = PrivacyRequestQuerySet.as_manager()
-    history = HistoricalRecords(excluded_fields=["contact_email", "cancel_nonce", "progress"])
+    history = HistoricalRecords(
+        excluded_fields=["contact_email", "cancel_nonce", "progress"], table_name="portal_historicalprivacyrequest"
+    )
 
     class Meta:
+        # The tables were created when the models lived in the portal app (privacy_requests/migrations/0001).
+        db_table = "portal_privacyrequest"
         ordering = ["-created_at"]
         verbose_name = _("privacy request")
         verbose_name_plural = _("privacy requests")
@@ -200,9 +204,10 @@ class PrivacyRequestExtension(models.Model):
     # Staff write the reason for the consumer and may name them; it is erased with their account.
     text_removed_at = models.DateTimeField(_("reason removed at"), null=True, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(table_name="portal_historicalprivacyrequestextension")
 
     class Meta:
+        db_table = "portal_privacyrequestextension"
         ordering = ["created_at"]
         verbose_name = _("deadline extension")
         verbose_name_plural = _("deadline extensions")
@@ -269,9 +274,10 @@ class PrivacyRequestPartnerTask(models.Model):
     # erased once the deletion is done (or its contact retention ends), the facts above stay.
     text_removed_at = models.DateTimeField(_("notes removed at"), null=True, blank=True, editable=False)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(table_name="portal_historicalprivacyrequestpartnertask")
 
     class Meta:
+        db_table = "portal_privacyrequestpartnertask"
         ordering = ["partner__name"]
         verbose_name = _("partner erasure task")
         verbose_name_plural = _("partner erasure tasks")
@@ -327,6 +333,7 @@ class ConsentProof(models.Model):
     retain_until = models.DateTimeField(_("kept until"))
 
     class Meta:
+        db_table = "portal_consentproof"
         ordering = ["principal_id", "issued_at"]
         verbose_name = _("consent proof")
         verbose_name_plural = _("consent proofs")
