@@ -5,7 +5,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks, event_note
 from audit.services import Actor, chain_key, event_record
-from consents.receipts import public_jwks, receipt_sign
+from audit.signing import document_sign, public_jwks
 from portal.models import User
 
 
@@ -46,4 +46,4 @@ def audit_trail_document(*, subject: User, requested_by: User) -> str:
         "events": events,
         "verification_key": public_jwks()["keys"][0]["kid"],
     }
-    return receipt_sign(payload)
+    return document_sign(payload)

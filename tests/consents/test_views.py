@@ -8,8 +8,8 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.services import Actor
+from audit.signing import SignatureInvalid, document_verify
 from consents.models import Consent, ConsentReceipt, ConsentStatus
-from consents.receipts import ReceiptInvalid, receipt_verify
 from consents.services import consent_grant, consent_revoke, purpose_version_publish
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
@@ -398,7 +398,7 @@ def test_receipt_downloads_as_jws_and_as_json(consumer_client, consumer, consent
     assert response["Content-Type"] == "application/jose"
     assert response["Content-Disposition"] == f'attachment; filename="consent-receipt-{receipt.pk}.jws"'
     assert response.content.decode() == receipt.jws
-    assert receipt_verify(response.content.decode())["consentReceiptID"] == str(receipt.pk)
+    assert document_verify(response.content.decode())["consentReceiptID"] == str(receipt.pk)
 
     response = consumer_client.get(reverse("consents:receipt_download_json", args=[receipt.pk]))
     assert response["Content-Type"].startswith("application/json")
@@ -431,14 +431,14 @@ def test_downloaded_receipt_verifies_against_the_jwks_fetched_over_http_and_a_mo
     with httpx.Client(base_url=live_server.url, cookies=cookies) as http:
         token = http.get(reverse("consents:receipt_download", args=[receipt.pk])).text
         jwks = http.get("/.well-known/jwks.json").json()
-    payload = receipt_verify(token, jwks)
+    payload = document_verify(token, jwks)
     assert payload["consentReceiptID"] == str(receipt.pk)
     assert payload["services"][0]["purposes"][0]["purposeId"] == "personalised-offers"
 
     header, body, signature = token.split(".")
     forged_body = body[:-4] + ("AAAA" if body[-4:] != "AAAA" else "BBBB")
-    with pytest.raises(ReceiptInvalid):
-        receipt_verify(f"{header}.{forged_body}.{signature}", jwks)
+    with pytest.raises(SignatureInvalid):
+        document_verify(f"{header}.{forged_body}.{signature}", jwks)
 
 
 # Re-consent
