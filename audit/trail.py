@@ -2,6 +2,7 @@
 
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks, event_note
 from audit.services import Actor, chain_key, event_record
@@ -14,7 +15,7 @@ def audit_trail_document(*, subject: User, requested_by: User) -> str:
 
     The export itself is recorded in the subject's trail first, so the document includes it.
     """
-    event_record(actor=Actor.staff(requested_by), subject=subject, action="audit.trail_exported")
+    event_record(actor=Actor.staff(requested_by), subject=subject, action=AuditAction.AUDIT_TRAIL_EXPORTED)
     chain = chain_key(subject)
     breaks = [str(b) for b in audit_chain_breaks(chain)]
     events = [
@@ -25,6 +26,7 @@ def audit_trail_document(*, subject: User, requested_by: User) -> str:
             "actor_id": e.actor_id,
             "actor_label": e.actor_label,
             "action": e.action,
+            "action_label": AuditAction.label_of(e.action),
             "target_type": e.target_type,
             "target_id": e.target_id,
             "data": e.data,

@@ -33,7 +33,6 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from audit.access import AccessReport, access_events_ingest  # noqa: E402
 from audit.services import Actor  # noqa: E402
 from consents.models import DataCategory, Partner, PartnerKind, Purpose, Sharing  # noqa: E402
 from consents.services import (  # noqa: E402
@@ -42,6 +41,7 @@ from consents.services import (  # noqa: E402
     partner_subject_ensure,
     purpose_version_publish,
 )
+from consents.services.access import AccessReport, access_events_ingest  # noqa: E402
 from portal.models import User  # noqa: E402
 
 SUBJECTS = 200

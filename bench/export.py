@@ -126,8 +126,8 @@ def _access_events(user, rows: int) -> None:
     """``rows`` partner-reported accesses over the last year, through the real ingest service."""
     from django.utils import timezone
 
-    from audit.access import AccessReport, access_events_ingest
     from consents.services import partner_subject_ensure
+    from consents.services.access import AccessReport, access_events_ingest
     from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
     contact = DataCategoryFactory(slug="contact")

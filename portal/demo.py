@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from audit.access import AccessReport, access_event_record_staff, access_events_ingest
+from audit.access import access_event_record_staff
 from audit.models import AccessEvent
 from audit.services import Actor
 from consents.models import PARTNER_SCOPES, Consent, DataCategory, Partner, PartnerCredential, Purpose, Sharing
@@ -25,6 +25,7 @@ from consents.services import (
     partner_subject_ensure,
     purpose_version_publish,
 )
+from consents.services.access import AccessReport, access_events_ingest
 from portal.models import User
 
 

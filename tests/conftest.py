@@ -1,4 +1,5 @@
 import base64
+import importlib
 import os
 import re
 import subprocess
@@ -83,6 +84,21 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+# Rows a data migration creates, which a transactional test's flush removes.
+_staff_recipient_migration = importlib.import_module("consents.migrations.0005_staff_access_recipient")
+
+
+@pytest.fixture(autouse=True)
+def _migration_data(request: pytest.FixtureRequest) -> None:
+    """Every test with a database finds the staff access recipient, flushed by an earlier test or not."""
+    if "_django_db_helper" not in request.fixturenames:
+        return
+    request.getfixturevalue("_django_db_helper")
+    from django.apps import apps
+
+    _staff_recipient_migration.staff_recipient_create(apps, None)
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.urls import reverse
 
-from audit.access import AccessReport, access_events_ingest
 from audit.models import AccessEvent, AuditEvent
 from audit.services import Actor, audit_notes_scrub, event_record
 from audit.signing import document_verify
 from audit.trail import audit_trail_document
 from consents.services import partner_subject_ensure
+from consents.services.access import AccessReport, access_events_ingest
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
 
 pytestmark = pytest.mark.django_db

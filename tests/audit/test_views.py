@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.access import AccessReport, access_events_ingest
 from audit.services import Actor
 from consents.services import consent_grant, partner_subject_ensure
+from consents.services.access import AccessReport, access_events_ingest
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from audit.services import Actor
 from audit.signing import SignatureInvalid, document_verify
-from consents.models import Consent, ConsentReceipt, ConsentStatus
+from consents.models import Consent, ConsentReceipt, ConsentStatus, Purpose
 from consents.services import consent_grant, consent_revoke, purpose_version_publish
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
@@ -95,7 +95,8 @@ def test_consents_page_queries_do_not_grow_with_purposes_and_partners(
         _grant(consumer, purpose)
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = consumer_client.get(reverse("consents:list"))
-    assert response.content.decode().count('class="card consent-card') == 12
+    # The catalogue's four, the eight added, and our staff's customer-support purpose (migration 0005).
+    assert response.content.decode().count('class="card consent-card') == 13
 
 
 # Grant and withdraw, without JavaScript and with htmx
@@ -533,7 +534,8 @@ def test_dashboard_summarises_the_consumers_consents(consumer_client, consumer, 
     assert '<span class="stat">2</span> granted' in body
     assert '<span class="stat">1</span> withdrawn or refused' in body
     assert '<span class="stat">0</span> not decided yet' in body
-    assert '<span class="stat">1</span> need no consent' in body
+    # The catalogue's essential purpose and our staff's customer-support purpose (migration 0005).
+    assert '<span class="stat">2</span> need no consent' in body
     assert "Next to expire: your consent to “Credit-risk assessment” ends on" in body
     assert reverse("consents:list") in body
     assert reverse("consents:receipt_list") in body
@@ -542,6 +544,7 @@ def test_dashboard_summarises_the_consumers_consents(consumer_client, consumer, 
 
 
 def test_dashboard_without_published_purposes_keeps_the_empty_state(consumer_client):
+    Purpose.objects.update(is_active=False)  # the staff purpose of migration 0005 is the only one
     body = consumer_client.get("/").content.decode()
     assert "No purposes have been published yet" in body
 

@@ -9,10 +9,10 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from audit.access import AccessReport, access_events_ingest
 from audit.services import Actor
 from consents.models import Partner, Purpose
 from consents.services import consent_grant, consent_revoke, partner_subject_ensure
+from consents.services.access import AccessReport, access_events_ingest
 from portal.models import User
 from portal.requests.models import PrivacyRequest
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory
