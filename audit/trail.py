@@ -11,7 +11,7 @@ from portal.models import User
 
 
 def audit_trail_document(*, subject: User, requested_by: User) -> str:
-    """A JWS (Ed25519, the receipt key) over every audit event of ``subject`` and the chain's state.
+    """A JWS (``audit.signing``: the receipts' key) over every audit event of ``subject`` and the chain's state.
 
     The export itself is recorded in the subject's trail first, so the document includes it.
     """
