@@ -3,19 +3,19 @@
 Partners' reports are judged and ingested by ``consents.services.access``, which decides each
 verdict; this module owns only the tables. Our staff appear in the log as a recipient like any other
 partner, with a published notice: consents' migration 0005 creates that partner and purpose, and
-audit reaches them through the access log's foreign keys (consents builds on audit, not the reverse).
+audit reaches them through the access log's foreign keys (``audit.models.catalogue``).
 """
 
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, Literal, NamedTuple, cast
 
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
-from audit.models import AccessAction, AccessCategorySeen, AccessDaily, AccessEvent, AccessVerdict
+from audit.models import AccessAction, AccessCategorySeen, AccessDaily, AccessEvent, AccessVerdict, catalogue
 from audit.services import Actor, event_record
 from portal.models import User
 
@@ -133,10 +133,8 @@ def _upsert(
             )
 
 
-def _staff_recipient_id(field: str, slug: str) -> int:
-    """The primary key of the staff partner or purpose, looked up through ``AccessEvent.<field>``'s model."""
-    model = cast(type[models.Model], AccessEvent._meta.get_field(field).related_model)
-    return cast(int, model._default_manager.values_list("pk", flat=True).get(slug=slug))
+def _staff_recipient_id(field: Literal["partner", "purpose"], slug: str) -> int:
+    return cast(int, catalogue(field).values_list("pk", flat=True).get(slug=slug))
 
 
 @transaction.atomic
