@@ -21,6 +21,25 @@ STAFF_NOTICE = (
 )
 
 
+def _history_record(apps, obj, created_at) -> None:
+    """The change history's "created" entry (and its categories), as simple-history writes outside migrations."""
+    name = obj._meta.object_name
+    Historical = apps.get_model("consents", f"Historical{name}")
+    if Historical.objects.filter(id=obj.pk).exists():
+        return
+    fields = [f.attname for f in Historical._meta.concrete_fields if f.name != "id" and not f.name.startswith("history")]
+    values = {name: getattr(obj, name) for name in fields}
+    record = Historical.objects.create(id=obj.pk, **values, history_date=created_at, history_type="+")
+    if not hasattr(obj, "data_categories"):
+        return
+    Through = apps.get_model("consents", f"Historical{name}_data_categories")
+    owner = f"{name.lower()}_id"
+    Through.objects.bulk_create(
+        Through(id=row.pk, history=record, datacategory_id=row.datacategory_id, **{owner: obj.pk})
+        for row in obj.data_categories.through.objects.filter(**{owner: obj.pk})
+    )
+
+
 def staff_recipient_create(apps, schema_editor) -> None:
     """Create the staff partner, purpose, notice and sharing where they are missing (idempotent)."""
     DataCategory = apps.get_model("consents", "DataCategory")
@@ -57,23 +76,35 @@ def staff_recipient_create(apps, schema_editor) -> None:
     sharing, created = Sharing.objects.get_or_create(partner=partner, purpose=purpose)
     if created:
         sharing.data_categories.set(DataCategory.objects.all())
+    now = timezone.now()
+    for obj in (purpose.current_version, purpose, partner, sharing):
+        _history_record(apps, obj, now)
 
 
 def staff_recipient_remove(apps, schema_editor) -> None:
-    """Remove them again, unless the access log already names them (then they are history)."""
+    """Remove them again with their history, unless the access log already names them (then they are history)."""
     AccessEvent = apps.get_model("audit", "AccessEvent")
-    Partner = apps.get_model("consents", "Partner")
-    Purpose = apps.get_model("consents", "Purpose")
     if AccessEvent.objects.filter(partner__slug=STAFF_PARTNER_SLUG).exists():
         return
     if AccessEvent.objects.filter(purpose__slug=STAFF_PURPOSE_SLUG).exists():
         return
-    Partner.objects.filter(slug=STAFF_PARTNER_SLUG).delete()  # and its sharing
-    purpose = Purpose.objects.filter(slug=STAFF_PURPOSE_SLUG).first()
-    if purpose is not None:
-        # The current notice is protected while the purpose points at it.
-        Purpose.objects.filter(pk=purpose.pk).update(current_version=None)
-        purpose.delete()
+    rows = {
+        "Partner": {"slug": STAFF_PARTNER_SLUG},
+        "Purpose": {"slug": STAFF_PURPOSE_SLUG},
+        "Sharing": {"partner__slug": STAFF_PARTNER_SLUG},
+        "PurposeVersion": {"purpose__slug": STAFF_PURPOSE_SLUG},
+    }
+    for name, lookup in rows.items():
+        pks = list(apps.get_model("consents", name).objects.filter(**lookup).values_list("pk", flat=True))
+        if name in ("Sharing", "PurposeVersion"):
+            through = apps.get_model("consents", f"Historical{name}_data_categories")
+            through.objects.filter(history__id__in=pks).delete()
+        apps.get_model("consents", f"Historical{name}").objects.filter(id__in=pks).delete()
+    apps.get_model("consents", "Partner").objects.filter(slug=STAFF_PARTNER_SLUG).delete()  # and its sharing
+    Purpose = apps.get_model("consents", "Purpose")
+    # The current notice is protected while the purpose points at it.
+    Purpose.objects.filter(slug=STAFF_PURPOSE_SLUG).update(current_version=None)
+    Purpose.objects.filter(slug=STAFF_PURPOSE_SLUG).delete()  # and its notice
 
 
 class Migration(migrations.Migration):

@@ -48,3 +48,9 @@ def test_reversing_keeps_a_recipient_the_access_log_names(consumer):
 
     assert Partner.objects.filter(slug=STAFF_PARTNER_SLUG).exists()
     assert Purpose.objects.filter(slug=STAFF_PURPOSE_SLUG).exists()
+
+
+def test_the_recipient_has_a_change_history_like_rows_made_by_the_services():
+    for model, slug in ((Purpose, STAFF_PURPOSE_SLUG), (Partner, STAFF_PARTNER_SLUG)):
+        obj = model.objects.get(slug=slug)
+        assert model.history.filter(id=obj.pk, history_type="+").count() == 1
