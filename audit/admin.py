@@ -1,7 +1,6 @@
 """The audit log for staff: read-only, filterable, and verifiable from the admin."""
 
 import json
-from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -15,6 +14,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from audit.admin_access import RecordsStaffAccess
+from audit.admin_mixins import ReadOnlyAdminMixin
 from audit.models import AuditEvent
 from audit.presenters import note_shown
 from audit.selectors import BreakKind, ChainBreak, audit_chain_breaks, event_note
@@ -57,7 +57,7 @@ def _report(request: HttpRequest, breaks: list[ChainBreak], chains: int) -> None
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(RecordsStaffAccess, admin.ModelAdmin):
+class AuditEventAdmin(RecordsStaffAccess, ReadOnlyAdminMixin, admin.ModelAdmin):
     def consumer_of(self, obj: AuditEvent) -> User | None:
         return obj.subject
 
@@ -86,15 +86,6 @@ class AuditEventAdmin(RecordsStaffAccess, admin.ModelAdmin):
     )
     readonly_fields = ("details", "note_text", "chain", "seq", "prev_hash", "hash", "occurred_at")
     actions = ("verify_chains",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("target"))
     def target(self, obj: AuditEvent) -> str:

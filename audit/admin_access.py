@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
 from audit.access import access_event_record_staff
+from audit.admin_mixins import ReadOnlyAdminMixin
 from audit.models import AccessEvent, AccessVerdict
 from portal.models import User
 
@@ -30,22 +31,13 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(admin.ModelAdmin):
+class AccessEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("accessed_at", "partner", "user", "purpose", "action", "verdict", "received_at")
     list_filter = (FlaggedFilter, "verdict", "action", "partner", "purpose", ("accessed_at", admin.DateFieldListFilter))
     search_fields = ("user__email", "partner_event_id", "partner__name")
     date_hierarchy = "accessed_at"
     list_select_related = ("partner", "user", "purpose")
     ordering = ("-accessed_at",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AccessEvent | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AccessEvent | None = None) -> bool:
-        return False
 
 
 class RecordsStaffAccess:

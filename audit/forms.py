@@ -4,9 +4,8 @@ from django import forms
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
-from audit.models import AccessCategorySeen, AccessDaily
+from audit.models import AccessCategorySeen, AccessDaily, catalogue
 from audit.selectors import AccessFilter
-from consents.models import DataCategory, Partner, Purpose
 from portal.models import User
 
 
@@ -25,11 +24,13 @@ class AccessFilterForm(forms.Form):
         # Only what appears in this consumer's own log is offered.
         seen = AccessDaily.objects.filter(user=user)
         anything = [("", _("Any"))]
-        partners = Partner.objects.filter(pk__in=seen.values("partner_id")).values_list("slug", "name")
-        purposes = Purpose.objects.filter(pk__in=seen.values("purpose_id")).values_list("slug", "name")
-        categories = DataCategory.objects.filter(
-            pk__in=AccessCategorySeen.objects.filter(user=user).values("category_id")
-        ).values_list("slug", "name")
+        partners = catalogue("partner").filter(pk__in=seen.values("partner_id")).values_list("slug", "name")
+        purposes = catalogue("purpose").filter(pk__in=seen.values("purpose_id")).values_list("slug", "name")
+        categories = (
+            catalogue("category")
+            .filter(pk__in=AccessCategorySeen.objects.filter(user=user).values("category_id"))
+            .values_list("slug", "name")
+        )
         cast(forms.ChoiceField, self.fields["partner"]).choices = [*anything, *partners]
         cast(forms.ChoiceField, self.fields["purpose"]).choices = [*anything, *purposes]
         cast(forms.ChoiceField, self.fields["category"]).choices = [*anything, *categories]

@@ -1,10 +1,14 @@
 """The business audit log: append-only, hash-chained per subject, each row HMAC-sealed."""
 
+from typing import Any, Literal, cast
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from audit.actions import AuditAction
 
 
 class ActorKind(models.TextChoices):
@@ -44,7 +48,7 @@ class AuditEvent(models.Model):
         blank=True,
         related_name="audit_events",
     )
-    action = models.CharField(_("action"), max_length=64)
+    action = models.CharField(_("action"), max_length=64, choices=AuditAction.choices)
     target_type = models.CharField(_("target type"), max_length=64, blank=True)
     target_id = models.CharField(_("target id"), max_length=64, blank=True)
     data = models.JSONField(_("details"), default=dict, blank=True)
@@ -213,3 +217,14 @@ class AccessCategorySeen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}/{self.partner_id}/{self.category_id}"
+
+
+def catalogue(field: Literal["partner", "purpose", "category"]) -> "models.Manager[Any]":
+    """The manager of the consents model an access-log foreign key points at (partners, purposes, categories).
+
+    consents builds on audit: audit names consents' models only in its foreign keys, and reads them
+    through those keys rather than importing them.
+    """
+    model = AccessCategorySeen if field == "category" else AccessDaily
+    related = cast(type[models.Model], model._meta.get_field(field).related_model)
+    return related._default_manager

@@ -7,29 +7,17 @@ from typing import Any
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from audit.models import NOTE_REMOVED, ActorKind, AuditEvent, AuditNote
-from consents.models import Purpose
+from audit.actions import AuditAction
+from audit.models import NOTE_REMOVED, ActorKind, AuditEvent, AuditNote, catalogue
 
+# The consumer reads their own activity: these actions get their own wording (the rest show their label).
 ACTIONS: dict[str, Promise] = {
-    "consent.granted": _("You gave consent to “%(purpose)s”"),
-    "consent.revoked": _("Consent to “%(purpose)s” was withdrawn"),
-    "consent.expired": _("Consent to “%(purpose)s” expired"),
-    "consent.reconsent_required": _("“%(purpose)s” has a new notice and needs your decision"),
-    "access.staff_viewed": _("Our staff opened your records"),
-    "partner.event_acknowledged": _("A partner confirmed it acted on a change"),
-    "security.logged_in": _("Signed in"),
-    "security.login_failed": _("A sign-in attempt failed"),
-    "security.password_changed": _("Password changed"),
-    "security.password_reset": _("Password reset"),
-    "security.password_set": _("Password set"),
-    "security.email_added": _("Email address added"),
-    "security.email_removed": _("Email address removed"),
-    "security.email_changed": _("Primary email address changed"),
-    "security.email_confirmed": _("Email address confirmed"),
-    "security.mfa_added": _("Two-factor authentication turned on"),
-    "security.mfa_removed": _("Two-factor authentication turned off"),
-    "security.mfa_reset": _("Recovery codes regenerated"),
-    "security.signed_up": _("Account created"),
+    AuditAction.CONSENT_GRANTED: _("You gave consent to “%(purpose)s”"),
+    AuditAction.CONSENT_REVOKED: _("Consent to “%(purpose)s” was withdrawn"),
+    AuditAction.CONSENT_EXPIRED: _("Consent to “%(purpose)s” expired"),
+    AuditAction.CONSENT_RECONSENT_REQUIRED: _("“%(purpose)s” has a new notice and needs your decision"),
+    AuditAction.ACCESS_STAFF_VIEWED: _("Our staff opened your records"),
+    AuditAction.PARTNER_EVENT_ACKNOWLEDGED: _("A partner confirmed it acted on a change"),
 }
 
 SYSTEM_ACTORS: dict[str, Promise] = {
@@ -68,17 +56,22 @@ def _who(event: AuditEvent) -> str:
     return str(SYSTEM_ACTORS.get(event.actor_label, _("The portal, automatically")))
 
 
+def _headline(action: str) -> str:
+    if action in AuditAction.values:
+        return AuditAction.label_of(action)
+    # An action recorded by a version that knew more of them than this one.
+    return action.replace(".", ": ").replace("_", " ")
+
+
 def activity_entries(events: list[AuditEvent]) -> list[ActivityEntry]:
     slugs = {e.data.get("purpose") for e in events if e.data.get("purpose")}
-    names = dict(Purpose.objects.filter(slug__in=slugs).values_list("slug", "name")) if slugs else {}
+    names = dict(catalogue("purpose").filter(slug__in=slugs).values_list("slug", "name")) if slugs else {}
     entries = []
     for event in events:
         data: dict[str, Any] = event.data
         template = ACTIONS.get(event.action)
         purpose = names.get(data.get("purpose", ""), data.get("purpose", ""))
-        headline = (
-            str(template) % {"purpose": purpose} if template else event.action.replace(".", ": ").replace("_", " ")
-        )
+        headline = str(template) % {"purpose": purpose} if template else _headline(event.action)
         note = ""
         if data.get("reason"):
             note = str(_("Reason: %(reason)s")) % {"reason": data["reason"].replace("_", " ")}

@@ -10,6 +10,7 @@ from allauth.account import signals as account_signals
 from allauth.mfa import signals as mfa_signals
 from django.dispatch import receiver
 
+from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from portal.models import User
 
@@ -21,59 +22,59 @@ def _record(user: Any, action: str, **data: Any) -> None:
 
 @receiver(account_signals.user_logged_in)
 def on_logged_in(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
-    _record(user, "security.logged_in")
+    _record(user, AuditAction.SECURITY_LOGGED_IN)
 
 
 @receiver(account_signals.user_signed_up)
 def on_signed_up(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
-    _record(user, "security.signed_up")
+    _record(user, AuditAction.SECURITY_SIGNED_UP)
 
 
 @receiver(account_signals.password_changed)
 def on_password_changed(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
-    _record(user, "security.password_changed")
+    _record(user, AuditAction.SECURITY_PASSWORD_CHANGED)
 
 
 @receiver(account_signals.password_set)
 def on_password_set(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
-    _record(user, "security.password_set")
+    _record(user, AuditAction.SECURITY_PASSWORD_SET)
 
 
 @receiver(account_signals.password_reset)
 def on_password_reset(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
-    _record(user, "security.password_reset")
+    _record(user, AuditAction.SECURITY_PASSWORD_RESET)
 
 
 @receiver(account_signals.email_confirmed)
 def on_email_confirmed(sender: Any, request: Any, email_address: Any, **kwargs: Any) -> None:
-    _record(email_address.user, "security.email_confirmed")
+    _record(email_address.user, AuditAction.SECURITY_EMAIL_CONFIRMED)
 
 
 @receiver(account_signals.email_added)
 def on_email_added(sender: Any, request: Any, user: User, email_address: Any, **kwargs: Any) -> None:
-    _record(user, "security.email_added")
+    _record(user, AuditAction.SECURITY_EMAIL_ADDED)
 
 
 @receiver(account_signals.email_removed)
 def on_email_removed(sender: Any, request: Any, user: User, email_address: Any, **kwargs: Any) -> None:
-    _record(user, "security.email_removed")
+    _record(user, AuditAction.SECURITY_EMAIL_REMOVED)
 
 
 @receiver(account_signals.email_changed)
 def on_email_changed(sender: Any, request: Any, user: User, **kwargs: Any) -> None:
-    _record(user, "security.email_changed")
+    _record(user, AuditAction.SECURITY_EMAIL_CHANGED)
 
 
 @receiver(mfa_signals.authenticator_added)
 def on_mfa_added(sender: Any, request: Any, user: User, authenticator: Any, **kwargs: Any) -> None:
-    _record(user, "security.mfa_added", type=authenticator.type)
+    _record(user, AuditAction.SECURITY_MFA_ADDED, type=authenticator.type)
 
 
 @receiver(mfa_signals.authenticator_removed)
 def on_mfa_removed(sender: Any, request: Any, user: User, authenticator: Any, **kwargs: Any) -> None:
-    _record(user, "security.mfa_removed", type=authenticator.type)
+    _record(user, AuditAction.SECURITY_MFA_REMOVED, type=authenticator.type)
 
 
 @receiver(mfa_signals.authenticator_reset)
 def on_mfa_reset(sender: Any, request: Any, user: User, authenticator: Any, **kwargs: Any) -> None:
-    _record(user, "security.mfa_reset", type=authenticator.type)
+    _record(user, AuditAction.SECURITY_MFA_RESET, type=authenticator.type)

@@ -18,9 +18,9 @@ from audit.models import (
     AuditChain,
     AuditEvent,
     AuditNote,
+    catalogue,
 )
 from audit.services import NOTE_DIGEST, event_seal, note_digest
-from consents.models import DataCategory, Partner, Purpose
 from portal.models import User
 
 
@@ -132,11 +132,14 @@ def audit_chain_breaks(chain: str | None = None) -> Iterator[ChainBreak]:
 
 @dataclass
 class PartnerAccessRow:
-    """One line of "who accesses my data": a partner and what it did with this consumer's data."""
+    """One line of "who accesses my data": a partner and what it did with this consumer's data.
 
-    partner: Partner
-    purposes: list[Purpose]
-    categories: list[DataCategory]
+    ``partner``, ``purposes`` and ``categories`` are consents' rows, read through the access log's keys.
+    """
+
+    partner: Any
+    purposes: list[Any]
+    categories: list[Any]
     last_accessed_at: datetime
     events_30: int
     events_90: int
@@ -173,9 +176,9 @@ def access_overview(user: User, *, today: date | None = None) -> list[PartnerAcc
         entry["ftotal"] += row["flagged_total"]
     if not by_partner:
         return []
-    partners = Partner.objects.in_bulk(list(by_partner))
-    purposes = Purpose.objects.in_bulk({p for e in by_partner.values() for p in e["purposes"]})
-    categories: dict[int, list[DataCategory]] = {}
+    partners = catalogue("partner").in_bulk(list(by_partner))
+    purposes = catalogue("purpose").in_bulk({p for e in by_partner.values() for p in e["purposes"]})
+    categories: dict[int, list[Any]] = {}
     for seen in AccessCategorySeen.objects.filter(user=user).select_related("category").order_by("category__name"):
         categories.setdefault(seen.partner_id, []).append(seen.category)
     result = [

@@ -2,19 +2,20 @@
 
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks, event_note
 from audit.services import Actor, chain_key, event_record
-from consents.receipts import public_jwks, receipt_sign
+from audit.signing import document_sign, public_jwks
 from portal.models import User
 
 
 def audit_trail_document(*, subject: User, requested_by: User) -> str:
-    """A JWS (Ed25519, the receipt key) over every audit event of ``subject`` and the chain's state.
+    """A JWS (``audit.signing``: the receipts' key) over every audit event of ``subject`` and the chain's state.
 
     The export itself is recorded in the subject's trail first, so the document includes it.
     """
-    event_record(actor=Actor.staff(requested_by), subject=subject, action="audit.trail_exported")
+    event_record(actor=Actor.staff(requested_by), subject=subject, action=AuditAction.AUDIT_TRAIL_EXPORTED)
     chain = chain_key(subject)
     breaks = [str(b) for b in audit_chain_breaks(chain)]
     events = [
@@ -25,6 +26,7 @@ def audit_trail_document(*, subject: User, requested_by: User) -> str:
             "actor_id": e.actor_id,
             "actor_label": e.actor_label,
             "action": e.action,
+            "action_label": AuditAction.label_of(e.action),
             "target_type": e.target_type,
             "target_id": e.target_id,
             "data": e.data,
@@ -46,4 +48,4 @@ def audit_trail_document(*, subject: User, requested_by: User) -> str:
         "events": events,
         "verification_key": public_jwks()["keys"][0]["kid"],
     }
-    return receipt_sign(payload)
+    return document_sign(payload)

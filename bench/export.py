@@ -126,7 +126,7 @@ def _access_events(user, rows: int) -> None:
     """``rows`` partner-reported accesses over the last year, through the real ingest service."""
     from django.utils import timezone
 
-    from audit.access import AccessReport, access_events_ingest
+    from consents.services.access import AccessReport, access_events_ingest
     from consents.services.partners import partner_subject_ensure
     from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 

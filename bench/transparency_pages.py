@@ -29,9 +29,9 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from audit.access import AccessReport, access_events_ingest  # noqa: E402
 from audit.services import Actor  # noqa: E402
 from consents.models import DataCategory, Partner, PartnerKind, Purpose, Sharing  # noqa: E402
+from consents.services.access import AccessReport, access_events_ingest  # noqa: E402
 from consents.services.consents import consent_grant, consent_revoke  # noqa: E402
 from consents.services.notices import purpose_version_publish  # noqa: E402
 from consents.services.partners import partner_subject_ensure  # noqa: E402

@@ -1,37 +1,17 @@
-"""Signed consent receipts: Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 fields, as a JWS (Ed25519)."""
+"""Signed consent receipts: Kantara Consent Receipt v1.1 / ISO/IEC TS 27560 fields, as a JWS (``audit.signing``)."""
 
 import hashlib
 import hmac
-import json
-from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone, translation
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, OKPKey
 
+from audit.signing import document_sign
 from consents.models import Consent, ConsentReceipt, ReceiptEvent, Sharing
 
-ALGORITHM = "Ed25519"
 RECEIPT_VERSION = "KI-CR-v1.1.0"
-
-
-class ReceiptInvalid(Exception):
-    """The receipt's signature does not verify against the published key."""
-
-
-@cache
-def signing_key() -> OKPKey:
-    return OKPKey.import_key(settings.RECEIPT_SIGNING_KEY)
-
-
-def public_jwks() -> dict[str, Any]:
-    """The JSON Web Key Set published at /.well-known/jwks.json."""
-    key = signing_key()
-    return {"keys": [key.as_dict(private=False) | {"kid": key.thumbprint(), "use": "sig", "alg": ALGORITHM}]}
 
 
 def principal_id(user_pk: int) -> str:
@@ -111,30 +91,13 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
     }
 
 
-def receipt_sign(payload: dict[str, Any]) -> str:
-    key = signing_key()
-    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return jws.serialize_compact({"alg": ALGORITHM, "kid": key.thumbprint(), "typ": "JWT"}, body, key, [ALGORITHM])
-
-
-def receipt_verify(token: str, jwks: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The payload of a receipt whose signature verifies against ``jwks`` (default: ours)."""
-    key_set = KeySet.import_key_set(cast(Any, jwks or public_jwks()))
-    try:
-        result = jws.deserialize_compact(token, key_set, algorithms=[ALGORITHM])
-    except (JoseError, ValueError) as error:
-        raise ReceiptInvalid(str(error)) from error
-    payload: dict[str, Any] = json.loads(result.payload)
-    return payload
-
-
 def receipt_issue(*, consent: Consent, event: str) -> ConsentReceipt:
     """Create and sign the receipt for one consent event (called inside the consent service's transaction)."""
     receipt = ConsentReceipt(user_id=consent.user_id, consent=consent, event=event, issued_at=timezone.now())
     receipt.payload = receipt_payload(
         consent=consent, event=event, receipt_id=str(receipt.id), issued_at=receipt.issued_at
     )
-    receipt.jws = receipt_sign(receipt.payload)
+    receipt.jws = document_sign(receipt.payload)
     receipt.sha256 = hashlib.sha256(receipt.jws.encode()).hexdigest()
     receipt.save()
     return receipt

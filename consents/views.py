@@ -21,10 +21,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.middleware import HtmxDetails
 
 from audit.services import Actor
+from audit.signing import SignatureInvalid, document_verify, public_jwks
 from consents.errors import DomainError
 from consents.forms import ReviewForm, WithdrawForm
 from consents.models import Consent, ConsentReceipt
-from consents.receipts import ReceiptInvalid, public_jwks, receipt_verify
 from consents.selectors.consents import (
     ConsentCard,
     consent_card,
@@ -194,8 +194,8 @@ def receipt_list(request: ConsentRequest) -> HttpResponse:
 def receipt_detail(request: ConsentRequest, receipt_id: Any) -> HttpResponse:
     receipt = _receipt_or_404(request, receipt_id)
     try:
-        verified = receipt_verify(receipt.jws) == receipt.payload
-    except ReceiptInvalid:
+        verified = document_verify(receipt.jws) == receipt.payload
+    except SignatureInvalid:
         verified = False
     context = {
         "receipt": receipt,

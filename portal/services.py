@@ -2,6 +2,7 @@
 
 from django.db import transaction
 
+from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from portal.models import User
 
@@ -18,5 +19,5 @@ def profile_update(*, user: User, first_name: str, last_name: str, jurisdiction:
         setattr(user, name, values[name])
     user.save(update_fields=changed)
     # Field names only: the audit log outlives a deleted account and must not hold personal data.
-    event_record(actor=actor, subject=user, action="profile.updated", target=user, data={"fields": changed})
+    event_record(actor=actor, subject=user, action=AuditAction.PROFILE_UPDATED, target=user, data={"fields": changed})
     return changed

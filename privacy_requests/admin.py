@@ -17,6 +17,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from audit.admin_access import RecordsStaffAccess
+from audit.admin_mixins import ReadOnlyAdminMixin
 from consents.errors import DomainError
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.models import User
@@ -60,15 +61,9 @@ class DueFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class PartnerTaskInline(ReadOnlyInline):
@@ -298,17 +293,8 @@ class PrivacyRequestPartnerTaskAdmin(ReadOnlyHistoryAdmin):
 
 
 @admin.register(ConsentProof)
-class ConsentProofAdmin(admin.ModelAdmin):
+class ConsentProofAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("principal_id", "purpose_slug", "notice_version", "event", "issued_at", "retain_until")
     list_filter = ("event", "purpose_slug")
     search_fields = ("=principal_id", "=receipt_sha256")
     ordering = ("-issued_at",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -86,6 +86,21 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
 
 
+# Rows a data migration creates, which a transactional test's flush removes.
+_staff_recipient_migration = importlib.import_module("consents.migrations.0005_staff_access_recipient")
+
+
+@pytest.fixture(autouse=True)
+def _migration_data(request: pytest.FixtureRequest) -> None:
+    """Every test with a database finds the staff access recipient, flushed by an earlier test or not."""
+    if "_django_db_helper" not in request.fixturenames:
+        return
+    request.getfixturevalue("_django_db_helper")
+    from django.apps import apps
+
+    _staff_recipient_migration.staff_recipient_create(apps, None)
+
+
 @pytest.fixture
 def consumer(db):
     return UserFactory(email="consumer@example.com")

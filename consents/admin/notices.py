@@ -15,6 +15,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from audit.admin_mixins import ReadOnlyAdminMixin
 from audit.services import Actor
 from consents.models import (
     Consent,
@@ -42,7 +43,7 @@ class DataCategoryAdmin(ReadOnlyHistoryAdmin):
         return False
 
 
-class PurposeVersionInline(admin.TabularInline):
+class PurposeVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = PurposeVersion
     fields = ("number", "published_at", "material", "change_summary", "categories", "description", "retention")
     readonly_fields = fields
@@ -56,12 +57,6 @@ class PurposeVersionInline(admin.TabularInline):
     @admin.display(description=_("data categories"))
     def categories(self, obj: PurposeVersion) -> str:
         return ", ".join(c.name for c in obj.data_categories.all())
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class PurposeVersionPublishForm(forms.Form):

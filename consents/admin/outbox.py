@@ -14,25 +14,20 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from audit.admin_mixins import ReadOnlyAdminMixin
 from audit.services import Actor
 from consents.errors import DomainError
 from consents.models import DeliveryAttempt, OutboxEvent, Partner
 from consents.services.delivery import outbox_event_redrive, partner_webhook_enable
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
     fields = ("attempted_at", "outcome", "status_code", "duration_ms", "error")
     readonly_fields = fields
     ordering = ("-attempted_at",)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _webhooks_enable(modeladmin: admin.ModelAdmin, request: HttpRequest, partners: QuerySet[Partner]) -> None:

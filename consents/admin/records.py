@@ -11,22 +11,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from audit.admin_access import RecordsStaffAccess
+from audit.admin_mixins import ReadOnlyAdminMixin
 from consents.models import Consent, ConsentReceipt
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.models import User
-
-
-class ReadOnlyAdminMixin:
-    """Consumers' decisions change only through the consent services, never through a staff form."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def _pretty_json(value: Any) -> SafeString:

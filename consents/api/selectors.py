@@ -14,6 +14,7 @@ from django.core import signing
 from django.db import connection
 from django.utils import timezone
 
+from audit.timestamps import iso_utc
 from consents.models import (
     Consent,
     ConsentStatus,
@@ -52,17 +53,10 @@ class ConsentState:
             "granted": self.granted,
             "legal_basis": self.legal_basis,
             "notice_version": self.notice_version,
-            "granted_at": _iso(self.granted_at),
-            "expires_at": _iso(self.expires_at),
-            "revoked_at": _iso(self.revoked_at),
+            "granted_at": iso_utc(self.granted_at),
+            "expires_at": iso_utc(self.expires_at),
+            "revoked_at": iso_utc(self.revoked_at),
         }
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    text = value.astimezone(UTC).isoformat()
-    return text.removesuffix("+00:00") + "Z"
 
 
 def _aware(value: datetime | None) -> datetime | None:

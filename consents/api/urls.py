@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 
-from audit.api import AccessEventIngestApi
 from consents.api import views
+from consents.api.access_events import AccessEventIngestApi
 
 app_name = "api"
 

@@ -11,7 +11,7 @@ crash between commit and enqueue loses an event. The same rows are the partner's
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from audit.timestamps import iso_utc
 from consents.models import (
     Consent,
     DeliveryStatus,
@@ -40,14 +41,6 @@ logger = logging.getLogger(__name__)
 DELIVER_TASK = "consents.tasks_delivery.outbox_event_deliver"
 
 
-def _iso(value: datetime | date | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return value.isoformat()
-
-
 def consent_event_data(*, consent: Consent, subject: PartnerSubject) -> dict[str, Any]:
     """The ``data`` of a consent event, as the partner sees it (pairwise subject id, no user id)."""
     return {
@@ -56,9 +49,9 @@ def consent_event_data(*, consent: Consent, subject: PartnerSubject) -> dict[str
         "status": consent.status,
         "granted": consent.is_active,
         "notice_version": consent.version.number,
-        "granted_at": _iso(consent.granted_at),
-        "expires_at": _iso(consent.expires_at),
-        "revoked_at": _iso(consent.revoked_at),
+        "granted_at": iso_utc(consent.granted_at),
+        "expires_at": iso_utc(consent.expires_at),
+        "revoked_at": iso_utc(consent.revoked_at),
         "reason": consent.revocation_reason or None,
     }
 
@@ -80,7 +73,7 @@ def _event_build(
         subject=subject,
         consent=consent,
         event_type=event_type,
-        payload={"id": str(event_id), "type": str(event_type), "timestamp": _iso(at), "data": data},
+        payload={"id": str(event_id), "type": str(event_type), "timestamp": iso_utc(at), "data": data},
         created_at=timezone.now(),
         status=DeliveryStatus.PENDING if has_endpoint else DeliveryStatus.NO_ENDPOINT,
         next_attempt_at=timezone.now() if has_endpoint else None,
@@ -142,7 +135,7 @@ def outbox_subject_erasure(*, user: User, request_id: str, due_at: datetime | da
             subject=subject,
             event_type=EventType.SUBJECT_ERASURE_REQUESTED,
             at=now,
-            data={"subject_id": subject.subject_id, "request_id": str(request_id), "due_at": _iso(due_at)},
+            data={"subject_id": subject.subject_id, "request_id": str(request_id), "due_at": iso_utc(due_at)},
         )
         for subject in subjects
     ]

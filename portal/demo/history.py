@@ -5,10 +5,11 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from audit.access import AccessReport, access_event_record_staff, access_events_ingest
+from audit.access import access_event_record_staff
 from audit.models import AccessEvent
 from audit.services import Actor
 from consents.models import Consent, Partner, Purpose
+from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure

@@ -4,11 +4,11 @@ import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.urls import reverse
 
-from audit.access import AccessReport, access_events_ingest
 from audit.models import AccessEvent, AuditEvent
 from audit.services import Actor, audit_notes_scrub, event_record
+from audit.signing import document_verify
 from audit.trail import audit_trail_document
-from consents.receipts import receipt_verify
+from consents.services.access import AccessReport, access_events_ingest
 from consents.services.partners import partner_subject_ensure
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
 
@@ -84,7 +84,7 @@ def test_signed_audit_trail_export_verifies_and_covers_the_whole_chain(staff_cli
         {"action": "export_audit_trail", "_selected_action": [consumer.pk]},
     )
     assert response["Content-Type"] == "application/jose"
-    payload = receipt_verify(response.content.decode())
+    payload = document_verify(response.content.decode())
     assert payload["chain_intact"] is True
     assert [e["seq"] for e in payload["events"]] == list(
         AuditEvent.objects.filter(subject=consumer).order_by("seq").values_list("seq", flat=True)
@@ -107,7 +107,7 @@ def test_signed_audit_trail_carries_each_note_until_it_is_erased(consumer):
     noted = event_record(actor=Actor.system("tests"), subject=consumer, action="test.noted", note="Words qz7")
 
     def notes() -> dict[int, str | None]:
-        payload = receipt_verify(audit_trail_document(subject=consumer, requested_by=staff))
+        payload = document_verify(audit_trail_document(subject=consumer, requested_by=staff))
         assert payload["chain_intact"] is True
         return {e["seq"]: e["note"] for e in payload["events"]}
 

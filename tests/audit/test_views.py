@@ -6,8 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.access import AccessReport, access_events_ingest
-from audit.services import Actor
+from audit.actions import AuditAction
+from audit.services import Actor, event_record
+from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant
 from consents.services.partners import partner_subject_ensure
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
@@ -142,6 +143,18 @@ def test_activity_shows_consent_changes_and_who_made_them(consumer_client, consu
     [entry] = [e for e in response.context["entries"] if e.action == "consent.granted"]
     assert entry.who == "You"
     assert "Offers" in entry.headline
+
+
+def test_activity_names_other_actions_by_their_translated_label(consumer_client, consumer):
+    event_record(actor=Actor.consumer(consumer), subject=consumer, action=AuditAction.PROFILE_UPDATED)
+    event_record(actor=Actor.consumer(consumer), subject=consumer, action="something.new_later")
+
+    english = [e.headline for e in consumer_client.get(reverse("audit:activity")).context["entries"]]
+    consumer_client.cookies["django_language"] = "zh-hans"
+    chinese = [e.headline for e in consumer_client.get(reverse("audit:activity")).context["entries"]]
+
+    assert english == ["something: new later", "Profile updated"]
+    assert chinese[1] == "已更新个人资料"
 
 
 @pytest.mark.parametrize("name", ["audit:access", "audit:activity"])

@@ -6,8 +6,8 @@ from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from audit.services import Actor
+from audit.signing import SignatureInvalid, document_verify
 from consents.models import Consent, ConsentStatus
-from consents.receipts import ReceiptInvalid, receipt_verify
 from consents.services.consents import consent_grant
 from consents.services.notices import purpose_version_publish
 from tests.factories import DataCategoryFactory
@@ -27,11 +27,11 @@ def _verify_downloaded_receipt(page: Page, live_server, download) -> dict:
     token = Path(download.path()).read_text()
     assert download.suggested_filename.endswith(".jws")
     jwks = page.request.get(f"{live_server.url}/.well-known/jwks.json").json()
-    payload = receipt_verify(token, jwks)
+    payload = document_verify(token, jwks)
     header, body, signature = token.split(".")
     tampered = body[:10] + ("A" if body[10] != "A" else "B") + body[11:]
-    with pytest.raises(ReceiptInvalid):
-        receipt_verify(f"{header}.{tampered}.{signature}", jwks)
+    with pytest.raises(SignatureInvalid):
+        document_verify(f"{header}.{tampered}.{signature}", jwks)
     return payload
 
 

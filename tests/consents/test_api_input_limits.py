@@ -5,8 +5,8 @@ import json
 import pytest
 from django.conf import settings
 
-from audit.api import CATEGORIES_MAX, DETAIL_MAX, EVENT_ID_MAX, IDENTIFIER_MAX, INGEST_MAX
 from audit.models import AccessEvent
+from consents.api.access_events import CATEGORIES_MAX, DETAIL_MAX, EVENT_ID_MAX, IDENTIFIER_MAX, INGEST_MAX
 
 MIB = 1024 * 1024
 

@@ -8,8 +8,8 @@ from joserfc import jws
 from joserfc.jwk import OKPKey
 
 from audit.services import Actor
+from audit.signing import SignatureInvalid, document_verify, public_jwks
 from consents.models import ConsentReceipt
-from consents.receipts import ReceiptInvalid, public_jwks, receipt_verify
 from consents.services.consents import consent_grant, consent_revoke
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
@@ -136,7 +136,7 @@ def test_receipt_without_partners_discloses_to_no_third_party(consumer, db):
 def test_receipt_verifies_against_the_published_jwks(granted):
     jwks = public_jwks()
 
-    assert receipt_verify(granted.jws, jwks) == granted.payload
+    assert document_verify(granted.jws, jwks) == granted.payload
     (key,) = jwks["keys"]
     assert key["kty"] == "OKP"
     assert key["crv"] == "Ed25519"
@@ -152,8 +152,8 @@ def test_modified_payload_fails_verification(granted):
     forged = dict(granted.payload, state="revoked")
     body = _b64(json.dumps(forged, sort_keys=True, separators=(",", ":")).encode())
 
-    with pytest.raises(ReceiptInvalid):
-        receipt_verify(f"{header}.{body}.{signature}", public_jwks())
+    with pytest.raises(SignatureInvalid):
+        document_verify(f"{header}.{body}.{signature}", public_jwks())
 
 
 def test_modified_signature_fails_verification(granted):
@@ -161,8 +161,8 @@ def test_modified_signature_fails_verification(granted):
     raw = bytearray(base64.urlsafe_b64decode(signature + "=="))
     raw[0] ^= 0x01
 
-    with pytest.raises(ReceiptInvalid):
-        receipt_verify(f"{header}.{body}.{_b64(bytes(raw))}", public_jwks())
+    with pytest.raises(SignatureInvalid):
+        document_verify(f"{header}.{body}.{_b64(bytes(raw))}", public_jwks())
 
 
 def test_receipt_does_not_verify_against_another_key(granted):
@@ -170,8 +170,8 @@ def test_receipt_does_not_verify_against_another_key(granted):
     same_kid = public_jwks()["keys"][0]["kid"]
     foreign = {"keys": [other.as_dict(private=False) | {"kid": same_kid, "use": "sig", "alg": "Ed25519"}]}
 
-    with pytest.raises(ReceiptInvalid):
-        receipt_verify(granted.jws, foreign)
+    with pytest.raises(SignatureInvalid):
+        document_verify(granted.jws, foreign)
 
 
 def test_receipt_signed_by_another_key_does_not_verify_against_ours(granted):
@@ -183,5 +183,5 @@ def test_receipt_signed_by_another_key_does_not_verify_against_ours(granted):
         ["Ed25519"],
     )
 
-    with pytest.raises(ReceiptInvalid):
-        receipt_verify(token)
+    with pytest.raises(SignatureInvalid):
+        document_verify(token)

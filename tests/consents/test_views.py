@@ -8,8 +8,8 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.services import Actor
-from consents.models import Consent, ConsentReceipt, ConsentStatus
-from consents.receipts import ReceiptInvalid, receipt_verify
+from audit.signing import SignatureInvalid, document_verify
+from consents.models import Consent, ConsentReceipt, ConsentStatus, Purpose
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
@@ -96,7 +96,8 @@ def test_consents_page_queries_do_not_grow_with_purposes_and_partners(
         _grant(consumer, purpose)
     with django_assert_max_num_queries(len(few.captured_queries)):
         response = consumer_client.get(reverse("consents:list"))
-    assert response.content.decode().count('class="card consent-card') == 12
+    # The catalogue's four, the eight added, and our staff's customer-support purpose (migration 0005).
+    assert response.content.decode().count('class="card consent-card') == 13
 
 
 # Grant and withdraw, without JavaScript and with htmx
@@ -399,7 +400,7 @@ def test_receipt_downloads_as_jws_and_as_json(consumer_client, consumer, consent
     assert response["Content-Type"] == "application/jose"
     assert response["Content-Disposition"] == f'attachment; filename="consent-receipt-{receipt.pk}.jws"'
     assert response.content.decode() == receipt.jws
-    assert receipt_verify(response.content.decode())["consentReceiptID"] == str(receipt.pk)
+    assert document_verify(response.content.decode())["consentReceiptID"] == str(receipt.pk)
 
     response = consumer_client.get(reverse("consents:receipt_download_json", args=[receipt.pk]))
     assert response["Content-Type"].startswith("application/json")
@@ -432,14 +433,14 @@ def test_downloaded_receipt_verifies_against_the_jwks_fetched_over_http_and_a_mo
     with httpx.Client(base_url=live_server.url, cookies=cookies) as http:
         token = http.get(reverse("consents:receipt_download", args=[receipt.pk])).text
         jwks = http.get("/.well-known/jwks.json").json()
-    payload = receipt_verify(token, jwks)
+    payload = document_verify(token, jwks)
     assert payload["consentReceiptID"] == str(receipt.pk)
     assert payload["services"][0]["purposes"][0]["purposeId"] == "personalised-offers"
 
     header, body, signature = token.split(".")
     forged_body = body[:-4] + ("AAAA" if body[-4:] != "AAAA" else "BBBB")
-    with pytest.raises(ReceiptInvalid):
-        receipt_verify(f"{header}.{forged_body}.{signature}", jwks)
+    with pytest.raises(SignatureInvalid):
+        document_verify(f"{header}.{forged_body}.{signature}", jwks)
 
 
 # Re-consent
@@ -534,7 +535,8 @@ def test_dashboard_summarises_the_consumers_consents(consumer_client, consumer, 
     assert '<span class="stat">2</span> granted' in body
     assert '<span class="stat">1</span> withdrawn or refused' in body
     assert '<span class="stat">0</span> not decided yet' in body
-    assert '<span class="stat">1</span> need no consent' in body
+    # The catalogue's essential purpose and our staff's customer-support purpose (migration 0005).
+    assert '<span class="stat">2</span> need no consent' in body
     assert "Next to expire: your consent to “Credit-risk assessment” ends on" in body
     assert reverse("consents:list") in body
     assert reverse("consents:receipt_list") in body
@@ -543,6 +545,7 @@ def test_dashboard_summarises_the_consumers_consents(consumer_client, consumer, 
 
 
 def test_dashboard_without_published_purposes_keeps_the_empty_state(consumer_client):
+    Purpose.objects.update(is_active=False)  # the staff purpose of migration 0005 is the only one
     body = consumer_client.get("/").content.decode()
     assert "No purposes have been published yet" in body
 

@@ -9,9 +9,9 @@ from typing import Any
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from audit.access import AccessReport, access_events_ingest
 from audit.services import Actor
 from consents.models import Partner, Purpose
+from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.partners import partner_subject_ensure
 from portal.models import User

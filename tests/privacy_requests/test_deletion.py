@@ -24,10 +24,11 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks
 from audit.services import Actor
+from audit.signing import document_verify
 from consents.errors import DomainError
 from consents.models import Consent, ConsentReceipt, ConsentStatus, EventType, OutboxEvent
 from consents.models.outbox import AckStatus
-from consents.receipts import principal_id, receipt_verify
+from consents.receipts import principal_id
 from consents.services.feed import outbox_event_ack
 from consents.services.partners import partner_subject_ensure
 from portal.models import User
@@ -289,11 +290,11 @@ def test_deletion_revokes_every_consent_and_keeps_a_verifiable_pseudonymous_proo
     for proof in proofs:
         assert proof.principal_id == pseudonym
         assert hashlib.sha256(proof.jws.encode()).hexdigest() == proof.receipt_sha256
-        payload = receipt_verify(proof.jws)
+        payload = document_verify(proof.jws)
         assert payload["piiPrincipalId"] == pseudonym
         assert payload["consentReceiptID"] == str(proof.receipt_id)
         assert proof.retain_until == proof.kept_since + timedelta(days=settings.CONSENT_PROOF_RETENTION_DAYS)
-    final = [receipt_verify(p.jws) for p in proofs if p.event == "revoked"][-len(data.purposes) :]
+    final = [document_verify(p.jws) for p in proofs if p.event == "revoked"][-len(data.purposes) :]
     assert {p["withdrawal"]["reason"] for p in final} == {"account_deleted"}
     assert request.status == RequestStatus.WAITING_PARTNERS
 

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import Actor, chain_key, event_record
+from audit.signing import document_verify
 from consents.errors import DomainError
 from consents.models import Consent, ConsentReceipt
-from consents.receipts import receipt_verify
 from privacy_requests.models import PrivacyRequest, RequestStatus
 from privacy_requests.services.export import export_build
 from privacy_requests.services.export_sections import SECTIONS
@@ -112,7 +112,7 @@ def test_export_json_holds_the_consumers_data(consumer, other_consumer):
     assert len(receipts) == ConsentReceipt.objects.filter(user=consumer).count() == 4
     for receipt in receipts:
         assert hashlib.sha256(receipt["jws"].encode()).hexdigest() == receipt["sha256"]
-        assert receipt_verify(receipt["jws"])["consentReceiptID"] == receipt["receipt_id"]
+        assert document_verify(receipt["jws"])["consentReceiptID"] == receipt["receipt_id"]
 
     partners = export_json(archive, "partners")["items"]
     assert sorted(p["partner"] for p in partners) == sorted(p.name for p in data.partners)

@@ -20,7 +20,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             # Reading decrypts with whichever configured key fits; writing encrypts with the first. A
             # queryset update, so the partners' change history gets no entry for an unchanged record.
-            rows = Partner.objects.select_for_update().values_list("pk", "webhook_secret", "webhook_secret_previous")
+            # A partner without secrets (our own staff as a recipient) has nothing to re-encrypt.
+            partners = Partner.objects.exclude(webhook_secret="", webhook_secret_previous="")
+            rows = partners.select_for_update().values_list("pk", "webhook_secret", "webhook_secret_previous")
             for pk, secret, previous in rows:
                 Partner.objects.filter(pk=pk).update(webhook_secret=secret, webhook_secret_previous=previous)
                 count += 1

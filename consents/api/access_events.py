@@ -18,12 +18,12 @@ from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from audit.access import AccessReport, access_events_ingest
 from audit.models import AccessAction, AccessVerdict
 from consents.api.auth import PartnerApi
 from consents.api.fields import IDENTIFIER, TEXT, StrictRegexField
 from consents.api.problems import ProblemError
 from consents.api.schema import PROBLEMS_AUTHENTICATED, PROBLEMS_WITH_BODY
+from consents.services.access import AccessReport, access_events_ingest
 
 INGEST_MAX = 1_000
 EVENT_ID_MAX = 100

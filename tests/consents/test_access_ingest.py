@@ -4,12 +4,12 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from audit.access import AccessReport, access_event_record_staff, access_events_ingest
-from audit.models import AccessDaily, AccessEvent, AuditEvent
+from audit.models import AccessDaily, AccessEvent
 from audit.services import Actor
+from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.partners import partner_subject_ensure
-from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
+from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -140,12 +140,3 @@ def test_a_partner_cannot_report_on_another_partners_subjects(setup, other_consu
     [result] = access_events_ingest(partner=partner, reports=[report(rivals_subject)])
     assert result.code == "unknown_subject"
     assert not AccessEvent.objects.exists()
-
-
-def test_staff_viewing_a_consumer_is_recorded_as_access_and_audited(consumer):
-    staff = StaffFactory(email="agent@example.com")
-    event = access_event_record_staff(staff=staff, consumer=consumer, what="Opened the account page")
-    assert event.user == consumer
-    assert event.staff_user == staff
-    assert event.purpose.slug == "customer-support"
-    assert AuditEvent.objects.filter(subject=consumer, action="access.staff_viewed").exists()

@@ -1,0 +1,240 @@
+"""Ingesting partners' access reports: each stored with a verdict on whether consent covered it.
+
+The access log's tables belong to audit (``audit.access`` writes them); deciding whether an access
+was covered (the purpose's legal basis, the partner's sharing, the consent in force at the time)
+is consent logic, so it lives here.
+"""
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from audit.access import NewAccessEvent, access_events_insert, access_rollups_add
+from audit.models import AccessEvent, AccessVerdict
+from consents.models import (
+    Consent,
+    ConsentStatus,
+    DataCategory,
+    LegalBasis,
+    Partner,
+    PartnerSubject,
+    Purpose,
+    Sharing,
+)
+
+
+@dataclass(frozen=True)
+class AccessReport:
+    """One access as a partner reports it (already shape-validated by the API layer)."""
+
+    event_id: str
+    subject_id: str
+    purpose: str
+    categories: tuple[str, ...]
+    accessed_at: datetime
+    action: str
+    detail: str = ""
+
+    def content_hash(self) -> str:
+        body = {
+            "subject_id": self.subject_id,
+            "purpose": self.purpose,
+            "categories": sorted(set(self.categories)),
+            "accessed_at": self.accessed_at.astimezone(UTC).isoformat(),
+            "action": self.action,
+            "detail": self.detail,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class ItemResult:
+    event_id: str
+    status: str  # created | duplicate | conflict | rejected
+    verdict: str | None = None
+    code: str | None = None
+    detail: str | None = None
+    fields: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
+
+
+def _consent_covered(history: Sequence[dict[str, Any]], at: datetime) -> bool:
+    """Whether the consent whose changes are ``history`` (oldest first) was in force at ``at``."""
+    state = None
+    for row in history:
+        if row["history_date"] > at:
+            break
+        state = row
+    if state is None or state["status"] != ConsentStatus.GRANTED:
+        return False
+    granted_at, expires_at = state["granted_at"], state["expires_at"]
+    return granted_at is not None and granted_at <= at and (expires_at is None or expires_at > at)
+
+
+def _verdict(
+    *,
+    purpose: Purpose,
+    categories: set[int],
+    shared: set[int] | None,
+    history: Sequence[dict[str, Any]],
+    at: datetime,
+) -> str:
+    if shared is None or not categories <= shared:
+        return AccessVerdict.OUTSIDE_SHARING
+    if purpose.legal_basis != LegalBasis.CONSENT:
+        return AccessVerdict.COVERED
+    return AccessVerdict.COVERED if _consent_covered(history, at) else AccessVerdict.NO_CONSENT
+
+
+def access_events_ingest(*, partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResult]:
+    """Store a partner's access reports, each with a verdict; one result per report, in order.
+
+    Idempotent per (partner, event_id): a replay is accepted and changes nothing; the same id
+    with different content is a conflict. Items that cannot be stored are rejected one by one;
+    the rest are written together in one transaction.
+    """
+    for attempt in range(2):
+        try:
+            return _ingest(partner, reports)
+        except IntegrityError:
+            # A concurrent request stored one of these ids first; the retry sees it as a replay.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResult]:
+    now = timezone.now()
+    skew = timedelta(seconds=settings.ACCESS_EVENT_CLOCK_SKEW_SECONDS)
+    subjects = dict(
+        PartnerSubject.objects.filter(partner=partner, subject_id__in={r.subject_id for r in reports}).values_list(
+            "subject_id", "user_id"
+        )
+    )
+    purposes = {p.slug: p for p in Purpose.objects.filter(slug__in={r.purpose for r in reports})}
+    categories = dict(
+        DataCategory.objects.filter(slug__in={c for r in reports for c in r.categories}).values_list("slug", "pk")
+    )
+    shared: dict[int, set[int]] = defaultdict(set)
+    for purpose_id, category_id in Sharing.objects.filter(partner=partner, is_active=True).values_list(
+        "purpose_id", "data_categories"
+    ):
+        shared.setdefault(purpose_id, set())
+        if category_id is not None:
+            shared[purpose_id].add(category_id)
+    existing: dict[str, dict[str, Any]] = {
+        e["partner_event_id"]: dict(e)
+        for e in AccessEvent.objects.filter(partner=partner, partner_event_id__in={r.event_id for r in reports}).values(
+            "partner_event_id", "content_hash", "verdict"
+        )
+    }
+    history: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    for row in (
+        Consent.history.filter(user_id__in=set(subjects.values()), purpose_id__in={p.pk for p in purposes.values()})
+        .order_by("history_date", "history_id")
+        .values("user_id", "purpose_id", "status", "granted_at", "expires_at", "history_date")
+    ):
+        history[(row["user_id"], row["purpose_id"])].append(row)
+
+    results: list[ItemResult] = []
+    new_events: list[NewAccessEvent] = []
+    for report in reports:
+        digest = report.content_hash()
+        if report.event_id in existing:
+            known = existing[report.event_id]
+            if known["content_hash"] == digest:
+                results.append(ItemResult(report.event_id, "duplicate", verdict=known["verdict"]))
+            else:
+                results.append(
+                    ItemResult(
+                        report.event_id,
+                        "conflict",
+                        code="event_id_conflict",
+                        detail=str(_("This event_id was already used for an access with different content.")),
+                    )
+                )
+            continue
+        rejection = _rejection(report, subjects, purposes, categories, now + skew)
+        if rejection is not None:
+            results.append(rejection)
+            continue
+        purpose = purposes[report.purpose]
+        user_id = subjects[report.subject_id]
+        verdict = _verdict(
+            purpose=purpose,
+            categories={categories[c] for c in report.categories},
+            shared=shared.get(purpose.pk),
+            history=history[(user_id, purpose.pk)],
+            at=report.accessed_at,
+        )
+        new_events.append(
+            NewAccessEvent(
+                partner_id=partner.pk,
+                partner_event_id=report.event_id,
+                user_id=user_id,
+                purpose_id=purpose.pk,
+                categories=sorted(set(report.categories)),
+                action=report.action,
+                accessed_at=report.accessed_at,
+                received_at=now,
+                detail=report.detail,
+                verdict=verdict,
+                content_hash=digest,
+            )
+        )
+        existing[report.event_id] = {"content_hash": digest, "verdict": verdict}
+        results.append(ItemResult(report.event_id, "created", verdict=verdict))
+    access_events_insert(new_events)
+    access_rollups_add(new_events, categories)
+    return results
+
+
+def _rejection(
+    report: AccessReport,
+    subjects: dict[str, int],
+    purposes: dict[str, Purpose],
+    categories: dict[str, int],
+    latest: datetime,
+) -> ItemResult | None:
+    if report.subject_id not in subjects:
+        return ItemResult(
+            report.event_id,
+            "rejected",
+            code="unknown_subject",
+            detail=str(_("No such subject for this partner.")),
+            fields=("subject_id",),
+        )
+    if report.purpose not in purposes:
+        return ItemResult(
+            report.event_id, "rejected", code="unknown_purpose", detail=str(_("No such purpose.")), fields=("purpose",)
+        )
+    unknown = sorted(set(report.categories) - set(categories))
+    if unknown:
+        return ItemResult(
+            report.event_id,
+            "rejected",
+            code="unknown_category",
+            detail=str(_("Unknown data categories: %(categories)s.")) % {"categories": ", ".join(unknown)},
+            fields=("categories",),
+        )
+    if report.accessed_at > latest:
+        return ItemResult(
+            report.event_id,
+            "rejected",
+            code="accessed_at_in_future",
+            detail=str(_("accessed_at is in the future.")),
+            fields=("accessed_at",),
+        )
+    return None
