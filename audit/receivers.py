@@ -15,7 +15,7 @@ from audit.services import Actor, event_record
 from portal.models import User
 
 
-def _record(user: Any, action: str, **data: Any) -> None:
+def _record(user: Any, action: AuditAction, **data: Any) -> None:
     if isinstance(user, User) and user.pk:
         event_record(actor=Actor.for_user(user), subject=user, action=action, data=data)
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import ActorKind, AuditChain, AuditEvent, AuditNote
 from portal.models import User
 
@@ -111,7 +112,7 @@ def event_record(
     *,
     actor: Actor,
     subject: User | None,
-    action: str,
+    action: AuditAction,
     target: models.Model | None = None,
     data: dict[str, Any] | None = None,
     note: str = "",

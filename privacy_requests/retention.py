@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import AuditNote
 from audit.services import Actor, audit_notes_scrub, event_record
 from consents.models import OutboxEvent
@@ -83,7 +84,7 @@ def privacy_request_retention_apply(*, request_id: Any) -> bool:
     event_record(
         actor=Actor.system("retention"),
         subject=request.user,
-        action="privacy_request.retention_applied",
+        action=AuditAction.PRIVACY_REQUEST_RETENTION_APPLIED,
         target=request,
         data={
             "contact_email_forgotten": forgotten,
@@ -117,7 +118,7 @@ def late_free_text_scrub() -> int:
             event_record(
                 actor=Actor.system("account deletion"),
                 subject=user,
-                action="account.free_text_scrubbed",
+                action=AuditAction.ACCOUNT_FREE_TEXT_SCRUBBED,
                 data={"free_text_scrubbed": scrubbed},
             )
     return len(late)

@@ -7,6 +7,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.actions import AuditAction
 from audit.services import Actor, event_record, subject_lock
 from consents.errors import DomainError
 from consents.models import (
@@ -52,7 +53,7 @@ def _consent_event(*, consent: Consent, event: str, actor: Actor) -> None:
     event_record(
         actor=actor,
         subject=consent.user,
-        action=f"consent.{event}",
+        action=AuditAction(f"consent.{event}"),
         target=consent,
         data={
             "purpose": consent.purpose.slug,
@@ -259,7 +260,7 @@ def consent_reminder_mark(*, consent_id: int) -> Consent | None:
     event_record(
         actor=Actor.system("expiry reminder"),
         subject=consent.user,
-        action="consent.expiry_reminder_sent",
+        action=AuditAction.CONSENT_EXPIRY_REMINDER_SENT,
         target=consent,
         data={"purpose": consent.purpose.slug, "expires_at": consent.expires_at},
     )
@@ -312,5 +313,7 @@ def gpc_signal_honour(*, user: User) -> GpcSignal | None:
         opted_out.append(purpose.slug)
     signal.purposes = opted_out
     signal.save(update_fields=["purposes"])
-    event_record(actor=actor, subject=user, action="gpc.honoured", target=signal, data={"purposes": opted_out})
+    event_record(
+        actor=actor, subject=user, action=AuditAction.GPC_HONOURED, target=signal, data={"purposes": opted_out}
+    )
     return signal

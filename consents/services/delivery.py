@@ -30,6 +30,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
 from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent, Partner
@@ -251,7 +252,7 @@ def partner_webhook_disable(*, partner: Partner, event_id: uuid.UUID | None = No
     event_record(
         actor=Actor.system("webhook delivery"),
         subject=None,
-        action="partner.webhook_disabled",
+        action=AuditAction.PARTNER_WEBHOOK_DISABLED,
         target=partner,
         data={
             "webhook_url": partner.webhook_url,
@@ -282,7 +283,7 @@ def partner_webhook_enable(*, partner: Partner, actor: Actor) -> Partner:
     event_record(
         actor=actor,
         subject=None,
-        action="partner.webhook_enabled",
+        action=AuditAction.PARTNER_WEBHOOK_ENABLED,
         target=partner,
         data={"webhook_url": partner.webhook_url},
     )
@@ -314,7 +315,7 @@ def outbox_event_redrive(*, event: OutboxEvent, actor: Actor) -> OutboxEvent:
     event_record(
         actor=actor,
         subject=None,
-        action="outbox.event_redriven",
+        action=AuditAction.OUTBOX_EVENT_REDRIVEN,
         target=event,
         data={"partner": partner.slug, "type": event.event_type, "previous_status": previous},
     )

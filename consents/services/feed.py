@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
 from consents.models import FeedSequencer, OutboxEvent, Partner
@@ -69,7 +70,7 @@ def outbox_event_ack(*, partner: Partner, event_id: uuid.UUID | str, status: str
     event_record(
         actor=Actor.partner(partner),
         subject=event.subject.user,
-        action="partner.event_acknowledged",
+        action=AuditAction.PARTNER_EVENT_ACKNOWLEDGED,
         target=event,
         data={"event_id": str(event.pk), "type": event.event_type, "status": status},
         # The partner's own words may name the person: beside the sealed row, erasable on deletion.

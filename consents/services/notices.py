@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.models import Consent, ConsentStatus, DataCategory, Purpose, PurposeVersion
 from consents.services.consents import consent_reconsent_require
@@ -83,7 +84,7 @@ def purpose_version_publish(
     data: dict[str, Any] = {"purpose": purpose.slug, "version": number, "material": material, "summary": change_summary}
     if changed_terms:
         data["terms"] = changed_terms
-    event_record(actor=actor, subject=None, action="purpose.version_published", target=version, data=data)
+    event_record(actor=actor, subject=None, action=AuditAction.PURPOSE_VERSION_PUBLISHED, target=version, data=data)
     if material and number > 1:
         stale = Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).exclude(version=version)
         for consent_id in stale.order_by("pk").values_list("pk", flat=True):

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
+from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
 from consents.models import PARTNER_SCOPES, Partner, PartnerCredential, PartnerSubject, webhook_secret_generate
@@ -35,7 +36,7 @@ def partner_webhook_secret_rotate(*, partner: Partner, actor: Actor) -> Partner:
     event_record(
         actor=actor,
         subject=None,
-        action="partner.webhook_secret_rotated",
+        action=AuditAction.PARTNER_WEBHOOK_SECRET_ROTATED,
         target=partner,
         data={"partner": partner.slug, "fingerprint": secret_fingerprint(partner.webhook_secret)},
     )
@@ -47,7 +48,7 @@ def secret_fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
-def _credential_audit(*, credential: PartnerCredential, action: str, actor: Actor) -> None:
+def _credential_audit(*, credential: PartnerCredential, action: AuditAction, actor: Actor) -> None:
     event_record(
         actor=actor,
         subject=None,
@@ -91,7 +92,7 @@ def partner_credential_create(
     credential = PartnerCredential.objects.create(
         partner=partner, application=application, label=label, scopes=" ".join(scope_list), created_by=created_by
     )
-    _credential_audit(credential=credential, action="partner.credential_created", actor=actor)
+    _credential_audit(credential=credential, action=AuditAction.PARTNER_CREDENTIAL_CREATED, actor=actor)
     return credential, secret
 
 
@@ -114,7 +115,7 @@ def partner_credential_rotate(*, credential: PartnerCredential, actor: Actor) ->
     _credential_tokens_delete(credential)
     credential.rotated_at = timezone.now()
     credential.save(update_fields=["rotated_at"])
-    _credential_audit(credential=credential, action="partner.credential_rotated", actor=actor)
+    _credential_audit(credential=credential, action=AuditAction.PARTNER_CREDENTIAL_ROTATED, actor=actor)
     return secret
 
 
@@ -134,5 +135,5 @@ def partner_credential_revoke(*, credential: PartnerCredential, actor: Actor) ->
     _credential_tokens_delete(credential)
     credential.revoked_at = timezone.now()
     credential.save(update_fields=["revoked_at"])
-    _credential_audit(credential=credential, action="partner.credential_revoked", actor=actor)
+    _credential_audit(credential=credential, action=AuditAction.PARTNER_CREDENTIAL_REVOKED, actor=actor)
     return credential

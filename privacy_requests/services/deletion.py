@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.models import registered_models
 
+from audit.actions import AuditAction
 from audit.models import AccessEvent
 from audit.services import Actor, event_record
 from consents.errors import DomainError
@@ -228,7 +229,7 @@ def _partners_tell(request: PrivacyRequest, user: User, actor: Actor) -> list[Pr
     event_record(
         actor=actor,
         subject=user,
-        action="privacy_request.erasure_requested",
+        action=AuditAction.PRIVACY_REQUEST_ERASURE_REQUESTED,
         target=request,
         data={"partners": [t.partner.slug for t in tasks]},
     )
@@ -287,7 +288,7 @@ def privacy_request_deletion_execute(*, request_id: Any) -> PrivacyRequest | Non
         event_record(
             actor=actor,
             subject=user,
-            action="account.scrubbed",
+            action=AuditAction.ACCOUNT_SCRUBBED,
             target=request,
             data=counts | {"consents_revoked": revoked, "consents_not_revocable": skipped},
         )
@@ -334,7 +335,7 @@ def privacy_request_acks_sync(*, request_id: Any) -> PrivacyRequest | None:
         event_record(
             actor=Actor.partner(task.partner),
             subject=request.user,
-            action=f"privacy_request.partner_{state}",
+            action=AuditAction(f"privacy_request.partner_{state}"),
             target=request,
             data={"partner": task.partner.slug, "acked_at": event.acked_at, "ack_status": event.ack_status},
         )
@@ -360,7 +361,7 @@ def partner_task_record(*, task: PrivacyRequestPartnerTask, note: str, staff: Us
     event_record(
         actor=Actor.staff(staff),
         subject=request.user,
-        action="privacy_request.partner_recorded",
+        action=AuditAction.PRIVACY_REQUEST_PARTNER_RECORDED,
         target=request,
         data={"partner": task.partner.slug},
         note=note,
@@ -377,6 +378,9 @@ def consent_proofs_purge(*, at: datetime | None = None) -> int:
     if count:
         expired.delete()
         event_record(
-            actor=Actor.system("retention"), subject=None, action="consent_proof.purged", data={"count": count}
+            actor=Actor.system("retention"),
+            subject=None,
+            action=AuditAction.CONSENT_PROOF_PURGED,
+            data={"count": count},
         )
     return count

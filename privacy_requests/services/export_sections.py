@@ -13,6 +13,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.utils.translation import gettext_lazy as _
 
+from audit.actions import AuditAction
 from audit.models import AccessEvent, AuditEvent
 from consents.models import Consent, ConsentReceipt, PartnerSubject, Purpose, PurposeVersion
 from portal.models import User
@@ -176,6 +177,7 @@ def _activity_rows(user: User) -> Iterator[Row]:
     events = AuditEvent.objects.filter(subject=user).order_by("occurred_at", "pk").values(*fields, "note__text")
     for values in events.iterator(chunk_size=CHUNK):
         values["occurred_at"] = _iso(values["occurred_at"])
+        values["action_label"] = AuditAction.label_of(values["action"])
         # Free text (a partner's acknowledgement) is kept beside the sealed event; see audit.models.AuditNote.
         values["note"] = values.pop("note__text") or ""
         yield values
@@ -322,6 +324,7 @@ SECTIONS: list[Section] = [
             "actor_kind",
             "actor_label",
             "action",
+            "action_label",
             "target_type",
             "target_id",
             "data",

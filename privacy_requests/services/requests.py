@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
 from portal.models import User
@@ -48,7 +49,7 @@ def status_transition(
     event_record(
         actor=actor,
         subject=request.user,
-        action=f"privacy_request.{status}",
+        action=AuditAction(f"privacy_request.{status}"),
         target=request,
         data={"kind": request.kind, "due_at": request.due_at} | (data or {}),
     )
@@ -82,7 +83,7 @@ def _request_new(*, user: User, kind: str, language: str, **fields: Any) -> Priv
     event_record(
         actor=Actor.consumer(user),
         subject=user,
-        action="privacy_request.received",
+        action=AuditAction.PRIVACY_REQUEST_RECEIVED,
         target=request,
         data={"kind": kind, "jurisdiction": request.jurisdiction, "due_at": request.due_at},
     )
@@ -248,7 +249,7 @@ def privacy_request_download_record(*, request: PrivacyRequest, user: User) -> P
     event_record(
         actor=Actor.consumer(user),
         subject=request.user,
-        action="privacy_request.downloaded",
+        action=AuditAction.PRIVACY_REQUEST_DOWNLOADED,
         target=request,
         data={"download": request.download_count},
     )
@@ -265,7 +266,7 @@ def privacy_request_file_purge(*, request_id: Any, actor: Actor) -> bool:
     request.result_file.name = ""
     request.file_deleted_at = timezone.now()
     request.save(update_fields=["result_file", "file_deleted_at"])
-    event_record(actor=actor, subject=request.user, action="privacy_request.file_deleted", target=request)
+    event_record(actor=actor, subject=request.user, action=AuditAction.PRIVACY_REQUEST_FILE_DELETED, target=request)
     transaction.on_commit(lambda: default_storage.delete(name))
     return True
 
@@ -329,7 +330,7 @@ def privacy_request_extend(
     event_record(
         actor=Actor.staff(staff),
         subject=request.user,
-        action="privacy_request.extended",
+        action=AuditAction.PRIVACY_REQUEST_EXTENDED,
         target=request,
         data={"months": months, "days": days, "previous_due_at": previous_due, "due_at": request.due_at},
     )
@@ -376,7 +377,7 @@ def privacy_request_escalate(*, request_id: Any) -> bool:
     event_record(
         actor=Actor.system("deadline"),
         subject=request.user,
-        action="privacy_request.escalated",
+        action=AuditAction.PRIVACY_REQUEST_ESCALATED,
         target=request,
         data={"kind": request.kind, "status": request.status, "due_at": request.due_at, "waiting_for": waiting},
     )

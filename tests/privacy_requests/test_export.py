@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import Actor, chain_key, event_record
 from audit.signing import document_verify
@@ -125,6 +126,8 @@ def test_export_json_holds_the_consumers_data(consumer, other_consumer):
     assert actions.count("consent.granted") == 3
     assert "privacy_request.received" in actions
     assert all(set(a) == set(SECTIONS[-1].columns) for a in activity)
+    granted_labels = {a["action_label"] for a in activity if a["action"] == "consent.granted"}
+    assert granted_labels == {str(AuditAction.CONSENT_GRANTED.label)}
 
     everything = b"".join(archive.read(name) for name in archive.namelist())
     assert other_consumer.email.encode() not in everything
