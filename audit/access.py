@@ -6,10 +6,12 @@ partner, with a published notice: consents' migration 0005 creates that partner 
 audit reaches them through the access log's foreign keys (``audit.models.catalogue``).
 """
 
+from __future__ import annotations
+
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -17,7 +19,9 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.models import AccessAction, AccessCategorySeen, AccessDaily, AccessEvent, AccessVerdict, catalogue
 from audit.services import Actor, event_record
-from portal.models import User
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 # The rows consents' migration 0005 creates (it keeps its own frozen copy of these slugs).
 STAFF_PARTNER_SLUG = "customer-support-staff"

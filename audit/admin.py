@@ -1,6 +1,9 @@
 """The audit log for staff: read-only, filterable, and verifiable from the admin."""
 
+from __future__ import annotations
+
 import json
+from typing import TYPE_CHECKING
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -18,7 +21,9 @@ from audit.admin_mixins import ReadOnlyAdminMixin
 from audit.models import AuditEvent
 from audit.presenters import note_shown
 from audit.selectors import BreakKind, ChainBreak, audit_chain_breaks, event_note
-from portal.models import User
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 BREAK_DESCRIPTIONS = {
     BreakKind.DELETED: _("an event is missing (deleted)"),

@@ -1,9 +1,12 @@
 """Staff views of data-access events, and recording staff's own access to consumers' records."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -12,7 +15,9 @@ from django.utils.translation import gettext_lazy as _
 from audit.access import access_event_record_staff
 from audit.admin_mixins import ReadOnlyAdminMixin
 from audit.models import AccessEvent, AccessVerdict
-from portal.models import User
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 
 class FlaggedFilter(admin.SimpleListFilter):
@@ -99,6 +104,6 @@ class RecordsStaffAccess:
             consumer = self.consumer_of(obj) if obj is not None else None
         except ObjectDoesNotExist:  # a past version of a record whose consumer no longer exists
             return
-        if consumer is not None and not consumer.is_staff and isinstance(request.user, User):
+        if consumer is not None and not consumer.is_staff and isinstance(request.user, get_user_model()):
             what = f"{description}: {obj._meta.verbose_name} #{obj.pk}"
             access_event_record_staff(staff=request.user, consumer=consumer, what=str(what))

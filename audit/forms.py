@@ -1,4 +1,6 @@
-from typing import cast
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
 
 from django import forms
 from django.http import QueryDict
@@ -6,7 +8,9 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.models import AccessCategorySeen, AccessDaily, catalogue
 from audit.selectors import AccessFilter
-from portal.models import User
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 
 class AccessFilterForm(forms.Form):

@@ -4,19 +4,24 @@ allauth announces these only through signals, so this is the one place signals a
 receiver records the fact and nothing else.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from allauth.account import signals as account_signals
 from allauth.mfa import signals as mfa_signals
+from django.contrib.auth import get_user_model
 from django.dispatch import receiver
 
 from audit.actions import AuditAction
 from audit.services import Actor, event_record
-from portal.models import User
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 
 def _record(user: Any, action: AuditAction, **data: Any) -> None:
-    if isinstance(user, User) and user.pk:
+    if isinstance(user, get_user_model()) and user.pk:
         event_record(actor=Actor.for_user(user), subject=user, action=action, data=data)
 
 

@@ -1,11 +1,13 @@
 """Reading the audit log and the access log: chain verification, the consumer's overviews and timelines."""
 
+from __future__ import annotations
+
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from itertools import groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Max, Q, QuerySet, Sum
 from django.utils import timezone
@@ -21,7 +23,9 @@ from audit.models import (
     catalogue,
 )
 from audit.services import NOTE_DIGEST, event_seal, note_digest
-from portal.models import User
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 
 class BreakKind(StrEnum):

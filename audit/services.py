@@ -1,11 +1,13 @@
 """Writing to the audit log. Every service that changes state calls ``event_record`` in its transaction."""
 
+from __future__ import annotations
+
 import hashlib
 import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -13,7 +15,9 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.models import ActorKind, AuditChain, AuditEvent, AuditNote
-from portal.models import User
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 GLOBAL_CHAIN = "global"
 # The key in a sealed row's data that commits to its note (see ``AuditNote``).
@@ -29,23 +33,23 @@ class Actor:
     label: str = ""
 
     @classmethod
-    def consumer(cls, user: User) -> "Actor":
+    def consumer(cls, user: User) -> Actor:
         return cls(ActorKind.CONSUMER, str(user.pk), "")
 
     @classmethod
-    def staff(cls, user: User) -> "Actor":
+    def staff(cls, user: User) -> Actor:
         return cls(ActorKind.STAFF, str(user.pk), user.email)
 
     @classmethod
-    def partner(cls, partner: models.Model) -> "Actor":
+    def partner(cls, partner: models.Model) -> Actor:
         return cls(ActorKind.PARTNER, str(partner.pk), str(partner))
 
     @classmethod
-    def system(cls, label: str) -> "Actor":
+    def system(cls, label: str) -> Actor:
         return cls(ActorKind.SYSTEM, "", label)
 
     @classmethod
-    def for_user(cls, user: User) -> "Actor":
+    def for_user(cls, user: User) -> Actor:
         return cls.staff(user) if user.is_staff else cls.consumer(user)
 
 

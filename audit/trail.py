@@ -1,5 +1,9 @@
 """A subject's full audit trail as one signed document (for a regulator or a complaint)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -7,7 +11,9 @@ from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks, event_note
 from audit.services import Actor, chain_key, event_record
 from audit.signing import document_sign, public_jwks
-from portal.models import User
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 
 def audit_trail_document(*, subject: User, requested_by: User) -> str:

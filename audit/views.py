@@ -1,5 +1,8 @@
+from __future__ import annotations
+
 import csv
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, StreamingHttpResponse
@@ -10,7 +13,9 @@ from audit.csvsafe import csv_cell
 from audit.forms import AccessFilterForm
 from audit.presenters import activity_entries
 from audit.selectors import access_events_for, access_overview, access_timeline_page, activity_page
-from portal.http import AuthenticatedHttpRequest
+
+if TYPE_CHECKING:
+    from portal.http import AuthenticatedHttpRequest
 
 
 @login_required
