@@ -28,6 +28,20 @@ if TYPE_CHECKING:
     from portal.models import User
 
 
+# The columns of the consumer's access log wherever it leaves the portal: the CSV download and the
+# data export's "access_events" section.
+ACCESS_LOG_COLUMNS = (
+    "accessed_at",
+    "partner",
+    "partner_kind",
+    "purpose",
+    "data_categories",
+    "action",
+    "verdict",
+    "detail",
+)
+
+
 class BreakKind(StrEnum):
     DELETED = "deleted"
     RELINKED = "relinked"

@@ -12,7 +12,7 @@ from django.utils import timezone
 from audit.csvsafe import csv_cell
 from audit.forms import AccessFilterForm
 from audit.presenters import activity_entries
-from audit.selectors import access_events_for, access_overview, access_timeline_page, activity_page
+from audit.selectors import ACCESS_LOG_COLUMNS, access_events_for, access_overview, access_timeline_page, activity_page
 
 if TYPE_CHECKING:
     from portal.http import AuthenticatedHttpRequest
@@ -34,9 +34,6 @@ def access_timeline(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
-CSV_COLUMNS = ["accessed_at", "partner", "partner_kind", "purpose", "data_categories", "action", "verdict", "detail"]
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -50,7 +47,7 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
     writer = csv.writer(_Echo())
 
     def rows() -> Iterator[str]:
-        yield writer.writerow(CSV_COLUMNS)
+        yield writer.writerow(ACCESS_LOG_COLUMNS)
         for event in events.iterator(chunk_size=2000):
             # Partners write the detail; defuse every cell rather than guess which text could be hostile.
             yield writer.writerow(

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.actions import AuditAction
 from audit.models import AccessEvent, AuditEvent
+from audit.selectors import ACCESS_LOG_COLUMNS
 from consents.models import Consent, ConsentReceipt, PartnerSubject, Purpose, PurposeVersion
 from portal.models import User
 from privacy_requests.models import PrivacyRequest
@@ -299,16 +300,7 @@ SECTIONS: list[Section] = [
             "Every access to your data that a partner (or our staff) reported: when, who, for which purpose, "
             "which data, and whether your consent or another legal basis covered it at that moment."
         ),
-        columns=(
-            "accessed_at",
-            "partner",
-            "partner_kind",
-            "purpose",
-            "data_categories",
-            "action",
-            "verdict",
-            "detail",
-        ),
+        columns=ACCESS_LOG_COLUMNS,
         rows=_access_rows,
         count=lambda user: AccessEvent.objects.filter(user=user).count(),
     ),
