@@ -18,6 +18,7 @@ outside any transaction.
 
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,8 @@ from functools import partial
 from typing import Any
 
 from celery import current_app
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -55,9 +58,15 @@ MAX_ATTEMPTS = len(RETRY_SCHEDULE)
 RETRY_JITTER = 0.10
 # A partner's Retry-After can push a retry later than the schedule, but not past a day.
 RETRY_AFTER_MAX = timedelta(hours=24)
-# Longer than one send can take (10 s for each of connect, write and read), so a live sender
-# never loses its claim; a dead one's event becomes due again after this.
-CLAIM_LEASE = timedelta(seconds=120)
+# How long an attempt may run, past WEBHOOK_TIMEOUT_SECONDS, before the delivery task's soft time
+# limit ends it (recorded as a timeout) and then its hard limit kills it; and how long its claim
+# lasts. The timeout bounds each phase of a send, not the whole, so the task's time limits are what
+# guarantee a live sender is gone before its lease runs out (never two senders of one attempt). A
+# worker killed mid-send leaves its event to the relay once the lease ends: with the defaults the
+# event goes out again at most lease + relay grace + relay interval = 17 + 5 + 5 s after the claim.
+SOFT_LIMIT_MARGIN_SECONDS = 3.0
+HARD_LIMIT_MARGIN_SECONDS = 5.0
+LEASE_MARGIN_SECONDS = 7.0
 # Retries due this soon are queued with a countdown right away; later ones are left to the relay,
 # because long broker ETAs outlive Redis's visibility timeout and get delivered twice.
 COUNTDOWN_MAX = timedelta(minutes=1)
@@ -67,6 +76,17 @@ REDRIVABLE = (DeliveryStatus.DEAD, DeliveryStatus.NO_ENDPOINT)
 DISABLED_NOTIFY_TASK = "consents.tasks_delivery.partner_webhook_disabled_notify"
 
 _jitter = random.SystemRandom()
+
+
+def claim_lease() -> timedelta:
+    """How long a claim keeps other workers off an attempt: longer than the task may live."""
+    return timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS)
+
+
+def attempt_time_limits() -> tuple[float, float]:
+    """The delivery task's (soft, hard) time limits in seconds, both shorter than ``claim_lease()``."""
+    timeout = settings.WEBHOOK_TIMEOUT_SECONDS
+    return timeout + SOFT_LIMIT_MARGIN_SECONDS, timeout + HARD_LIMIT_MARGIN_SECONDS
 
 
 @dataclass(frozen=True)
@@ -124,7 +144,7 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | None:
     claimed = (
         OutboxEvent.objects.filter(pk=event_id, status__in=WAITING)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(attempts=F("attempts") + 1, next_attempt_at=now + CLAIM_LEASE)
+        .update(attempts=F("attempts") + 1, next_attempt_at=now + claim_lease())
     )
     if not claimed:
         return None
@@ -149,12 +169,18 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | None:
 
 def _attempt(claim: DeliveryClaim) -> AttemptResult:
     """POST the signed event; any HTTP answer or failure to get one becomes the attempt's result."""
+    started = time.monotonic()
     try:
         response = webhook_send(
             url=claim.url, msg_id=str(claim.event_id), body=encode_body(claim.payload), secrets=claim.secrets
         )
     except WebhookError as exc:
         return AttemptResult(status_code=None, duration_ms=exc.duration_ms, error=exc.message, refused=exc.refused)
+    except SoftTimeLimitExceeded:
+        # A partner that answers a byte at a time never trips the per-phase timeout: the task's
+        # soft time limit ends the attempt, and it is retried on the schedule like any timeout.
+        duration_ms = int((time.monotonic() - started) * 1000)
+        return AttemptResult(status_code=None, duration_ms=duration_ms, error="timed out: the attempt's time limit")
     return AttemptResult(
         status_code=response.status_code,
         duration_ms=response.duration_ms,

@@ -11,16 +11,24 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
 from consents.models import Partner
-from consents.services.delivery import outbox_event_send
+from consents.services.delivery import attempt_time_limits, outbox_event_send
 from consents.services.outbox import outbox_due_requeue
 from portal.emails import EmailError, send_mail, staff_recipients
 
 logger = logging.getLogger(__name__)
 
+SOFT_TIME_LIMIT, TIME_LIMIT = attempt_time_limits()
+
 
 # The names keep the module path the tasks had before ``consents.tasks`` became a package, so queued
-# messages and beat entries still find them.
-@shared_task(name="consents.tasks_delivery.outbox_event_deliver", ignore_result=True)
+# messages and beat entries still find them. The time limits keep a live sender from outliving its
+# claim (see ``consents.services.delivery``).
+@shared_task(
+    name="consents.tasks_delivery.outbox_event_deliver",
+    ignore_result=True,
+    soft_time_limit=SOFT_TIME_LIMIT,
+    time_limit=TIME_LIMIT,
+)
 def outbox_event_deliver(event_id: str) -> str:
     """Make the next attempt of one outbox event if it is due, and record what happened."""
     return outbox_event_send(event_id=event_id)

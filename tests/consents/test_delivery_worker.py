@@ -1,9 +1,15 @@
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 import time_machine
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings as django_settings
 from django.core import mail
 from django.utils import timezone
 
@@ -13,14 +19,16 @@ from consents.errors import DomainError
 from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.delivery import (
-    CLAIM_LEASE,
     MAX_ATTEMPTS,
     RETRY_SCHEDULE,
+    claim_lease,
     outbox_event_claim,
     outbox_event_redrive,
     partner_webhook_enable,
 )
 from consents.tasks.delivery import outbox_event_deliver, outbox_relay
+from tests.conftest import ROOT
+from tests.consents.webhook_support import database_url_for_worker
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -279,22 +287,62 @@ def test_two_workers_cannot_claim_the_same_attempt(consumer, purpose, partner, c
     assert second is None
 
 
-def test_a_claim_whose_worker_died_is_resent_by_the_relay_after_the_lease(
-    consumer, purpose, partner, webhook_receiver, celery_eager, clock
+@pytest.mark.parametrize("failures_before", [0, 1])
+def test_a_claim_whose_worker_died_is_resent_by_the_relay_after_the_lease_and_not_before(
+    failures_before, consumer, purpose, partner, settings, webhook_receiver, celery_eager, clock
 ):
+    webhook_receiver.respond(*[500] * failures_before)
     consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
     event = OutboxEvent.objects.get()
-    assert outbox_event_claim(event_id=event.id) is not None  # ... and the worker is killed here
+    for _attempt in range(failures_before):
+        outbox_event_deliver(str(event.id))
+        event.refresh_from_db()
+        clock.move_to(event.next_attempt_at)
+    claim = outbox_event_claim(event_id=event.id)  # ... and the worker is killed here
+    assert claim is not None
+    claimed_at = timezone.now()
 
-    clock.shift(timedelta(seconds=30))
-    assert outbox_relay() == 0
-    clock.shift(CLAIM_LEASE)
+    clock.move_to(claimed_at + claim_lease() - timedelta(seconds=1))
+    assert outbox_relay() == 0, "the lease still holds"
+    assert outbox_event_deliver(str(event.id)) == "skipped"
+    clock.move_to(claimed_at + claim_lease() + timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS + 0.5))
     assert outbox_relay() == 1
 
     event.refresh_from_db()
     assert event.status == DeliveryStatus.DELIVERED
-    assert event.attempts == 2
-    assert len(webhook_receiver.requests) == 1
+    assert event.attempts == failures_before + 2
+    assert len(webhook_receiver.requests) == failures_before + 1
+    assert {r.headers["webhook-id"] for r in webhook_receiver.requests} == {str(event.id)}
+    assert outbox_relay() == 0
+
+
+def test_a_dead_workers_event_is_resent_within_30_seconds_and_no_live_sender_outlives_its_claim():
+    soft, hard = outbox_event_deliver.soft_time_limit, outbox_event_deliver.time_limit
+    assert django_settings.WEBHOOK_TIMEOUT_SECONDS < soft < hard
+    # The worker's pool enforces the hard limit from a timer that checks about once a second.
+    assert hard + 1 < claim_lease().total_seconds()
+    relay = django_settings.CELERY_BEAT_SCHEDULE["outbox-relay"]["schedule"]
+    grace = timedelta(seconds=django_settings.OUTBOX_RELAY_GRACE_SECONDS)
+    assert claim_lease() + grace + relay <= timedelta(seconds=30)
+
+
+def test_an_attempt_ended_by_the_soft_time_limit_is_recorded_as_a_timeout_and_retried(
+    consumer, purpose, partner, monkeypatch, celery_eager, clock
+):
+    def trickle(**kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr("consents.services.delivery.webhook_send", trickle)
+    consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    event = OutboxEvent.objects.get()
+
+    assert outbox_event_deliver(str(event.id)) == DeliveryStatus.RETRYING
+
+    event.refresh_from_db()
+    (attempt,) = event.delivery_attempts.all()
+    assert (attempt.status_code, attempt.outcome) == (None, DeliveryOutcome.RETRY)
+    assert "time limit" in attempt.error
+    assert event.next_attempt_at - timezone.now() <= RETRY_SCHEDULE[1] * 1.1
 
 
 def test_refused_url_is_recorded_and_nothing_is_sent(
@@ -396,3 +444,66 @@ def test_real_worker_retries_a_500_and_then_delivers(delivery_worker, webhook_re
     event = wait_for_status(OutboxEvent.objects.get().id, DeliveryStatus.DELIVERED, delivery_worker)
     assert attempts_of(event) == [(500, DeliveryOutcome.RETRY), (200, DeliveryOutcome.DELIVERED)]
     assert second.verify(partner.webhook_secret)["id"] == str(event.id)
+
+
+def start_celery(*args, tmp_path):
+    """A Celery worker or beat in its own process group, on the test database."""
+    env = {**os.environ, "DATABASE_URL": database_url_for_worker(), "WEBHOOK_ALLOW_PRIVATE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", *args, "--loglevel", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=(tmp_path / f"{args[0]}.log").open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_group(proc, sig=signal.SIGTERM):
+    if proc.poll() is None:
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_real_worker_killed_mid_delivery_is_replaced_and_the_event_goes_out_within_30_seconds(
+    webhook_receiver, tmp_path
+):
+    if not os.environ.get("REDIS_URL"):
+        pytest.fail("REDIS_URL must point at the test Redis (the README's test command starts one)")
+    consumer = UserFactory(email="killed@example.com")
+    purpose = PurposeFactory(slug="killed-offers")
+    partner = PartnerFactory(slug="slow-partner", webhook_url=webhook_receiver.url)
+    SharingFactory(partner=partner, purpose=purpose)
+    worker_args = ("worker", "--concurrency", "1", "--pool", "prefork", "--without-heartbeat", "--without-gossip")
+    beat = start_celery("beat", "--schedule", str(tmp_path / "beat-schedule"), tmp_path=tmp_path)
+    worker = start_celery(*worker_args, "--without-mingle", tmp_path=tmp_path)
+    replacement = None
+    try:
+        webhook_receiver.delay = 120  # the first delivery hangs until the worker is killed
+        consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+        (first,) = webhook_receiver.wait_for(1, timeout=60)
+        os.killpg(worker.pid, signal.SIGKILL)  # the main process and its pool child, mid-send
+        killed_at = time.time()
+        webhook_receiver.delay = 0
+        worker.wait()
+        replacement = start_celery(*worker_args, "--without-mingle", tmp_path=tmp_path)
+
+        received = webhook_receiver.wait_for(2, timeout=45)
+        assert len(received) >= 2, "not re-sent 45 s after the kill"
+        resent_after = received[1].received_at - killed_at
+        print(f"kill -9 → re-delivery: {resent_after:.1f} s")
+        assert resent_after <= 30
+        event = wait_for_status(OutboxEvent.objects.get().id, DeliveryStatus.DELIVERED, replacement)
+        assert received[1].headers["webhook-id"] == first.headers["webhook-id"] == str(event.id)
+        time.sleep(1)
+        assert len(webhook_receiver.requests) == 2, "delivered once after the kill, not again"
+    finally:
+        for proc in (worker, replacement, beat):
+            if proc is not None:
+                stop_group(proc)
