@@ -18,6 +18,7 @@ by the cache.
 """
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from oauth2_provider.models import AccessToken
+from redis.exceptions import RedisError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -39,6 +41,9 @@ from rest_framework.views import APIView
 from consents.api.problems import InsufficientScope, InvalidToken, PartnerSuspended
 from consents.api.selectors import metadata_cache_clear
 from consents.models import Partner, PartnerCredential, PartnerStatus
+from portal.metrics import THROTTLE_CACHE_ERRORS
+
+logger = logging.getLogger(__name__)
 
 GRANT_CACHE_SECONDS = 5.0
 GRANT_CACHE_MAX = 10_000
@@ -67,8 +72,10 @@ _LIVE_STATE_SQL = (
 
 def process_state_clear() -> None:
     """Forget this process's cached token grants, throttle counts and API metadata (for tests)."""
+    global _cache_down_until
     _grants.clear()
     _windows.clear()
+    _cache_down_until = 0.0
     metadata_cache_clear()
 
 
@@ -173,14 +180,43 @@ SYNC_SECONDS = 1.0
 SYNC_BATCH_MAX = 50
 
 
-def shared_counter_add(key: str, amount: int, timeout: int) -> int:
-    """Add to the shared counter (created with a lifetime if missing); returns the new total."""
+# What the shared cache raises when it cannot count: Redis unreachable, timing out or refusing
+# writes (redis-py does not wrap these in Django's cache API), or the file cache's disk.
+CACHE_ERRORS = (RedisError, OSError)
+# After a cache error a process counts locally this long before it tries the cache again, so an
+# outage costs one failed round trip (and one log line) per process per period, not one per request.
+CACHE_RETRY_SECONDS = 5.0
+_cache_down_until = 0.0
+
+
+def shared_counter_add(key: str, amount: int, timeout: int, *, scope: str) -> int | None:
+    """Add to the shared counter (created with a lifetime if missing); returns the new total.
+
+    Returns ``None`` if the cache is unavailable: a rate limit must not turn a cache outage into
+    failed partner requests, so the caller lets the request through (counting it locally if it can).
+    The failure is logged without the key (which names a partner or a client) and counted in
+    ``portal_throttle_cache_errors_total`` under ``scope``.
+    """
+    global _cache_down_until
+    if time.monotonic() < _cache_down_until:
+        return None
     try:
-        return cache.incr(key, amount)
-    except ValueError:
-        if cache.add(key, amount, timeout):
-            return amount
-        return cache.incr(key, amount)
+        try:
+            return cache.incr(key, amount)
+        except ValueError:
+            if cache.add(key, amount, timeout):
+                return amount
+            return cache.incr(key, amount)
+    except CACHE_ERRORS as exc:
+        _cache_down_until = time.monotonic() + CACHE_RETRY_SECONDS
+        THROTTLE_CACHE_ERRORS.labels(scope=scope).inc()
+        logger.warning(
+            "rate limit %s: the cache is unavailable (%s); requests pass, counted in this process only, for %d s",
+            scope,
+            type(exc).__name__,
+            CACHE_RETRY_SECONDS,
+        )
+        return None
 
 
 class PartnerRateThrottle(BaseThrottle):
@@ -190,8 +226,12 @@ class PartnerRateThrottle(BaseThrottle):
     processes. To keep the cache off the hot path, a process adds its admissions in batches of up
     to 1% of the limit (at most 50), or after a second, and always before it would refuse; so the
     shared count lags by at most one batch per process. A fixed window lets a client burst up to
-    twice the rate across a window boundary, which is acceptable for abuse protection.
+    twice the rate across a window boundary, which is acceptable for abuse protection. While the
+    cache is down each process counts alone (the limit then holds per process) and adds its count
+    to the shared one when the cache is back.
     """
+
+    scope = "partner_api"
 
     def __init__(self) -> None:
         self.retry_after = 1
@@ -210,8 +250,9 @@ class PartnerRateThrottle(BaseThrottle):
         count.pending += 1
         batch = min(SYNC_BATCH_MAX, max(1, limit // 100))
         if count.known + count.pending > limit or count.pending >= batch or now - count.synced_at >= SYNC_SECONDS:
-            count.known = shared_counter_add(key, count.pending, duration + 1)
-            count.pending = 0
+            total = shared_counter_add(key, count.pending, duration + 1, scope=self.scope)
+            if total is not None:
+                count.known, count.pending = total, 0
             count.synced_at = now
         if count.known + count.pending <= limit:
             return True

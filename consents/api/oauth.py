@@ -108,7 +108,9 @@ def oauth_throttle_wait(request: HttpRequest) -> int | None:
 
     Counted before any work, so a flood costs one cache round trip per request. The client_id is
     only claimed at this point, so an attacker can use up a partner's window (not its secret):
-    the per-client limit is generous and the window short.
+    the per-client limit is generous and the window short. While the cache is down the endpoints
+    answer unlimited (``shared_counter_add`` logs and counts it): client secrets are high-entropy,
+    so the limit guards capacity, not secrets.
     """
     now = time.time()
     wait: int | None = None
@@ -119,8 +121,9 @@ def oauth_throttle_wait(request: HttpRequest) -> int | None:
         limit, duration = rate_parse(rate)
         window = int(now // duration)
         digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
-        count = shared_counter_add(f"oauth-throttle:{scope}:{digest}:{duration}:{window}", 1, duration + 1)
-        if count > limit:
+        key = f"oauth-throttle:{scope}:{digest}:{duration}:{window}"
+        count = shared_counter_add(key, 1, duration + 1, scope=f"oauth_{scope}")
+        if count is not None and count > limit:
             wait = max(wait or 0, max(1, int((window + 1) * duration - now + 0.999)))
     return wait
 
