@@ -1,23 +1,24 @@
 """Run the whole portal in the foreground: web server, Celery worker and beat, and the demo partner.
 
-Ctrl-C (or SIGTERM) stops every process this command started.
+A child that exits is restarted with backoff (``portal.supervisor``); Ctrl-C (or SIGTERM) stops
+every process this command started.
 """
 
-import contextlib
 import os
 import signal
-import subprocess
 import sys
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-STOP_GRACE_SECONDS = 10
+from portal.supervisor import Supervisor
 
 
 class Command(BaseCommand):
-    help = "Start the web server, a Celery worker, Celery beat and the demo partner together; Ctrl-C stops them all."
+    help = (
+        "Start the web server, a Celery worker, Celery beat and the demo partner together, restarting any that"
+        " exits; Ctrl-C stops them all."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--addr", default=os.environ.get("PORTAL_ADDR", "127.0.0.1:8000"))
@@ -33,42 +34,14 @@ class Command(BaseCommand):
         }
 
     def handle(self, *args: Any, **options: Any) -> None:
-        children: dict[str, subprocess.Popen[bytes]] = {}
-        stopping = False
+        supervisor = Supervisor(self.processes(options["addr"]))
 
         def request_stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
+            supervisor.request_stop()
 
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            for name, argv in self.processes(options["addr"]).items():
-                # Each child gets its own session so that we, not the terminal, decide how it stops.
-                children[name] = subprocess.Popen(argv, start_new_session=True)
-                self.stdout.write(f"started {name} (pid {children[name].pid})")
-            while not stopping:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with status {child.returncode}; stopping the rest")
-                        stopping = True
-                time.sleep(0.5)
+            supervisor.run()
         finally:
-            self.stop_all(children)
-
-    def stop_all(self, children: dict[str, "subprocess.Popen[bytes]"]) -> None:
-        # Ask each leader to shut down gracefully (Celery stops its own pool); only a process
-        # group that outlives the grace period is killed outright.
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for name, child in children.items():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)  # strays left in the group, if any
-            self.stdout.write(f"stopped {name}")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
