@@ -395,7 +395,8 @@ def rollback_atomicity(*, changes: int, rollback_every: int = 10) -> Outcome:
     Two purposes and three partners: ``both`` receives purposes A and B, ``a-only`` A, ``none``
     neither. Lost: a committed change without its receipt, audit event, outbox row per receiving
     partner, or delivery to that partner. Duplicates: any extra such record, or any record of a
-    rolled-back change. Recovery: from the end of the load until every event was delivered.
+    rolled-back change. Recovery: from the end of the load until every event was delivered (the
+    delivery slots work during the load, as workers do).
     """
     from django.db import transaction
 
@@ -443,10 +444,10 @@ def rollback_atomicity(*, changes: int, rollback_every: int = 10) -> Outcome:
                     committed.append(record)
                 granted.symmetric_difference_update({(user.pk, purpose.pk)})
 
-        with slots.installed():
+        load_end = 0.0
+        with slots.installed(), slots.running():
             _threads(load, workers)
             load_end = time.monotonic()
-            slots.drain()
         recovery = time.monotonic() - load_end
 
         ours = list(partners.values())
