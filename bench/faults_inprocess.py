@@ -120,6 +120,7 @@ class Receiver:
                 if mode == "reset":
                     # SO_LINGER 0: close() sends RST instead of FIN.
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()  # before socketserver's shutdown(), which would send a FIN first
                     self.close_connection = True
                     record.answered = time.monotonic()
                     return

@@ -11,6 +11,7 @@ import pytest
 
 from audit.services import Actor
 from bench.faults_inprocess import (
+    SCENARIOS,
     DeliverySlots,
     Receiver,
     duplicate_submits,
@@ -137,3 +138,14 @@ def test_duplicate_submits_change_record_and_announce_once():
 
     assert (outcome.lost, outcome.duplicates_applied) == (0, 0), outcome.details
     assert outcome.details["expected"] == outcome.details["actual"]
+
+
+def test_each_scenario_returns_and_prints_the_figures_bench_faults_reports(capsys):
+    figures = SCENARIOS["duplicate_submits"](True)
+
+    assert set(figures) == {"scenario", "load", "faults", "lost", "duplicates_applied", "recovery_s"}
+    assert set(SCENARIOS) == {"rollback_atomicity", "partner_faults", "no_stale_grants", "duplicate_submits"}
+    assert capsys.readouterr().out == (
+        f"scenario=duplicate_submits load={figures['load']} faults={figures['faults']} lost=0"
+        " duplicates_applied=0 recovery_s=0.0\n"
+    )
