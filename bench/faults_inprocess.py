@@ -489,6 +489,8 @@ def rollback_atomicity(*, changes: int, rollback_every: int = 10) -> Outcome:
         )
         versions = Consent.history.filter(purpose__in=[purpose_a, purpose_b]).count()
 
+        rolled_back_keys = set(rolled_back)
+
         def missing(expected: Counter, actual: Counter) -> int:
             return sum((expected - actual).values())
 
@@ -507,6 +509,9 @@ def rollback_atomicity(*, changes: int, rollback_every: int = 10) -> Outcome:
             "undelivered": undelivered,
             "delivered_missing": missing(expected_rows, applied),
             "delivered_extra": missing(applied, expected_rows),
+            "rolled_back_traces": sum(
+                n for counter in (rows, applied) for key, n in counter.items() if key[1:] in rolled_back_keys
+            ),
             "partner_none_received": len(receivers[2].deliveries),
             "duplicates_by_receiver": sum(duplicates_applied(r) for r in receivers),
         }

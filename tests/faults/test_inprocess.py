@@ -35,6 +35,7 @@ def test_rolled_back_changes_leave_no_trace_and_committed_ones_reach_their_partn
     assert details["outbox_rows"] == details["outbox_expected"] > details["committed"]
     assert details["history_rows"] == details["committed"]
     assert details["undelivered"] == 0
+    assert details["rolled_back_traces"] == 0
     assert details["partner_none_received"] == 0
 
 
