@@ -9,6 +9,8 @@ crash between commit and enqueue loses an event. The same rows are the partner's
 """
 
 import logging
+import os
+import signal
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -146,7 +148,14 @@ def deliver_later(event_ids: Iterable[uuid.UUID]) -> None:
     """Queue one delivery task per event once the current transaction commits."""
     ids = [str(event_id) for event_id in event_ids]
     if ids:
+        if settings.FAULT_CRASH_AFTER_COMMIT:
+            transaction.on_commit(_crash)
         transaction.on_commit(partial(delivery_queue, ids), robust=True)
+
+
+def _crash() -> None:
+    # The fault bench/faults.py injects (never in production, see settings): die between commit and enqueue.
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def delivery_queue(event_ids: list[str], *, countdown: float = 0) -> None:
