@@ -10,6 +10,7 @@ from django.urls import reverse
 from consents.api.problems import PROBLEM_CONTENT_TYPE
 
 SESSION_LOAD = "django.contrib.sessions.backends.db.SessionStore.load"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware.process_request"
 
 
 @pytest.fixture
@@ -40,12 +41,20 @@ def test_the_api_answers_503_problem_details_when_the_database_is_gone(api_partn
     assert response.json()["code"] == "database_unavailable"
 
 
-def test_an_api_path_outside_the_api_views_answers_problem_details_too(raising_client):
-    with mock.patch(SESSION_LOAD, side_effect=OperationalError("down")):
+def test_an_api_path_failing_outside_the_api_views_answers_problem_details_too(raising_client):
+    with mock.patch(AUTH_MIDDLEWARE, side_effect=OperationalError("down")):
         response = raising_client.get("/api/v1/events")
     assert response.status_code == 503
     assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
     assert response.json()["status"] == 503
+    assert response["Retry-After"] == "5"
+
+
+def test_the_oauth_token_endpoint_answers_problem_details_too(raising_client):
+    with mock.patch(AUTH_MIDDLEWARE, side_effect=InterfaceError("connection already closed")):
+        response = raising_client.post("/oauth/token/", {"grant_type": "client_credentials"})
+    assert response.status_code == 503
+    assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
 
 
 def test_other_errors_are_still_500(raising_client):
