@@ -459,7 +459,7 @@ def result_line(result: dict[str, Any]) -> str:
     for key, value in result.items():
         if key not in RESULT_KEYS:
             shown = ",".join(f"{k}:{v}" for k, v in sorted(value.items())) if isinstance(value, dict) else value
-            fields.append(f"{key}={shown or '-'}")
+            fields.append(f"{key}={shown if shown != '' else '-'}")
     return " ".join(fields)
 
 
