@@ -181,7 +181,7 @@ class Postgres:
         import psycopg
 
         with psycopg.connect(self.url(database), autocommit=True, connect_timeout=10) as conn:
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement)
 
     # A throwaway cluster (the database-restart scenario) ------------------------------------
 
@@ -895,7 +895,7 @@ SCENARIOS: dict[str, Callable[[Server, bool], dict[str, Any]]] = {
 
 def inprocess_scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
     try:
-        from bench.faults_inprocess import SCENARIOS as INPROCESS  # type: ignore[import-not-found,unused-ignore]
+        from bench.faults_inprocess import SCENARIOS as INPROCESS
     except ImportError:
         return {}
     return dict(INPROCESS)
