@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -901,7 +902,8 @@ def inprocess_scenarios() -> dict[str, Callable[[bool], dict[str, Any]]]:
     return dict(INPROCESS)
 
 
-def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios; exit 0 if nothing was lost or applied twice, 1 if something was, 2 on an error."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations and shorter faults (the CI run)")
     parser.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
@@ -931,20 +933,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             "DATABASE_URL": pg.url("postgres"),
         }
     )
-    os.environ.pop("REDIS_URL", None)  # each scenario starts its own Redis
     import django
 
     django.setup()
 
-    # SIGTERM (a CI timeout, say) unwinds like Ctrl-C, so every child is killed on the way out.
-    signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     results: list[dict[str, Any]] = []
+    failed = False
     server = Server(pg)
     try:
-        if any(name in SCENARIOS for name in chosen):
-            server.prepare()
+        server.prepare()
         for name in chosen:
-            result = SCENARIOS[name](server, args.quick) if name in SCENARIOS else inprocess[name](args.quick)
+            try:
+                result = (
+                    SCENARIOS[name](server, args.quick)
+                    if name in SCENARIOS
+                    else _inprocess(server, inprocess[name], name, args.quick)
+                )
+            except Exception as exc:
+                failed = True
+                print(f"scenario={name} error={type(exc).__name__}: {exc}", flush=True)
+                traceback.print_exc()
+                continue
             print(result_line(result), flush=True)
             results.append(result)
     finally:
@@ -953,8 +963,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             shutil.rmtree(var_dir, ignore_errors=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    return results
+    if failed:
+        return 2
+    return 1 if any(r["lost"] or r["duplicates_applied"] for r in results) else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (a CI timeout, say) unwinds like Ctrl-C, so every child is killed on the way out.
+    raise KeyboardInterrupt
+
+
+def _inprocess(server: Server, run: Callable[[bool], dict[str, Any]], name: str, quick: bool) -> dict[str, Any]:
+    """An in-process scenario (bench/faults_inprocess.py), on a fresh migrated database of its own."""
+    database_url = server.copy(name)
+    use_database(database_url)
+    try:
+        return run(quick)
+    finally:
+        server.drop(database_url)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -51,7 +51,8 @@ def scenario(name: str) -> dict[str, Any]:
             text=True,
             timeout=840,
         )
-        assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+        # 1 means something was lost or applied twice: the tests' assertions say what.
+        assert completed.returncode in {0, 1}, completed.stdout[-3000:] + completed.stderr[-5000:]
         (result,) = json.loads(out.read_text())
     print(completed.stdout)
     return result
