@@ -12,7 +12,9 @@ one line::
 ``lost`` counts committed changes the partner never received, withdrawals a consumer was told
 succeeded that are not in the database, and committed revocations without an outbox event.
 ``recovery_s`` is the time from the end of the fault (last kill, Redis or PostgreSQL back) to the
-last committed event received.
+last committed event received. Extra fields follow: duplicates the partner received (and dropped),
+the backlog of undelivered events when the fault ended, the answers consumers and the partner API
+got, and the load average (recovery on a loaded machine is mostly delivery throughput).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/faults.py [--quick]
     .venv/bin/python bench/faults.py --quick --scenario broker_outage --scenario worker_kill
@@ -454,6 +456,14 @@ def verify(stack: Stack, world: World, *, succeeded: set[int], fault_ended: floa
     return Verdict(missing + unsaved + without_event, recovery, missing, unsaved, without_event)
 
 
+def backlog(stack: Stack, world: World) -> int:
+    """Committed events the partner has not received yet."""
+    from consents.models import OutboxEvent
+
+    ids = db_retry(lambda: list(OutboxEvent.objects.filter(partner_id=world.partner_id).values_list("id", flat=True)))
+    return len({str(i) for i in ids} - stack.receiver.ids())
+
+
 def result_line(result: dict[str, Any]) -> str:
     fields = [f"{key}={result[key]}" for key in RESULT_KEYS if key != "recovery_s"]
     fields.append(f"recovery_s={result['recovery_s']:.1f}")
@@ -474,6 +484,7 @@ def outcome(name: str, load: int, faults: int, verdict: Verdict, stack: Stack, *
         "recovery_s": round(verdict.recovery_s, 1),
         "duplicates_received": stack.receiver.duplicates_received(),
         "bad_signatures": stack.receiver.bad_signatures,
+        "load_avg": round(os.getloadavg()[0], 1),
     }
     if verdict.lost:
         result |= {
@@ -694,6 +705,7 @@ def broker_outage(server: Server, quick: bool) -> dict[str, Any]:
         api.stop()
         stack.redis.start()
         fault_ended = time.monotonic()
+        waiting = backlog(stack, world)
         load.join()
         load.retry_unanswered()
         verdict = verify(stack, world, succeeded=load.succeeded, fault_ended=fault_ended, timeout=180)
@@ -704,6 +716,7 @@ def broker_outage(server: Server, quick: bool) -> dict[str, Any]:
             verdict,
             stack,
             web_errors=sum(n for answer, n in load.answers.items() if answer != "ok"),
+            backlog_at_end=waiting,
             withdraw_p95_ms=load.p95_ms(),
             api_calls=api.calls,
             api_errors=dict(api.errors),
@@ -780,6 +793,7 @@ def worker_kill(server: Server, quick: bool) -> dict[str, Any]:
                     os.kill(random.choice(pool), signal.SIGKILL)
             faults += 1
         fault_ended = time.monotonic()
+        waiting = backlog(stack, world)
         load.join()
         load.retry_unanswered()
         bound = lease_seconds() + 60
@@ -790,6 +804,7 @@ def worker_kill(server: Server, quick: bool) -> dict[str, Any]:
             faults,
             verdict,
             stack,
+            backlog_at_end=waiting,
             whole_worker_kills=whole,
             lease_s=int(lease_seconds()),
             web_errors=sum(n for answer, n in load.answers.items() if answer != "ok"),
