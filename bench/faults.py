@@ -189,23 +189,28 @@ class Postgres:
     # A throwaway cluster (the database-restart scenario) ------------------------------------
 
     @classmethod
-    def throwaway(cls, run_dir: Path) -> "Postgres":
+    def throwaway(cls) -> "Postgres":
         bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
         if not bins:
             raise SystemExit("the database-restart scenario needs PostgreSQL's initdb and pg_ctl")
-        data_dir = run_dir / "pgdata"
-        data_dir.mkdir()
+        # In the system's temporary directory: the postgres user may not reach into run_dir's parents.
+        data_dir = Path(tempfile.mkdtemp(prefix="faults-pgdata-"))
         cluster = cls("127.0.0.1", free_port(), "postgres", data_dir=data_dir, bin_dir=bins[-1])
         if os.getuid() == 0:
-            shutil.chown(run_dir, "postgres")
             shutil.chown(data_dir, "postgres")
-        cluster._as_postgres(f"'{cluster.bin_dir}/initdb' -D '{data_dir}' -U postgres -A trust -E UTF8 --no-sync")
-        cluster.start()
+        try:
+            cluster._as_postgres(f"'{cluster.bin_dir}/initdb' -D '{data_dir}' -U postgres -A trust -E UTF8 --no-sync")
+            cluster.start()
+        except Exception:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            raise
         return cluster
 
     def _as_postgres(self, command: str) -> None:
         argv = ["su", "postgres", "-s", "/bin/sh", "-c", command] if os.getuid() == 0 else ["sh", "-c", command]
-        subprocess.run(argv, check=True, capture_output=True, timeout=120)
+        completed = subprocess.run(argv, capture_output=True, text=True, timeout=180)
+        if completed.returncode:
+            raise RuntimeError(f"{command} failed: {completed.stdout[-500:]} {completed.stderr[-1000:]}")
 
     def start(self) -> None:
         options = (
@@ -547,7 +552,7 @@ def stack_running(
     db_url = ""
     try:
         if own_cluster:
-            cluster = Postgres.throwaway(run_dir)
+            cluster = Postgres.throwaway()
             db_url = cluster.url("portal")
             cluster.sql("CREATE DATABASE portal")
             dump = subprocess.run(
@@ -577,6 +582,8 @@ def stack_running(
             with contextlib.suppress(Exception):
                 use_database(server.pg.url("postgres"))
                 cluster.stop("immediate")
+            if cluster.data_dir is not None:
+                shutil.rmtree(cluster.data_dir, ignore_errors=True)
         elif db_url:
             server.drop(db_url)
         if os.environ.get("FAULTS_KEEP_LOGS"):
