@@ -784,11 +784,12 @@ def worker_kill(server: Server, quick: bool) -> dict[str, Any]:
         whole = 0
         for n in range(kills):
             time.sleep(interval)
+            worker = stack.children.procs["worker0"]
+            # A restarted worker first starts its pool: kill it when it can be working again.
+            with contextlib.suppress(RuntimeError):
+                wait_until(lambda pid=worker.pid: len(descendants(pid)) >= 2, timeout=30, what="the worker's pool")
             with contextlib.suppress(RuntimeError):
                 wait_until(lambda: stack.receiver.in_flight > 0, timeout=5, what="a delivery in flight", interval=0.02)
-            worker = stack.children.procs.get("worker0")
-            if worker is None:
-                continue
             pool = descendants(worker.pid)
             if n % 3 == 2 or not pool:
                 # The whole worker dies (its host, say); a supervisor starts it again.
