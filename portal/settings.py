@@ -492,6 +492,12 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 # The relay leaves events this young to their own delivery task, and re-queues at most this many a run.
 OUTBOX_RELAY_GRACE_SECONDS = env_int("OUTBOX_RELAY_GRACE_SECONDS", 5)
 OUTBOX_RELAY_BATCH = env_int("OUTBOX_RELAY_BATCH", 500)
+# Fault injection for bench/faults.py (issue 14): the process kills itself with SIGKILL after a
+# transaction that wrote outbox events commits and before their delivery is queued, to show that
+# the relay delivers them anyway. Refused in production.
+FAULT_CRASH_AFTER_COMMIT = env_bool("PORTAL_FAULT_CRASH_AFTER_COMMIT", default=False)
+if FAULT_CRASH_AFTER_COMMIT and PRODUCTION:
+    raise ImproperlyConfigured("PORTAL_FAULT_CRASH_AFTER_COMMIT is a test-only fault and cannot be set in production")
 
 # --- Privacy requests (export and deletion) --------------------------------------------------
 # How long an export can be downloaded, the grace period before a deletion starts, and how long

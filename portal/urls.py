@@ -16,6 +16,7 @@ oauth_urlpatterns = [
 ]
 
 handler400 = views.bad_request
+handler500 = views.server_error
 
 urlpatterns = [
     path("", views.home, name="home"),

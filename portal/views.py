@@ -1,4 +1,5 @@
 import logging
+import sys
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,12 +9,19 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import loader
 from django.utils.translation import gettext as _
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.selectors import access_summary
 from audit.services import Actor
-from consents.api.problems import PROBLEM_CONTENT_TYPE, suspicious_request_problem
+from consents.api.problems import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    DATABASE_UNAVAILABLE_ERRORS,
+    PROBLEM_CONTENT_TYPE,
+    database_unavailable_problem,
+    suspicious_request_problem,
+)
 from consents.selectors.consents import consent_summary
 from portal.celery import app as celery_app
 from portal.forms import ProfileForm
@@ -103,3 +111,25 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
         explanation = _("We could not understand this request. Please go back and try again.")
     page = loader.get_template("400.html").render({"title": title, "explanation": explanation})
     return HttpResponse(page, status=status)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: a lost database is 503 with ``Retry-After`` (problem details on API paths), not a 500.
+
+    While PostgreSQL restarts every request fails, usually in the session or authentication
+    middleware before any view runs; clients and load balancers should wait and retry. The page
+    renders without the request, whose session and user need the very database that is missing.
+    Any other error is Django's own 500.
+    """
+    if not isinstance(sys.exc_info()[1], DATABASE_UNAVAILABLE_ERRORS):
+        return defaults.server_error(request)
+    response: HttpResponse
+    if request.path.startswith(("/api/", "/oauth/")):
+        response = JsonResponse(database_unavailable_problem(), status=503, content_type=PROBLEM_CONTENT_TYPE)
+    else:
+        title = _("Service unavailable")
+        explanation = _("The Privacy Portal is briefly unavailable. Please try again in a minute.")
+        page = loader.get_template("400.html").render({"title": title, "explanation": explanation})
+        response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response

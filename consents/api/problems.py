@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
@@ -20,6 +21,10 @@ logger = logging.getLogger("consents.api")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:privacy-portal:problem:"
+# What a lost or refused database connection raises: the database is restarting or unreachable.
+DATABASE_UNAVAILABLE_ERRORS = (OperationalError, InterfaceError)
+# Seconds a client is asked to wait (Retry-After) while the database is unavailable.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 TITLES = {
     400: _("Bad request"),
@@ -33,6 +38,7 @@ TITLES = {
     415: _("Unsupported media type"),
     429: _("Too many requests"),
     500: _("Server error"),
+    503: _("Service unavailable"),
 }
 
 
@@ -129,8 +135,26 @@ def suspicious_request_problem(exc: SuspiciousOperation) -> dict[str, Any]:
     )
 
 
+def database_unavailable_problem() -> dict[str, Any]:
+    """The problem body while the database cannot be reached (503, sent with ``Retry-After``)."""
+    return problem_body(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        code="database_unavailable",
+        detail=str(_("The service cannot reach its database. Retry after the time given in Retry-After.")),
+    )
+
+
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's handler (headers such as ``WWW-Authenticate`` and ``Retry-After``) with a problem body."""
+    if isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
+        logger.warning("database unavailable in %s: %s", context.get("view"), exc)
+        set_rollback()
+        return Response(
+            database_unavailable_problem(),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content_type=PROBLEM_CONTENT_TYPE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, SuspiciousOperation):
         # Logged as Django logs the ones it refuses itself (outside DRF views).
         security_logger = logging.getLogger(f"django.security.{type(exc).__name__}")

@@ -293,7 +293,7 @@ def partner_webhook_disable(*, partner: Partner, event_id: uuid.UUID | None = No
 
 def _alert_staff(partner_id: int) -> None:
     try:
-        current_app.signature(DISABLED_NOTIFY_TASK).delay(partner_id)
+        current_app.signature(DISABLED_NOTIFY_TASK).apply_async((partner_id,), ignore_result=True)
     except Exception:
         logger.exception("could not queue the staff alert for partner %s's disabled webhook", partner_id)
 

@@ -18,7 +18,7 @@ from consents.models import (
 from consents.selectors.propagation import DeliveryState, consent_delivery_states
 from consents.services.consents import consent_expire, consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
-from consents.services.outbox import outbox_subject_erasure
+from consents.services.outbox import DELIVER_TASK, delivery_queue, outbox_subject_erasure
 from consents.tasks.delivery import outbox_event_deliver, outbox_relay
 from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, UserFactory
 
@@ -179,6 +179,61 @@ def test_committed_change_keeps_its_events_when_the_broker_is_down(monkeypatch):
     event = OutboxEvent.objects.get()
     assert event.status == DeliveryStatus.PENDING
     assert event.attempts == 0
+
+
+def test_queueing_a_delivery_subscribes_to_no_result(consumer, purpose, receiving_partner, monkeypatch):
+    """Nobody reads delivery results; subscribing to one holds the request for 20 s while Redis is down."""
+    from celery import Celery
+
+    sent = []
+    monkeypatch.setattr(Celery, "send_task", lambda self, name, *args, **options: sent.append((name, options)))
+    delivery_queue(["7b7d1f0e-0000-4000-8000-000000000001"])
+
+    ((name, options),) = sent
+    assert name == DELIVER_TASK
+    assert options["ignore_result"] is True
+
+
+def test_a_broker_outage_costs_one_failed_enqueue_not_one_per_event(monkeypatch, caplog):
+    from celery import Celery
+
+    attempts = []
+
+    def broker_down(self, name, *args, **options):
+        attempts.append(name)
+        raise OperationalError("Error 111 connecting to redis: Connection refused.")
+
+    monkeypatch.setattr(Celery, "send_task", broker_down)
+    delivery_queue([f"7b7d1f0e-0000-4000-8000-00000000000{n}" for n in range(5)])
+
+    assert len(attempts) == 1
+    assert "could not queue delivery of 5 outbox events" in caplog.text
+
+
+def test_the_crash_fault_kills_the_process_after_commit_and_before_the_enqueue(
+    consumer, purpose, receiving_partner, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    import signal
+
+    from consents.services import outbox
+
+    settings.FAULT_CRASH_AFTER_COMMIT = True
+    steps = []
+    monkeypatch.setattr(outbox.os, "kill", lambda pid, sig: steps.append(("kill", sig)))
+    monkeypatch.setattr(outbox, "delivery_queue", lambda ids, **kwargs: steps.append(("queue", len(ids))))
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke(consumer, purpose)
+        assert steps == [], "nothing happens before the commit"
+
+    assert steps == [("kill", signal.SIGKILL), ("queue", 1)]
+
+
+def test_without_the_crash_fault_nothing_is_killed(consumer, purpose, receiving_partner, monkeypatch):
+    from consents.services import outbox
+
+    monkeypatch.setattr(outbox.os, "kill", lambda pid, sig: pytest.fail("killed"))
+    with transaction.atomic():
+        revoke(consumer, purpose)
 
 
 def test_relay_resends_an_event_whose_enqueue_was_lost(

@@ -75,3 +75,22 @@ def test_unknown_portal_env_is_refused(tmp_path):
     result = _manage("check", env={"PORTAL_ENV": "staging", "PORTAL_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "PORTAL_ENV must be" in result.stderr
+
+
+def test_production_refuses_the_crash_after_commit_fault(tmp_path):
+    result = _manage(
+        "check",
+        env={
+            "PORTAL_ENV": "production",
+            "PORTAL_FAULT_CRASH_AFTER_COMMIT": "1",
+            "SECRET_KEY": secrets.token_urlsafe(60),
+            "AUDIT_HMAC_KEY": secrets.token_hex(32),
+            "RECEIPT_SIGNING_KEY": ed25519_pem(),
+            "CLIENT_SECRET_HMAC_KEY": secrets.token_hex(32),
+            "WEBHOOK_SECRET_KEY": Fernet.generate_key().decode(),
+            "ALLOWED_HOSTS": "portal.example.com",
+            "PORTAL_VAR_DIR": str(tmp_path),
+        },
+    )
+    assert result.returncode != 0
+    assert "PORTAL_FAULT_CRASH_AFTER_COMMIT is a test-only fault" in result.stderr
