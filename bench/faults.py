@@ -662,10 +662,9 @@ def warm_up(stack: Stack, world: World, consumer: Consumer) -> None:
 
 def lease_seconds() -> float:
     """The delivery claim lease: how long a dead worker's claimed event waits before the relay re-sends it."""
-    from consents.services import delivery
+    from consents.services.delivery import claim_lease
 
-    lease = getattr(delivery, "CLAIM_LEASE", None)
-    return lease.total_seconds() if lease is not None else 120.0
+    return claim_lease().total_seconds()
 
 
 # --- Scenarios ---------------------------------------------------------------------------------

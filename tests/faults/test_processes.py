@@ -74,7 +74,6 @@ def test_a_broker_outage_loses_nothing_and_consumers_still_succeed():
     assert result["recovery_s"] <= RECOVERY_TARGET_S, result
 
 
-@pytest.mark.xfail(reason="the partner API's throttle needs Redis until it fails open (issue 14)", strict=False)
 def test_the_partner_api_keeps_answering_while_the_broker_is_down():
     result = scenario("broker_outage")
     assert result["api_calls"] > 0
