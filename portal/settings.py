@@ -489,6 +489,10 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=PORTAL_ENV == "development")
 WEBHOOK_TIMEOUT_SECONDS = 10.0
+# How many attempts one partner may have in flight at once, across all workers. Keep it below the
+# number of delivery slots (worker processes consuming deliveries), so that a partner whose endpoint
+# answers slowly can never hold every slot and delay other partners' withdrawals. `runall` starts 4.
+WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER = env_int("WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER", 2)
 # The relay leaves events this young to their own delivery task, and re-queues at most this many a run.
 OUTBOX_RELAY_GRACE_SECONDS = env_int("OUTBOX_RELAY_GRACE_SECONDS", 5)
 OUTBOX_RELAY_BATCH = env_int("OUTBOX_RELAY_BATCH", 500)

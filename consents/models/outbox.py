@@ -50,6 +50,9 @@ class OutboxEvent(models.Model):
     status = models.CharField(_("delivery"), max_length=16, choices=DeliveryStatus.choices)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    # Set while an attempt is in flight (to its claim's lease end), so the number of attempts each
+    # partner has in flight can be capped: a slow partner must not hold every delivery slot.
+    sending_until = models.DateTimeField(_("sending until"), null=True, blank=True, editable=False)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     last_error = models.CharField(_("last error"), max_length=500, blank=True)
 
@@ -65,6 +68,11 @@ class OutboxEvent(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="outbox_due_for_delivery"),
             models.Index(fields=["partner", "feed_seq"], name="outbox_feed_by_partner"),
             models.Index(fields=["consent", "partner", "-created_at"], name="outbox_latest_per_consent"),
+            models.Index(
+                fields=["partner", "sending_until"],
+                name="outbox_in_flight_by_partner",
+                condition=models.Q(sending_until__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

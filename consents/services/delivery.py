@@ -9,11 +9,18 @@ Delivery state machine (``OutboxEvent.status``)::
        └─other─▶ retrying ──▶ ... ──▶ dead (after the last attempt; staff can re-drive)
     no_endpoint: the partner has no (enabled) webhook and reads the feed instead.
 
-An attempt *claims* its event with one conditional UPDATE that moves ``next_attempt_at`` a lease
+An attempt *claims* its event with a conditional UPDATE that moves ``next_attempt_at`` a lease
 into the future, so two workers never send the same attempt at once, a duplicate task finds nothing
 to claim, and a worker that dies mid-send is replaced by the relay once the lease runs out. The
 network call (``consents.webhook_client``) happens between the claim and ``outbox_attempt_record``,
 outside any transaction.
+
+Fairness: a partner may have at most ``WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER`` attempts in flight
+(``sending_until`` in the future), counted under a lock on the partner's row so two workers cannot
+both take the last place. A task whose partner is at its cap *defers*: it leaves the event due and
+frees its slot for other partners' deliveries at once, and the partner's next finished attempt
+queues the partner's next due event (the relay is the backstop). So a partner that answers in 10 s
+slows only its own deliveries.
 """
 
 import logging
@@ -22,12 +29,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 from typing import Any
 
 from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -72,6 +81,8 @@ LEASE_MARGIN_SECONDS = 7.0
 COUNTDOWN_MAX = timedelta(minutes=1)
 WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 REDRIVABLE = (DeliveryStatus.DEAD, DeliveryStatus.NO_ENDPOINT)
+# Set while a partner has deferred events, so its finished attempts know to queue the next one.
+DEFERRED_KEY = "outbox:deferred:{partner_id}"
 # Queued by its pinned name: the task module calls the services in this one.
 DISABLED_NOTIFY_TASK = "consents.tasks_delivery.partner_webhook_disabled_notify"
 
@@ -94,6 +105,7 @@ class DeliveryClaim:
     """What one attempt needs to send, read after the claim so it reflects the partner's current endpoint."""
 
     event_id: uuid.UUID
+    partner_id: int
     attempt: int
     url: str
     secrets: list[str]
@@ -120,11 +132,12 @@ def outbox_event_send(*, event_id: uuid.UUID | str) -> str:
     """Make the next attempt of one outbox event if it is due, and record what happened.
 
     Returns the event's status afterwards, ``"skipped"`` if there was nothing to send (not due, or
-    another worker holds the claim), or ``"superseded"`` if a later attempt or staff action took over.
+    another worker holds the claim), ``"deferred"`` if its partner already has as many attempts in
+    flight as it may, or ``"superseded"`` if a later attempt or staff action took over.
     """
     claim = outbox_event_claim(event_id=event_id)
-    if claim is None:
-        return "skipped"
+    if isinstance(claim, Unclaimed):
+        return claim.value
     # The claim is already committed: the network call happens outside any transaction.
     result = _attempt(claim)
     recorded = outbox_attempt_record(event_id=claim.event_id, attempt=claim.attempt, result=result)
@@ -132,22 +145,46 @@ def outbox_event_send(*, event_id: uuid.UUID | str) -> str:
         wait = recorded.next_attempt_at - timezone.now()
         if wait <= COUNTDOWN_MAX:
             delivery_queue([str(claim.event_id)], countdown=max(0.0, wait.total_seconds()))
+    partner_deferred_queue(partner_id=claim.partner_id)
     return recorded.status
 
 
-def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | None:
-    """Take the next attempt of a due event, or ``None`` if it is not due or someone else has it.
+class Unclaimed(StrEnum):
+    """Why a delivery task did not get to send."""
 
-    Runs in autocommit (no transaction), so the claim is visible to other workers at once.
+    SKIPPED = "skipped"  # not due, or another worker holds the claim
+    DEFERRED = "deferred"  # the partner has as many attempts in flight as it may
+
+
+def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaimed:
+    """Take the next attempt of a due event, or say why not (see ``Unclaimed``).
+
+    The claim commits before this returns, so it is visible to other workers at once.
     """
     now = timezone.now()
-    claimed = (
-        OutboxEvent.objects.filter(pk=event_id, status__in=WAITING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(attempts=F("attempts") + 1, next_attempt_at=now + claim_lease())
+    due = OutboxEvent.objects.filter(pk=event_id, status__in=WAITING).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
+    with transaction.atomic():
+        # FOR NO KEY UPDATE: claims for one partner take turns, while consent changes, which only
+        # need the partner row as a foreign key (FOR KEY SHARE), are not held up. A no-op on SQLite,
+        # whose IMMEDIATE transactions take turns anyway.
+        partner_id = (
+            Partner.objects.select_for_update(no_key=True)
+            .filter(pk__in=due.values("partner_id"))
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if partner_id is None:
+            return Unclaimed.SKIPPED
+        in_flight = OutboxEvent.objects.filter(partner_id=partner_id, sending_until__gt=now).count()
+        if in_flight >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER:
+            _deferred_mark(partner_id)
+            return Unclaimed.DEFERRED
+        lease_end = now + claim_lease()
+        claimed = due.update(attempts=F("attempts") + 1, next_attempt_at=lease_end, sending_until=lease_end)
     if not claimed:
-        return None
+        return Unclaimed.SKIPPED
     # Plain values, not model instances: this runs for every delivery and the rows are only read.
     attempt, payload, url, secret, previous_secret, disabled_at = OutboxEvent.objects.values_list(
         "attempts",
@@ -160,11 +197,56 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | None:
     if not url or disabled_at is not None:
         # The endpoint was removed or disabled after the event was written: the feed serves it.
         OutboxEvent.objects.filter(pk=event_id, attempts=attempt).update(
-            status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None, attempts=F("attempts") - 1
+            status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None, sending_until=None, attempts=F("attempts") - 1
         )
-        return None
+        return Unclaimed.SKIPPED
     secrets = [secret, previous_secret] if previous_secret else [secret]
-    return DeliveryClaim(event_id=uuid.UUID(str(event_id)), attempt=attempt, url=url, secrets=secrets, payload=payload)
+    return DeliveryClaim(
+        event_id=uuid.UUID(str(event_id)),
+        partner_id=partner_id,
+        attempt=attempt,
+        url=url,
+        secrets=secrets,
+        payload=payload,
+    )
+
+
+def _deferred_mark(partner_id: int) -> None:
+    try:
+        cache.set(DEFERRED_KEY.format(partner_id=partner_id), True, timeout=int(claim_lease().total_seconds()) * 2)
+    except Exception:
+        # Without the mark the relay still queues the deferred event, a few seconds later.
+        logger.warning("could not mark partner %s as having deferred deliveries", partner_id, exc_info=True)
+
+
+def partner_deferred_queue(*, partner_id: int) -> str | None:
+    """After one of a partner's attempts ends, queue its oldest due event that a full partner deferred.
+
+    Returns the queued event's id, if any. Cheap when nothing was deferred (one cache read).
+    """
+    key = DEFERRED_KEY.format(partner_id=partner_id)
+    try:
+        if not cache.get(key):
+            return None
+    except Exception:
+        logger.warning("could not read partner %s's deferred-deliveries mark", partner_id, exc_info=True)
+    now = timezone.now()
+    next_id = (
+        OutboxEvent.objects.filter(partner_id=partner_id, status__in=WAITING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(sending_until__isnull=True) | Q(sending_until__lte=now))
+        .order_by(F("next_attempt_at").asc(nulls_first=True), "created_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if next_id is None:
+        try:
+            cache.delete(key)
+        except Exception:
+            logger.warning("could not clear partner %s's deferred-deliveries mark", partner_id, exc_info=True)
+        return None
+    delivery_queue([str(next_id)])
+    return str(next_id)
 
 
 def _attempt(claim: DeliveryClaim) -> AttemptResult:
@@ -241,7 +323,7 @@ def outbox_attempt_record(*, event_id: uuid.UUID, attempt: int, result: AttemptR
     if outcome == DeliveryOutcome.DELIVERED:
         # Delivered is delivered, whoever holds the claim now.
         event.exclude(status=DeliveryStatus.DELIVERED).update(
-            status=DeliveryStatus.DELIVERED, delivered_at=now, next_attempt_at=None, last_error=""
+            status=DeliveryStatus.DELIVERED, delivered_at=now, next_attempt_at=None, sending_until=None, last_error=""
         )
         return AttemptRecorded(outcome, DeliveryStatus.DELIVERED)
     current = event.filter(attempts=attempt, status__in=WAITING)
@@ -252,7 +334,9 @@ def outbox_attempt_record(*, event_id: uuid.UUID, attempt: int, result: AttemptR
     else:
         status = DeliveryStatus.RETRYING
         next_attempt_at = now + retry_delay(attempts_made=attempt, retry_after=result.retry_after)
-    updated = current.update(status=status, next_attempt_at=next_attempt_at, last_error=_describe(result))
+    updated = current.update(
+        status=status, next_attempt_at=next_attempt_at, sending_until=None, last_error=_describe(result)
+    )
     if outcome == DeliveryOutcome.GONE:
         # The endpoint is gone whichever attempt found out.
         partner_webhook_disable(partner=Partner.objects.get(events__pk=event_id), event_id=event_id)

@@ -192,3 +192,33 @@ def test_expiries_of_different_consumers_do_not_wait_for_each_other():
             assert other.finished_within(5), "bob's expiry waited for alice's"
         assert other.error is None
     assert Consent.objects.filter(status=ConsentStatus.EXPIRED).count() == 2
+
+
+def test_workers_claiming_one_partners_events_at_once_never_exceed_its_in_flight_cap(settings):
+    from consents.models import OutboxEvent
+    from consents.services.delivery import DeliveryClaim, Unclaimed, outbox_event_claim
+    from tests.factories import PartnerFactory, SharingFactory
+
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER = 2
+    purpose = PurposeFactory()
+    SharingFactory(partner=PartnerFactory(webhook_url="https://partner.example/hooks"), purpose=purpose)
+    for _ in range(6):
+        user = UserFactory()
+        consent_grant(user=user, purpose=purpose, actor=Actor.consumer(user))
+    event_ids = list(OutboxEvent.objects.values_list("pk", flat=True))
+    start = threading.Barrier(len(event_ids))
+
+    def claim(event_id: Any) -> Any:
+        start.wait()
+        return outbox_event_claim(event_id=event_id)
+
+    workers = [Worker(lambda event_id=event_id: claim(event_id)) for event_id in event_ids]
+    for worker in workers:
+        worker.start()
+    assert all(worker.finished_within(10) for worker in workers)
+
+    assert [w.error for w in workers] == [None] * len(workers)
+    results = [w.result for w in workers]
+    assert sum(isinstance(r, DeliveryClaim) for r in results) == 2
+    assert results.count(Unclaimed.DEFERRED) == 4
+    assert OutboxEvent.objects.filter(sending_until__isnull=False).count() == 2

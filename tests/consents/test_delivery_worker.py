@@ -21,9 +21,14 @@ from consents.services.consents import consent_grant, consent_revoke
 from consents.services.delivery import (
     MAX_ATTEMPTS,
     RETRY_SCHEDULE,
+    AttemptResult,
+    DeliveryClaim,
+    Unclaimed,
     claim_lease,
+    outbox_attempt_record,
     outbox_event_claim,
     outbox_event_redrive,
+    partner_deferred_queue,
     partner_webhook_enable,
 )
 from consents.tasks.delivery import outbox_event_deliver, outbox_relay
@@ -282,9 +287,59 @@ def test_two_workers_cannot_claim_the_same_attempt(consumer, purpose, partner, c
     first = outbox_event_claim(event_id=event.id)
     second = outbox_event_claim(event_id=event.id)
 
-    assert first is not None
+    assert isinstance(first, DeliveryClaim)
     assert first.attempt == 1
-    assert second is None
+    assert second == Unclaimed.SKIPPED
+
+
+def test_a_partner_at_its_in_flight_cap_defers_and_its_finished_attempt_queues_the_next(
+    purpose, partner, settings, webhook_receiver, celery_eager, clock
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER = 1
+    other = PartnerFactory(slug="other", webhook_url=webhook_receiver.url)
+    SharingFactory(partner=other, purpose=purpose)
+    first_user, second_user = UserFactory(), UserFactory()
+    consent_revoke(user=first_user, purpose=purpose, actor=Actor.consumer(first_user))
+    consent_revoke(user=second_user, purpose=purpose, actor=Actor.consumer(second_user))
+    first, second = OutboxEvent.objects.filter(partner=partner).order_by("created_at")
+    others = OutboxEvent.objects.filter(partner=other).order_by("created_at")
+    claim = outbox_event_claim(event_id=first.id)  # in flight: the partner's one place is taken
+    assert isinstance(claim, DeliveryClaim)
+
+    assert outbox_event_deliver(str(second.id)) == "deferred"
+    second.refresh_from_db()
+    assert (second.status, second.attempts, second.sending_until) == (DeliveryStatus.PENDING, 0, None)
+    assert outbox_event_deliver(str(others[0].id)) == DeliveryStatus.DELIVERED, "another partner is not held up"
+
+    # The first attempt ends (the worker sending it records its answer); the partner's next event follows.
+    outbox_attempt_record(
+        event_id=first.id, attempt=claim.attempt, result=AttemptResult(status_code=200, duration_ms=5)
+    )
+    assert partner_deferred_queue(partner_id=partner.pk) == str(second.id)
+
+    second.refresh_from_db()
+    assert second.status == DeliveryStatus.DELIVERED
+    assert partner_deferred_queue(partner_id=partner.pk) is None, "nothing left: the mark is cleared"
+    assert OutboxEvent.objects.filter(sending_until__isnull=False).count() == 0
+
+
+def test_a_deferred_event_is_left_to_the_relay_when_the_mark_is_lost(
+    consumer, purpose, partner, settings, webhook_receiver, celery_eager, clock
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER = 1
+    other_user = UserFactory()
+    consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
+    consent_revoke(user=other_user, purpose=purpose, actor=Actor.consumer(other_user))
+    first, second = OutboxEvent.objects.order_by("created_at")
+    claim = outbox_event_claim(event_id=first.id)
+    assert isinstance(claim, DeliveryClaim)
+    assert outbox_event_deliver(str(second.id)) == "deferred"
+    clock.shift(claim_lease() + timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS + 1))
+
+    assert outbox_relay() == 2  # the dead claim's event and the deferred one
+
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
+    assert sorted(r.headers["webhook-id"] for r in webhook_receiver.requests) == sorted([str(first.id), str(second.id)])
 
 
 @pytest.mark.parametrize("failures_before", [0, 1])
@@ -299,7 +354,7 @@ def test_a_claim_whose_worker_died_is_resent_by_the_relay_after_the_lease_and_no
         event.refresh_from_db()
         clock.move_to(event.next_attempt_at)
     claim = outbox_event_claim(event_id=event.id)  # ... and the worker is killed here
-    assert claim is not None
+    assert isinstance(claim, DeliveryClaim)
     claimed_at = timezone.now()
 
     clock.move_to(claimed_at + claim_lease() - timedelta(seconds=1))
