@@ -324,13 +324,15 @@ def _api_token(partner: Any, scopes: tuple[str, ...]) -> str:
 
 
 @contextlib.contextmanager
-def _loopback_partners(timeout: float | None = None) -> Iterator[None]:
-    """Webhooks may go to 127.0.0.1 (plain http), with this client timeout."""
+def _loopback_partners(timeout: float | None = None, *, per_partner: int | None = None) -> Iterator[None]:
+    """Webhooks may go to 127.0.0.1 (plain http), with this client timeout and per-partner cap."""
     from django.conf import settings
     from django.test import override_settings
 
     with override_settings(
-        WEBHOOK_ALLOW_PRIVATE=True, WEBHOOK_TIMEOUT_SECONDS=timeout or settings.WEBHOOK_TIMEOUT_SECONDS
+        WEBHOOK_ALLOW_PRIVATE=True,
+        WEBHOOK_TIMEOUT_SECONDS=timeout or settings.WEBHOOK_TIMEOUT_SECONDS,
+        WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER=per_partner or settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER,
     ):
         yield
 
@@ -543,7 +545,9 @@ FAULTY = {
 }
 
 
-def partner_faults(*, withdrawals: int, client_timeout: float, slow_s: float, slots: int = 2) -> Outcome:
+def partner_faults(
+    *, withdrawals: int, client_timeout: float, slow_s: float, slots: int = 4, per_partner: int = 1
+) -> Outcome:
     """Withdrawals that reach six partners: healthy, 500, timing out, slow (< the client timeout), resetting, 410.
 
     The clock travels through the retry schedule: at each step the relay queues what is due and the
@@ -553,6 +557,9 @@ def partner_faults(*, withdrawals: int, client_timeout: float, slow_s: float, sl
     Recovery: from the re-drive until everything was delivered. The details say whether each failing
     attempt waited its turn in the schedule, what the healthy partner's deliveries waited while slow
     and timing-out deliveries held slots, and how many healthy deliveries completed meanwhile.
+
+    ``slots`` delivery slots (``runall``'s worker has 4), at most ``per_partner`` of them per partner
+    (``WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER``): the two slow partners can then hold two slots at most.
     """
     import time_machine
     from django.db import transaction
@@ -573,7 +580,10 @@ def partner_faults(*, withdrawals: int, client_timeout: float, slow_s: float, sl
 
     tag = _tag()
     behaviour = dict(FAULTY, timeout=("slow", client_timeout * 2 + 1), slow=("slow", slow_s))
-    with _closing([Receiver(name) for name in FAULTY]) as receivers, _loopback_partners(client_timeout):
+    with (
+        _closing([Receiver(name) for name in FAULTY]) as receivers,
+        _loopback_partners(client_timeout, per_partner=per_partner),
+    ):
         by_name = {r.name: r for r in receivers}
         for receiver in receivers:
             receiver.behave = behaviour[receiver.name]

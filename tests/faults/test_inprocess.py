@@ -58,6 +58,7 @@ def test_partner_faults_retry_on_schedule_dead_letter_and_410_disables():
     assert details["retries_early"] == 0
     assert details["gone_disabled"]
     assert details["received"]["gone"] < 3, "the disabled webhook kept receiving"
+    assert details["healthy_delivered_while_slow_in_flight"] > 0, "the healthy partner waited for the slow ones"
     # After the partners recover, re-driving dead letters and feed-only events delivers everything.
     assert details["final_statuses"] == {"delivered": 18}
 
