@@ -339,6 +339,9 @@ else:
     }
 CELERY_RESULT_BACKEND = REDIS_URL or f"file://{VAR_DIR / 'results'}"
 CELERY_RESULT_EXPIRES = timedelta(days=1)
+# Nothing reads a task's result. Storing none also keeps `.delay()` from subscribing to the result
+# in Redis, whose reconnect loop would hold a consumer's request while Redis is down.
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -14,7 +14,6 @@ import time
 from typing import Any
 from urllib.parse import unquote_plus
 
-from allauth.account.adapter import get_adapter
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
@@ -32,6 +31,7 @@ from oauthlib.common import Request as OauthlibRequest
 from consents.api.auth import rate_parse, shared_counter_add
 from consents.api.client_secrets import client_secret_check
 from consents.models import PartnerCredential
+from portal.http import client_ip
 
 
 def credential_for(application: AbstractApplication | None) -> PartnerCredential | None:
@@ -86,11 +86,6 @@ class PartnerOAuth2Validator(OAuth2Validator):
                 AccessToken.objects.filter(pk__in=surplus_ids).delete()
 
 
-def client_address(request: HttpRequest) -> str:
-    """The caller's network address, for rate limits: the same rule as the consumer login's."""
-    return get_adapter(request).get_client_ip(request)
-
-
 def claimed_client_id(request: HttpRequest) -> str:
     """The client_id a request presents (HTTP Basic first, then the form body), not yet authenticated."""
     scheme, _sep, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
@@ -114,7 +109,7 @@ def oauth_throttle_wait(request: HttpRequest) -> int | None:
     """
     now = time.time()
     wait: int | None = None
-    limits = [("ip", client_address(request), settings.OAUTH_TOKEN_RATE_PER_IP)]
+    limits = [("ip", client_ip(request), settings.OAUTH_TOKEN_RATE_PER_IP)]
     if client_id := claimed_client_id(request):
         limits.append(("client", client_id, settings.OAUTH_TOKEN_RATE_PER_CLIENT))
     for scope, ident, rate in limits:

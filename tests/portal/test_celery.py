@@ -34,3 +34,22 @@ def test_celery_is_configured_for_at_least_once_delivery():
     assert app.conf.accept_content == ["json"]
     assert app.conf.task_serializer == "json"
     assert "sessions-clear-expired" in app.conf.beat_schedule
+
+
+def test_no_task_stores_a_result_so_queueing_never_waits_on_the_result_backend():
+    import importlib
+    from importlib.util import find_spec
+
+    from django.apps import apps
+
+    from portal.celery import app
+
+    # What a worker imports: the app's include list and each installed app's tasks module.
+    found = [f"{config.name}.tasks" for config in apps.get_app_configs() if find_spec(f"{config.name}.tasks")]
+    for module in [*app.loader.default_modules, *found]:
+        importlib.import_module(module)
+    ours = {name: task for name, task in app.tasks.items() if not name.startswith("celery.")}
+
+    assert app.conf.task_ignore_result is True
+    assert {"portal.requests.tasks.privacy_export_build", "consents.tasks_delivery.outbox_event_deliver"} <= set(ours)
+    assert [name for name, task in ours.items() if not task.ignore_result] == []

@@ -122,9 +122,9 @@ def test_a_forwarded_chain_shorter_than_the_trusted_proxies_is_a_bad_request_not
 
 
 def test_the_token_endpoint_throttles_the_visitor_behind_the_proxy(db, settings):
-    from consents.api.oauth import client_address
+    from portal.http import client_ip
 
     settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
     settings.ALLAUTH_TRUSTED_CLIENT_IP_HEADER = None
     request = RequestFactory().post("/oauth/token/", headers={"x-forwarded-for": "198.51.100.7"})
-    assert client_address(request) == "198.51.100.7"
+    assert client_ip(request) == "198.51.100.7"
