@@ -306,8 +306,36 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = not PRODUCTION
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
-STORAGES = {
+
+# Privacy-request exports go to the "exports" storage: a folder under MEDIA_ROOT by default, an
+# S3-compatible bucket when EXPORTS_S3_BUCKET is set, so that a worker on one host writes the file a
+# web server on another hands out. Objects are private and encrypted at rest by the store
+# (SSE-S3); the download view redirects the owner to a presigned address valid for
+# EXPORT_DOWNLOAD_URL_SECONDS, so keep it short. Without keys boto3 uses the host's own credentials
+# (instance role, AWS_* variables). The endpoint must be reachable by consumers' browsers.
+EXPORTS_S3_BUCKET = env_str("EXPORTS_S3_BUCKET")
+EXPORT_DOWNLOAD_URL_SECONDS = env_int("EXPORT_DOWNLOAD_URL_SECONDS", 60)
+EXPORTS_STORAGE: dict[str, Any] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+if EXPORTS_S3_BUCKET:
+    EXPORTS_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": EXPORTS_S3_BUCKET,
+            "endpoint_url": env_str("EXPORTS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("EXPORTS_S3_REGION") or None,
+            "access_key": env_secret("EXPORTS_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_secret("EXPORTS_S3_SECRET_ACCESS_KEY") or None,
+            "default_acl": "private",
+            "object_parameters": {"ServerSideEncryption": "AES256"},
+            "querystring_auth": True,
+            "querystring_expire": EXPORT_DOWNLOAD_URL_SECONDS,
+            # Botocore still presigns with the deprecated SigV2 unless asked.
+            "signature_version": "s3v4",
+        },
+    }
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "exports": EXPORTS_STORAGE,
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"

@@ -4,8 +4,7 @@ from allauth.account.decorators import reauthentication_required
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import get_language
@@ -26,6 +25,7 @@ from privacy_requests.services.requests import (
     privacy_request_download_record,
     privacy_request_export_create,
 )
+from privacy_requests.storage import export_download_url, export_storage
 
 
 def _own_request(request: AuthenticatedHttpRequest, pk: Any) -> PrivacyRequest:
@@ -138,11 +138,20 @@ def _export_file(request: AuthenticatedHttpRequest, privacy_request: PrivacyRequ
 
     Checked after the ownership and availability checks so that somebody else's request is still a
     plain 404; allauth sends the consumer back to this download once the password is entered.
+    From an object store the browser fetches the file itself, through a presigned address that
+    expires within ``EXPORT_DOWNLOAD_URL_SECONDS``; the download is recorded here all the same.
     """
-    handle = default_storage.open(str(privacy_request.result_file.name), "rb")
-    privacy_request_download_record(request=privacy_request, user=request.user)
+    name = str(privacy_request.result_file.name)
     filename = f"privacy-export-{privacy_request.created_at:%Y-%m-%d}.zip"
-    response = FileResponse(handle, as_attachment=True, filename=filename, content_type="application/zip")
+    response: HttpResponseBase
+    if url := export_download_url(name=name, filename=filename):
+        privacy_request_download_record(request=privacy_request, user=request.user)
+        response = HttpResponseRedirect(url)
+    else:
+        # Opened first, so that a file missing from the folder is not recorded as downloaded.
+        handle = export_storage().open(name, "rb")
+        privacy_request_download_record(request=privacy_request, user=request.user)
+        response = FileResponse(handle, as_attachment=True, filename=filename, content_type="application/zip")
     response["Cache-Control"] = "private, no-store"
     return response
 

@@ -256,7 +256,7 @@ def staff_client(client, mfa_staff):
 
 @pytest.fixture
 def media_root(settings, tmp_path) -> Path:
-    """Django's default storage in a temporary folder (export files land here)."""
+    """Django's default and `exports` storages in a temporary folder (export files land here)."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
 

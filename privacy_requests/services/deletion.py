@@ -21,7 +21,6 @@ from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import SESSION_KEY
 from django.contrib.contenttypes.models import ContentType
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -48,6 +47,7 @@ from privacy_requests.models import (
 )
 from privacy_requests.retention import free_text_scrub
 from privacy_requests.services.requests import status_transition
+from privacy_requests.storage import export_storage
 
 SCRUBBED_LABEL = "(deleted account)"
 BATCH = 500
@@ -304,7 +304,7 @@ def privacy_request_deletion_execute(*, request_id: Any) -> PrivacyRequest | Non
 
 def _files_delete(names: list[str]) -> None:
     for name in names:
-        default_storage.delete(name)
+        export_storage().delete(name)
 
 
 def _complete_if_done(request: PrivacyRequest, actor: Actor) -> bool:

@@ -4,7 +4,8 @@ The export is a list of sections (``SECTIONS``, in ``export_sections.py``); each
 ``<name>.json`` and ``<name>.csv`` from one pass over its rows and is described in ``README.txt``.
 Rows come from ``.iterator()``, the JSON entry is written straight into the archive while the CSV
 goes to a temporary file that is copied in afterwards, and the archive itself is a temporary file
-handed to Django's storage. Adding a kind of data to the export means adding one section.
+handed to the ``exports`` storage (``privacy_requests/storage.py``). Adding a kind of data to the
+export means adding one section.
 """
 
 import csv
@@ -15,7 +16,6 @@ import zipfile
 from typing import IO, Any
 
 from django.core.files import File
-from django.core.files.storage import default_storage
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
@@ -28,6 +28,7 @@ from privacy_requests.services.requests import (
     privacy_request_export_start,
     privacy_request_progress_set,
 )
+from privacy_requests.storage import export_storage
 
 PROGRESS_EVERY = 5000
 
@@ -107,5 +108,5 @@ def export_build(*, request_id: Any) -> PrivacyRequest | None:
         export_write(request=request, out=archive_file)
         size = archive_file.tell()
         archive_file.seek(0)
-        name = default_storage.save(export_upload_to(request, "export.zip"), File(archive_file))
+        name = export_storage().save(export_upload_to(request, "export.zip"), File(archive_file))
     return privacy_request_export_complete(request_id=request.pk, file_name=name, file_size=size)

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -25,6 +24,7 @@ from privacy_requests.models import (
     RequestKind,
     RequestStatus,
 )
+from privacy_requests.storage import export_storage
 
 # Named after the package these links were first signed in; a new name would void links already emailed.
 CANCEL_SALT = "portal.requests.cancel"
@@ -220,7 +220,7 @@ def privacy_request_export_complete(*, request_id: Any, file_name: str, file_siz
     """Attach the finished ZIP and tell the consumer. A request rejected meanwhile gets no file."""
     request = _locked(request_id)
     if request.status != RequestStatus.PROCESSING:
-        transaction.on_commit(lambda: default_storage.delete(file_name))
+        transaction.on_commit(lambda: export_storage().delete(file_name))
         return None
     now = timezone.now()
     request.result_file.name = file_name
@@ -258,7 +258,7 @@ def privacy_request_download_record(*, request: PrivacyRequest, user: User) -> P
 
 @transaction.atomic
 def privacy_request_file_purge(*, request_id: Any, actor: Actor) -> bool:
-    """Delete the export's file from storage (after the transaction commits) and forget its name."""
+    """Delete the export's file from its storage (after the transaction commits) and forget its name."""
     request = _locked(request_id)
     if not request.result_file:
         return False
@@ -267,7 +267,7 @@ def privacy_request_file_purge(*, request_id: Any, actor: Actor) -> bool:
     request.file_deleted_at = timezone.now()
     request.save(update_fields=["result_file", "file_deleted_at"])
     event_record(actor=actor, subject=request.user, action=AuditAction.PRIVACY_REQUEST_FILE_DELETED, target=request)
-    transaction.on_commit(lambda: default_storage.delete(name))
+    transaction.on_commit(lambda: export_storage().delete(name))
     return True
 
 

@@ -6,7 +6,6 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from audit.services import Actor
@@ -16,6 +15,7 @@ from consents.services.consents import consent_grant, consent_revoke
 from consents.services.partners import partner_subject_ensure
 from portal.models import User
 from privacy_requests.models import PrivacyRequest
+from privacy_requests.storage import export_storage
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory
 
 
@@ -66,7 +66,7 @@ def consumer_data_seed(
 
 def export_archive(request: PrivacyRequest) -> zipfile.ZipFile:
     request.refresh_from_db()
-    with default_storage.open(request.result_file.name, "rb") as handle:
+    with export_storage().open(request.result_file.name, "rb") as handle:
         return zipfile.ZipFile(io.BytesIO(handle.read()))
 
 

@@ -9,7 +9,6 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.core import mail
-from django.core.files.storage import default_storage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -28,6 +27,7 @@ from privacy_requests.services.requests import (
     privacy_request_export_create,
     privacy_request_reject,
 )
+from privacy_requests.storage import export_storage
 from privacy_requests.tasks import privacy_exports_purge_expired
 from tests.factories import StaffFactory, UserFactory
 from tests.privacy_requests.helpers import consumer_data_seed, export_archive, export_json
@@ -229,7 +229,7 @@ def test_owner_downloads_the_file_and_each_download_is_logged(reauthenticated_cl
     assert response["Content-Disposition"].startswith('attachment; filename="privacy-export-')
     assert response["Cache-Control"] == "private, no-store"
     body = b"".join(response.streaming_content)
-    with default_storage.open(request.result_file.name, "rb") as handle:
+    with export_storage().open(request.result_file.name, "rb") as handle:
         assert body == handle.read()
     reauthenticated_client.get(reverse("requests:download", args=[request.pk]))
     request.refresh_from_db()
@@ -270,7 +270,7 @@ def test_download_after_expiry_explains_and_the_beat_task_deletes_the_file(
     request.refresh_from_db()
     assert not request.result_file
     assert request.file_deleted_at is not None
-    assert not default_storage.exists(name)
+    assert not export_storage().exists(name)
     assert AuditEvent.objects.filter(subject=consumer, action="privacy_request.file_deleted").exists()
     page = consumer_client.get(reverse("requests:detail", args=[request.pk])).content.decode()
     assert "This file has expired" in page

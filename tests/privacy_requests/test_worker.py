@@ -2,10 +2,10 @@ import time
 import zipfile
 
 import pytest
-from django.core.files.storage import default_storage
 from django.urls import reverse
 
 from privacy_requests.models import PrivacyRequest, RequestStatus
+from privacy_requests.storage import export_storage
 from tests.privacy_requests.helpers import export_json
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -23,7 +23,7 @@ def test_real_worker_builds_the_requested_export(worker_on_test_db, reauthentica
         request.refresh_from_db()
     assert request.status == RequestStatus.COMPLETED
     assert request.progress == 100
-    with default_storage.open(request.result_file.name, "rb") as handle, zipfile.ZipFile(handle) as archive:
+    with export_storage().open(request.result_file.name, "rb") as handle, zipfile.ZipFile(handle) as archive:
         assert export_json(archive, "profile")["items"][0]["email"] == consumer.email
     page = reauthenticated_client.get(reverse("requests:status", args=[request.pk])).content.decode()
     assert reverse("requests:download", args=[request.pk]) in page
