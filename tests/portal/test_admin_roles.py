@@ -301,7 +301,15 @@ def _migration_roles() -> dict[str, tuple[str, ...]]:
         return label
 
     latest = [roles for roles in frozen if roles is not None][-1]
-    return {name: tuple(now_named(label) for label in labels) for name, labels in latest.items()}
+    roles = {name: tuple(now_named(label) for label in labels) for name, labels in latest.items()}
+    # Later migrations of other apps give the groups their new permissions (``ROLES_GRANTED``).
+    import privacy_requests.migrations
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(privacy_requests.migrations.__path__)):
+        granted = getattr(import_module(f"privacy_requests.migrations.{module}"), "ROLES_GRANTED", {})
+        for name, labels in granted.items():
+            roles[name] = (*roles[name], *labels)
+    return roles
 
 
 def test_the_migrations_roles_are_the_roles_in_code():
