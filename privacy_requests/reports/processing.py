@@ -98,9 +98,10 @@ def processing_record(*, as_of: date) -> ProcessingRecord:
     shared = _sharing_categories(sharings)
 
     def names(ids: Iterable[int]) -> list[str]:
+        wanted = set(ids)
         # A category created outside the history (none should be) reads under its live name.
-        missing = {pk: c.name for pk, c in DataCategory.objects.in_bulk(set(ids) - category_names.keys()).items()}
-        return sorted({**missing, **category_names}[pk] for pk in ids)
+        missing = {pk: c.name for pk, c in DataCategory.objects.in_bulk(wanted - category_names.keys()).items()}
+        return sorted({**missing, **category_names}[pk] for pk in wanted)
 
     activities = []
     for row in sorted(live, key=lambda r: (r.position, r.name, r.slug)):

@@ -250,6 +250,8 @@ def _custom_view_cells(matrix: Matrix, world: dict[str, Any]) -> None:
         matrix.expect("GET", url, may_manage)
         if not may_manage:
             matrix.expect("POST", url, False)
+    for name in ("privacy_requests_report_ccpa", "privacy_requests_report_processing"):
+        matrix.expect("GET", reverse(f"admin:{name}"), _can(role, "privacy_requests.view_regulator_reports"))
     verify = reverse("admin:audit_auditevent_verify")
     response = matrix.client.post(verify)
     wanted = 302 if role in NOT_LET_IN or _can(role, "audit.verify_chain") else 403
