@@ -150,6 +150,4 @@ class PrivacyRequestFactory(factory.django.DjangoModelFactory):
     created_at = factory.LazyFunction(timezone.now)
     updated_at = factory.LazyAttribute(lambda o: o.created_at)
     due_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=45))
-    grace_ends_at = factory.LazyAttribute(
-        lambda o: o.created_at + timedelta(days=7) if o.kind == "deletion" else None
-    )
+    grace_ends_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=7) if o.kind == "deletion" else None)

@@ -125,7 +125,7 @@ def _request_lines(start: datetime, end: datetime, scope: str) -> dict[str, Ccpa
         kind: {"complied_whole": 0, "complied_part": 0, "denied": 0, "withdrawn": 0, "pending": 0, "days": []}
         for kind in RequestKind.values
     }
-    received = {kind: 0 for kind in RequestKind.values}
+    received = dict.fromkeys(RequestKind.values, 0)
     for row in rows:
         tally = tallies[row["kind"]]
         received[row["kind"]] += 1
@@ -256,4 +256,3 @@ def ccpa_metrics_csv(report: CcpaReport) -> str:
     writer = csv.writer(out)
     writer.writerows(_csv_rows(report))
     return out.getvalue()
-

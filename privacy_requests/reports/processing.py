@@ -82,7 +82,7 @@ def _sharing_categories(sharings: dict[int, Any]) -> dict[int, set[int]]:
 
 
 def processing_record(*, as_of: date) -> ProcessingRecord:
-    """Purposes × data categories × recipients × retention × legal basis at the end of ``as_of``."""
+    """Purposes with their data categories, recipients, retention and legal basis at the end of ``as_of``."""
     cutoff = day_end(as_of)
     purposes = _state_at(Purpose, cutoff)
     partners = _state_at(Partner, cutoff)
@@ -130,7 +130,7 @@ def processing_record(*, as_of: date) -> ProcessingRecord:
                 legal_basis_label=str(LegalBasis(row.legal_basis).label),
                 sale_or_sharing=row.gpc_covered,
                 notice_version=version.number,
-                notice_published_at=iso_utc(version.published_at),
+                notice_published_at=iso_utc(version.published_at) or "",
                 data_categories=names(c.pk for c in version.data_categories.all()),
                 retention=version.retention,
                 recipients=sorted(recipients, key=lambda r: (r.name, r.slug)),

@@ -72,7 +72,9 @@ def year_of_requests(db):
     _request("export", "2025-01-01T08:30:00", ("completed", "2025-01-11T07:00:00"))  # LA 1 Jan → 10 Jan: 9 days
     _request("export", "2026-01-01T07:00:00", ("completed", "2026-01-20T20:00:00"))  # LA 31 Dec → 20 Jan: 20 days
     _request("export", "2026-01-01T08:30:00")  # 1 Jan 2026 in LA: not 2025
-    _request("export", "2025-03-10T18:00:00", ("processing", "2025-03-10T18:01:00"), ("rejected", "2025-03-12T18:00:00"))
+    _request(
+        "export", "2025-03-10T18:00:00", ("processing", "2025-03-10T18:01:00"), ("rejected", "2025-03-12T18:00:00")
+    )
     _request("export", "2025-06-01T17:00:00", ("processing", "2025-06-01T17:01:00"))  # still open
     _request("export", "2025-07-01T17:00:00", ("completed", "2025-07-04T17:00:00"), jurisdiction="gdpr")  # 3 days
     # Requests to delete.
@@ -152,7 +154,8 @@ def test_ccpa_years_around_the_boundary_get_the_requests_across_it(year_of_reque
     assert (lines_2024["know"].received, lines_2024["know"].complied, lines_2024["know"].days) == (1, 1, [5])
     assert (lines_2024["opt_out"].received, lines_2024["delete"].received) == (1, 0)
     assert (lines_2026["know"].received, lines_2026["know"].pending, lines_2026["know"].days) == (1, 1, [])
-    assert lines_2026["know"].median_days is None and lines_2026["know"].mean_days is None
+    assert lines_2026["know"].median_days is None
+    assert lines_2026["know"].mean_days is None
     assert lines_2026["opt_out"].received == 0
 
 
@@ -301,18 +304,59 @@ def _expected_record(as_of: str) -> list[list[str]]:
         case "2025-05-31":
             return [
                 [as_of, *BILLING, *NO_RECIPIENT],
-                [as_of, *second, "Contact information", "One year", "adco", "Ad Co", "advertiser", "IE", "active"]
-                + ["Contact information"],
-                [as_of, *second, "Contact information", "One year", "mailer", "Mailer", "service_provider", "DE"]
-                + ["active", "Contact information"],
+                [
+                    as_of,
+                    *second,
+                    "Contact information",
+                    "One year",
+                    "adco",
+                    "Ad Co",
+                    "advertiser",
+                    "IE",
+                    "active",
+                    "Contact information",
+                ],
+                [
+                    as_of,
+                    *second,
+                    "Contact information",
+                    "One year",
+                    "mailer",
+                    "Mailer",
+                    "service_provider",
+                    "DE",
+                    "active",
+                    "Contact information",
+                ],
             ]
         case "2025-12-31":
             return [
                 [as_of, *BILLING, *NO_RECIPIENT],
-                [as_of, *second, "Contact information", "One year", "adco", "Ad Co", "advertiser", "IE", "active"]
-                + ["Contact information"],
-                [as_of, "research", "Research", "", "consent", "no", "1", "2025-09-01T17:00:00Z"]
-                + ["'=Browsing behaviour", "Six months", *NO_RECIPIENT],
+                [
+                    as_of,
+                    *second,
+                    "Contact information",
+                    "One year",
+                    "adco",
+                    "Ad Co",
+                    "advertiser",
+                    "IE",
+                    "active",
+                    "Contact information",
+                ],
+                [
+                    as_of,
+                    "research",
+                    "Research",
+                    "",
+                    "consent",
+                    "no",
+                    "1",
+                    "2025-09-01T17:00:00Z",
+                    "'=Browsing behaviour",
+                    "Six months",
+                    *NO_RECIPIENT,
+                ],
             ]
     raise AssertionError(as_of)
 
@@ -480,5 +524,9 @@ def test_only_privacy_officers_and_auditors_open_the_reports_and_nothing_changes
 def test_the_report_permission_is_no_one_elses():
     from portal.roles import ROLE_PERMISSIONS
 
-    holders = {role for role, permissions in ROLE_PERMISSIONS.items() if "privacy_requests.view_regulator_reports" in permissions}
+    holders = {
+        role
+        for role, permissions in ROLE_PERMISSIONS.items()
+        if "privacy_requests.view_regulator_reports" in permissions
+    }
     assert holders == {PRIVACY_OFFICER, AUDITOR}
