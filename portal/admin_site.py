@@ -6,11 +6,12 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, URLResolver, re_path, reverse
+from django.urls import URLPattern, URLResolver, path, re_path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
 from portal.alerts import admin_alerts
+from privacy_requests.admin_reports import ccpa_report_view, processing_record_view, reports_available
 
 # Admin pages of the models that moved from the portal app to privacy_requests, which staff may
 # have bookmarked under /admin/portal/.
@@ -27,12 +28,23 @@ class PortalAdminSite(admin.AdminSite):
         return bool(user.is_active and user.is_staff and is_mfa_enabled(user))
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
-        return super().index(request, {**(extra_context or {}), "alerts": admin_alerts()})
+        context = {**(extra_context or {}), "alerts": admin_alerts(), "reports": reports_available(request)}
+        return super().index(request, context)
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         moved = "|".join(_MOVED_TO_PRIVACY_REQUESTS)
         return [
             re_path(rf"^portal/(?P<rest>(?:{moved})/.*)$", _moved_to_privacy_requests),
+            path(
+                "privacy_requests/reports/ccpa/",
+                self.admin_view(lambda request: ccpa_report_view(request, self)),
+                name="privacy_requests_report_ccpa",
+            ),
+            path(
+                "privacy_requests/reports/processing/",
+                self.admin_view(lambda request: processing_record_view(request, self)),
+                name="privacy_requests_report_processing",
+            ),
             *super().get_urls(),
         ]
 

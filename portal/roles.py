@@ -3,7 +3,8 @@
 This is the one place the mapping lives. ``portal/migrations/0003_staff_roles.py`` creates the
 groups from a frozen copy of it (a migration must not import code that changes later; the
 privacy-request permissions it names ``portal.*`` became ``privacy_requests.*`` when
-``portal/migrations/0005_privacy_requests_move.py`` moved their content types); a test compares
+``portal/migrations/0005_privacy_requests_move.py`` moved their content types; later permissions are
+granted by the ``ROLES_GRANTED`` of ``privacy_requests/migrations/0002_regulator_reports.py``); a test compares
 the live groups with this mapping, so a change here needs a new migration too.
 
 ``staff_roles_ensure()`` puts the groups back to this mapping where the migration's data is gone
@@ -61,6 +62,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "privacy_requests.decide_privacyrequest",
         "privacy_requests.record_privacyrequestpartnertask",
         "privacy_requests.view_consentproof",
+        "privacy_requests.view_regulator_reports",
         *_AUDIT_TRAIL,
         # The audit-trail export is an action on the list of people.
         "portal.view_user",
@@ -90,6 +92,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *_CONSUMERS_READ,
         *_REQUESTS_READ,
         "privacy_requests.view_consentproof",
+        "privacy_requests.view_regulator_reports",
         "consents.view_datacategory",
         "consents.view_purpose",
         "consents.view_purposeversion",

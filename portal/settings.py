@@ -547,6 +547,9 @@ CONSENT_PROOF_RETENTION_DAYS = env_int("CONSENT_PROOF_RETENTION_DAYS", 3 * 365)
 # days: the longest legal deadline with every extension (GDPR one month plus two, at most 92 days;
 # CCPA 45 plus 45 days) and a week for late confirmations.
 PRIVACY_REQUEST_CONTACT_RETENTION_DAYS = env_int("PRIVACY_REQUEST_CONTACT_RETENTION_DAYS", 100)
+# The organisation's time zone for the regulator reports: a CCPA reporting year and the days a
+# request took are counted in it, and an "as of" date ends at its midnight.
+PRIVACY_REPORTS_TIME_ZONE = env_str("PRIVACY_REPORTS_TIME_ZONE", TIME_ZONE)
 
 # --- Mail ------------------------------------------------------------------------------------
 # The console in development, SMTP configured by environment in production. Every email goes

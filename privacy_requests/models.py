@@ -119,8 +119,12 @@ class PrivacyRequest(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("privacy request")
         verbose_name_plural = _("privacy requests")
-        # Every field is read-only in the admin; deciding a request is its own permission.
-        permissions = [("decide_privacyrequest", _("Can extend or reject a privacy request"))]
+        # Every field is read-only in the admin; deciding a request is its own permission. The
+        # regulator reports (privacy_requests/reports/) hang off this model for want of their own.
+        permissions = [
+            ("decide_privacyrequest", _("Can extend or reject a privacy request")),
+            ("view_regulator_reports", _("Can view the regulator reports")),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["user"],

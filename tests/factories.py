@@ -1,5 +1,8 @@
+from datetime import timedelta
+
 import factory
 from allauth.account.models import EmailAddress
+from django.utils import timezone
 
 from portal.models import User
 
@@ -133,3 +136,18 @@ def outbox_event_create(*, partner, user, purpose=None, event_type="consent.revo
         created_at=created_at,
         status="no_endpoint",
     )
+
+
+class PrivacyRequestFactory(factory.django.DjangoModelFactory):
+    """A request as received, due 45 days later; a deletion with its 7-day grace period. Each for a new consumer."""
+
+    class Meta:
+        model = "privacy_requests.PrivacyRequest"
+
+    user = factory.SubFactory(UserFactory)
+    kind = "export"
+    jurisdiction = "ccpa"
+    created_at = factory.LazyFunction(timezone.now)
+    updated_at = factory.LazyAttribute(lambda o: o.created_at)
+    due_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=45))
+    grace_ends_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=7) if o.kind == "deletion" else None)

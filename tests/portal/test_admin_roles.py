@@ -250,6 +250,8 @@ def _custom_view_cells(matrix: Matrix, world: dict[str, Any]) -> None:
         matrix.expect("GET", url, may_manage)
         if not may_manage:
             matrix.expect("POST", url, False)
+    for name in ("privacy_requests_report_ccpa", "privacy_requests_report_processing"):
+        matrix.expect("GET", reverse(f"admin:{name}"), _can(role, "privacy_requests.view_regulator_reports"))
     verify = reverse("admin:audit_auditevent_verify")
     response = matrix.client.post(verify)
     wanted = 302 if role in NOT_LET_IN or _can(role, "audit.verify_chain") else 403
@@ -301,7 +303,15 @@ def _migration_roles() -> dict[str, tuple[str, ...]]:
         return label
 
     latest = [roles for roles in frozen if roles is not None][-1]
-    return {name: tuple(now_named(label) for label in labels) for name, labels in latest.items()}
+    roles = {name: tuple(now_named(label) for label in labels) for name, labels in latest.items()}
+    # Later migrations of other apps give the groups their new permissions (``ROLES_GRANTED``).
+    import privacy_requests.migrations
+
+    for module in sorted(m.name for m in pkgutil.iter_modules(privacy_requests.migrations.__path__)):
+        granted = getattr(import_module(f"privacy_requests.migrations.{module}"), "ROLES_GRANTED", {})
+        for name, labels in granted.items():
+            roles[name] = (*roles[name], *labels)
+    return roles
 
 
 def test_the_migrations_roles_are_the_roles_in_code():
