@@ -979,6 +979,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.prepare()
         for name in chosen:
+            started = time.monotonic()
             try:
                 result = (
                     SCENARIOS[name](server, args.quick)
@@ -990,6 +991,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"scenario={name} error={type(exc).__name__}: {exc}", flush=True)
                 traceback.print_exc()
                 continue
+            result["duration_s"] = round(time.monotonic() - started, 1)
             print(result_line(result), flush=True)
             results.append(result)
     finally:

@@ -229,7 +229,9 @@ def partner_deferred_queue(*, partner_id: int) -> str | None:
         if not cache.get(key):
             return None
     except Exception:
+        # The cache is Redis, so the broker is most likely down too: leave deferred events to the relay.
         logger.warning("could not read partner %s's deferred-deliveries mark", partner_id, exc_info=True)
+        return None
     now = timezone.now()
     next_id = (
         OutboxEvent.objects.filter(partner_id=partner_id, status__in=WAITING)
