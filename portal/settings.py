@@ -567,16 +567,19 @@ LOGGING: dict[str, Any] = {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's 4xx warnings ("Not Found: /path") name the raw path, which can hold ids and
+        # tokens (password-reset and confirmation links); the request line says the same with the
+        # route. Server errors are still logged.
+        "django.request": {"level": "ERROR"},
+    },
 }
 if LOG_FORMAT == "json":
     # The worker then logs through the handler above, JSON and request id included, instead of
     # installing its own plain-text one on the root logger.
     CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-    # Django's 4xx warnings ("Not Found: /path") and runserver's access line name the raw path,
-    # which can hold tokens (password-reset and confirmation links), and runserver's the query
-    # string too; the request line says the same with the route. Server errors are still logged.
-    LOGGING["loggers"]["django.request"] = {"level": "ERROR"}
+    # runserver's own access line repeats the request line with the raw path and query string.
     LOGGING["loggers"]["django.server"] = {"level": "WARNING"}
 
 # /metrics (portal/monitoring.py) answers a bearer METRICS_TOKEN, or clients at these addresses or

@@ -68,7 +68,9 @@ def sample(families, family: str, name: str | None = None, **labels: str) -> flo
         ("198.51.100.77", None, 200),
     ],
 )
-def test_metrics_answer_only_the_token_or_an_allowed_address(client, db, metrics_access, address, authorization, status):
+def test_metrics_answer_only_the_token_or_an_allowed_address(
+    client, db, metrics_access, address, authorization, status
+):
     headers = {"authorization": authorization} if authorization else {}
     response = client.get("/metrics", headers=headers, REMOTE_ADDR=address)
     assert response.status_code == status
@@ -112,9 +114,7 @@ def seeded(db, frozen):
     consumer = UserFactory()
 
     def event(partner, *, status, created_ago, acked_after=None):
-        created = outbox_event_create(
-            partner=partner, user=consumer, purpose=purpose, created_at=NOW - created_ago
-        )
+        created = outbox_event_create(partner=partner, user=consumer, purpose=purpose, created_at=NOW - created_ago)
         fields = {"status": status}
         if acked_after is not None:
             fields["acked_at"] = created.created_at + acked_after
