@@ -9,7 +9,7 @@ from audit.verification import audit_verify_all
 logger = logging.getLogger(__name__)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="audit.tasks.audit_chains_verify", ignore_result=True)
 def audit_chains_verify() -> int:
     """Verify every hash chain and record the result (``/metrics`` reports it); returns the breaks found.
 
