@@ -214,7 +214,12 @@ class BusinessCollector(Collector):
         return family
 
     def _audit_verification(self, now: datetime) -> Iterator[Metric]:
-        last = audit_verification_last()
+        try:
+            last = audit_verification_last()
+        except Exception:
+            # The cache (Redis) is down: the other figures still go out; these read as "never verified".
+            logger.warning("business metrics: the audit verification record could not be read", exc_info=True)
+            return
         if last is None:
             # Never verified (or the record was evicted from the cache): no sample, so "absent" alerts fire.
             return

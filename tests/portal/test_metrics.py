@@ -303,3 +303,17 @@ def test_unmatched_paths_share_one_label(client, db):
     client.get(f"/no-such-page/{uuid.uuid4()}/")
     client.get(f"/another/{uuid.uuid4()}")
     assert request_count("<unmatched>", status="4xx") == before + 2
+
+
+def test_a_scrape_survives_an_unreachable_cache(client, db, metrics_access, settings):
+    # Nothing listens on port 1: the verification record cannot be read, the rest still goes out.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+    families = scrape(client)
+    assert "portal_audit_chain_ok" not in families
+    assert sample(families, "portal_business_metrics_ok") == 1
