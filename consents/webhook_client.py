@@ -241,8 +241,14 @@ class _ClientPool:
 _pool = _ClientPool()
 
 
-def webhook_send(*, url: str, msg_id: str, body: str, secrets: list[str]) -> WebhookResponse:
-    """POST one signed event to ``url``. Any HTTP answer is returned; anything else raises ``WebhookError``."""
+def webhook_send(
+    *, url: str, msg_id: str, body: str, secrets: list[str], request_id: str | None = None
+) -> WebhookResponse:
+    """POST one signed event to ``url``. Any HTTP answer is returned; anything else raises ``WebhookError``.
+
+    ``request_id`` goes out as ``X-Request-ID`` (outside the signature: the signed content stays
+    the Standard Webhooks id, timestamp and body), so both sides' logs can name the same request.
+    """
     started = time.monotonic()
 
     def elapsed_ms() -> int:
@@ -260,6 +266,7 @@ def webhook_send(*, url: str, msg_id: str, body: str, secrets: list[str]) -> Web
         "Host": host_header,
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
+        **({"X-Request-ID": request_id} if request_id else {}),
     }
     for index, address in enumerate(addresses):
         # Connect to the checked address itself (never re-resolve); try the next one only if the

@@ -4,7 +4,9 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun
+
+from portal.request_id import TASK_HEADER, current_request_id, request_id_accept, request_id_bind
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -29,3 +31,28 @@ def _close_old_connections(task: Task | None = None, **kwargs: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@before_task_publish.connect
+def _send_request_id(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Carry the id of the request (or task) that queues a task in the task's message headers."""
+    if headers is not None and (request_id := current_request_id()) and TASK_HEADER not in headers:
+        headers[TASK_HEADER] = request_id
+
+
+@task_prerun.connect
+def _bind_request_id(task_id: str | None = None, task: Task | None = None, **kwargs: Any) -> None:
+    """On the worker, log and send webhooks under the id of the request that queued the task, else the task's own.
+
+    An eager task runs inside its caller, whose id stays bound.
+    """
+    if task is None or getattr(task.request, "is_eager", False):
+        return
+    incoming = getattr(task.request, TASK_HEADER, None)
+    request_id_bind(request_id_accept(incoming) if incoming else (task_id or request_id_accept(None)))
+
+
+@task_postrun.connect
+def _unbind_request_id(task: Task | None = None, **kwargs: Any) -> None:
+    if task is not None and not getattr(task.request, "is_eager", False):
+        request_id_bind(None)

@@ -104,6 +104,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that it times the whole stack and sees the final status (request id, metrics, log line).
+    "portal.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -420,6 +422,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "portal.requests.tasks.consent_proofs_purge_expired",
         "schedule": crontab(minute=37, hour=3),
     },
+    # A full pass over the audit log; /metrics reports the result and its age.
+    "audit-chains-verify": {
+        "task": "audit.tasks.audit_chains_verify",
+        "schedule": crontab(minute=23, hour=4),
+        "options": {"expires": 3600},
+    },
 }
 
 # --- Partner API: REST framework and the OpenAPI schema --------------------------------------
@@ -578,16 +586,44 @@ if MAILERS["default"]["BACKEND"].endswith("smtp.EmailBackend"):
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Privacy Portal <privacy@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
-# --- Logging ---------------------------------------------------------------------------------
+# --- Logging and metrics ---------------------------------------------------------------------
+# LOG_FORMAT=json (the production default) writes one JSON object per line; text is for people.
+# Every record carries the request id (portal/request_id.py); the request line is portal.request's.
 
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "text")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "portal.logs.RequestIdFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "portal.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's 4xx warnings ("Not Found: /path") name the raw path, which can hold ids and
+        # tokens (password-reset and confirmation links); the request line says the same with the
+        # route. Server errors are still logged.
+        "django.request": {"level": "ERROR"},
+    },
 }
+if LOG_FORMAT == "json":
+    # The worker then logs through the handler above, JSON and request id included, instead of
+    # installing its own plain-text one on the root logger.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+    # runserver's own access line repeats the request line with the raw path and query string.
+    LOGGING["loggers"]["django.server"] = {"level": "WARNING"}
+
+# /metrics (portal/monitoring.py) answers a bearer METRICS_TOKEN, or clients at these addresses or
+# networks (CIDR), judged by the same client-address rule as the rate limits. Anyone else gets 404.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", "" if PRODUCTION else "127.0.0.1,::1")
 
 # --- Test overrides, in one place -------------------------------------------------------------
 

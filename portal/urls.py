@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 from consents import views as consents_views
 from consents.api import oauth as oauth_views
 from consents.api.docs import DocsView
-from portal import views
+from portal import monitoring, views
 
 # Partners only use the client-credentials grant: token, revocation and introspection, no authorisation UI.
 # The views are django-oauth-toolkit's, rate limited, and introspection is limited to the caller's tokens.
@@ -21,6 +21,7 @@ handler500 = views.server_error
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", monitoring.metrics, name="metrics"),
     path("consents/", include("consents.urls")),
     path(".well-known/jwks.json", consents_views.jwks, name="jwks"),
     path("", include("audit.urls")),

@@ -48,6 +48,7 @@ from consents.errors import DomainError
 from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent, Partner
 from consents.services.outbox import deliver_later, delivery_queue
 from consents.webhook_client import WebhookError, encode_body, webhook_send
+from portal.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +257,12 @@ def _attempt(claim: DeliveryClaim) -> AttemptResult:
     started = time.monotonic()
     try:
         response = webhook_send(
-            url=claim.url, msg_id=str(claim.event_id), body=encode_body(claim.payload), secrets=claim.secrets
+            url=claim.url,
+            msg_id=str(claim.event_id),
+            body=encode_body(claim.payload),
+            secrets=claim.secrets,
+            # The request that caused the event when it queued this task, else the task's own id.
+            request_id=current_request_id(),
         )
     except WebhookError as exc:
         return AttemptResult(status_code=None, duration_ms=exc.duration_ms, error=exc.message, refused=exc.refused)
