@@ -68,6 +68,8 @@ class OutboxEvent(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="outbox_due_for_delivery"),
             models.Index(fields=["partner", "feed_seq"], name="outbox_feed_by_partner"),
             models.Index(fields=["consent", "partner", "-created_at"], name="outbox_latest_per_consent"),
+            # The acknowledgement-latency figure of /metrics reads the last day's acknowledgements.
+            models.Index(fields=["acked_at"], name="outbox_acked", condition=models.Q(acked_at__isnull=False)),
             models.Index(
                 fields=["partner", "sending_until"],
                 name="outbox_in_flight_by_partner",
