@@ -21,6 +21,7 @@ handler500 = views.server_error
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("consents/", include("consents.urls")),
     path(".well-known/jwks.json", consents_views.jwks, name="jwks"),
     path("", include("audit.urls")),
