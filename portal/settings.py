@@ -376,6 +376,17 @@ CELERY_DB_REUSE_MAX = 1_000_000
 # Periodic tasks. A tick not picked up before the next one is dropped ("expires") rather than
 # queued behind it.
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+if REDIS_URL:
+    # Beat may run on several hosts: the schedule and a lock live in Redis (portal/beat.py), only the
+    # lock holder sends, and another beat takes over once the holder stops, or dies and the lock
+    # expires (BEAT_LOCK_TIMEOUT_SECONDS). Beat wakes at least every 5 s to extend its lock, and a
+    # waiting beat tries the lock as often.
+    CELERY_BEAT_SCHEDULER = "portal.beat.PortalBeatScheduler"
+    CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+    CELERY_REDBEAT_REDIS_URL = REDIS_URL
+    CELERY_REDBEAT_REDIS_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 5}
+    CELERY_REDBEAT_KEY_PREFIX = "redbeat:"
+    CELERY_REDBEAT_LOCK_TIMEOUT = env_int("BEAT_LOCK_TIMEOUT_SECONDS", 30)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "sessions-clear-expired": {
         "task": "portal.tasks.sessions_clear_expired",
