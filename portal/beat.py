@@ -28,6 +28,8 @@ class PortalBeatScheduler(RedBeatScheduler):
     may hold it now) sends nothing until it holds the lock again.
     """
 
+    lock: Lock | None = None
+
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         # RedBeat looks its settings up by their bare names (``redbeat_redis_url``), which the ``CELERY_``
         # namespace of Django's settings hides from it (it would fall back to the broker's options).
@@ -45,7 +47,7 @@ class PortalBeatScheduler(RedBeatScheduler):
 
     def _lock_hold(self) -> bool:
         """Extend the lock this beat holds, or take it if it is free; ``False`` while another beat has it."""
-        lock: Lock | None = self.lock
+        lock = self.lock
         if lock is None:
             # RedBeat takes the lock when beat starts (``beat_init``); that failed if Redis was down then.
             client = get_redis(self.app)
