@@ -43,7 +43,8 @@ def _registered_task_names() -> set[str]:
     return {name for name in app.tasks if not name.startswith(("celery.", "tests."))}
 
 
-def test_every_registered_task_is_routed_to_its_queue(settings):
+def test_every_registered_task_is_routed_to_its_queue(settings, db):
+    # Loading the task modules the way a worker does runs Django's system checks, which read the database.
     names = _registered_task_names()
     assert names == set(EXPECTED_QUEUES), "a task without an expected queue (or a queue without its task)"
     assert set(settings.CELERY_TASK_ROUTES) == names, "every task needs an explicit route in settings"
