@@ -15,6 +15,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
+from kombu import Queue
 
 from portal.env import (
     ed25519_pem,
@@ -379,6 +380,25 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+# Queues by kind, so a burst of one kind of work never waits behind another: ``delivery`` carries
+# webhook deliveries and the outbox relay (revocations reach partners), ``requests`` the privacy
+# requests (exports, erasure), ``default`` the rest. Every task is routed by its pinned name, and
+# a worker started without ``-Q`` consumes all three queues (tests/portal/test_celery_routing.py).
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = [Queue("default"), Queue("delivery"), Queue("requests")]
+CELERY_TASK_ROUTES = {
+    "consents.tasks_delivery.outbox_event_deliver": {"queue": "delivery"},
+    "consents.tasks_delivery.outbox_relay": {"queue": "delivery"},
+    "consents.tasks_delivery.partner_webhook_disabled_notify": {"queue": "default"},
+    "consents.tasks.consents_expire_due": {"queue": "default"},
+    "consents.tasks.consents_remind_expiring": {"queue": "default"},
+    "portal.requests.tasks.privacy_export_build": {"queue": "requests"},
+    "portal.requests.tasks.privacy_deletion_execute": {"queue": "requests"},
+    "portal.requests.tasks.privacy_requests_tick": {"queue": "requests"},
+    "portal.requests.tasks.privacy_exports_purge_expired": {"queue": "requests"},
+    "portal.requests.tasks.consent_proofs_purge_expired": {"queue": "requests"},
+    "portal.tasks.sessions_clear_expired": {"queue": "default"},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fix-up closes the database connection before and after every task unless this is
 # set, which costs a reconnect per delivery (on PostgreSQL a TCP handshake and authentication).
@@ -389,6 +409,17 @@ CELERY_DB_REUSE_MAX = 1_000_000
 # Periodic tasks. A tick not picked up before the next one is dropped ("expires") rather than
 # queued behind it.
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+if REDIS_URL:
+    # Beat may run on several hosts: the schedule and a lock live in Redis (portal/beat.py), only the
+    # lock holder sends, and another beat takes over once the holder stops, or dies and the lock
+    # expires (BEAT_LOCK_TIMEOUT_SECONDS). Beat wakes at least every 5 s to extend its lock, and a
+    # waiting beat tries the lock as often.
+    CELERY_BEAT_SCHEDULER = "portal.beat.PortalBeatScheduler"
+    CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+    CELERY_REDBEAT_REDIS_URL = REDIS_URL
+    CELERY_REDBEAT_REDIS_OPTIONS = {"socket_connect_timeout": 5, "socket_timeout": 5}
+    CELERY_REDBEAT_KEY_PREFIX = "redbeat:"
+    CELERY_REDBEAT_LOCK_TIMEOUT = env_int("BEAT_LOCK_TIMEOUT_SECONDS", 30)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "sessions-clear-expired": {
         "task": "portal.tasks.sessions_clear_expired",

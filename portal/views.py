@@ -1,10 +1,12 @@
 import logging
 import sys
+import tempfile
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import loader
@@ -87,6 +89,42 @@ def healthz(request: HttpRequest) -> JsonResponse:
     healthy = all(checks.values())
     body = {"status": "ok" if healthy else "unavailable"} | {k: "ok" if v else "error" for k, v in checks.items()}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _broker_ready() -> bool:
+    """The filesystem broker is ready when a message can be written to its folder; any other when it answers."""
+    if not celery_app.conf.broker_url.startswith("filesystem:"):
+        return _broker_ok()
+    try:
+        with tempfile.TemporaryFile(dir=celery_app.conf.broker_transport_options["data_folder_in"]):
+            return True
+    except OSError:
+        logger.exception("readiness check: the broker folder is not writable")
+        return False
+
+
+def _migrations_applied() -> bool:
+    """True when the database has every migration this code ships (``migrate`` has nothing left to do)."""
+    try:
+        executor = MigrationExecutor(connection)
+        return not executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception:
+        logger.exception("readiness check: could not read the applied migrations")
+        return False
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness for load balancers and deployments: the database answers, the broker takes messages and
+    every migration is applied. 503 names the failing check, never where or why (that goes to the log)."""
+    checks = {"database": _database_ok(), "broker": _broker_ready(), "migrations": _migrations_applied()}
+    ready = all(checks.values())
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": {k: "ok" if v else "error" for k, v in checks.items()},
+    }
+    return JsonResponse(body, status=200 if ready else 503)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:

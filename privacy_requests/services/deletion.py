@@ -372,11 +372,14 @@ def partner_task_record(*, task: PrivacyRequestPartnerTask, note: str, staff: Us
 
 @transaction.atomic
 def consent_proofs_purge(*, at: datetime | None = None) -> int:
-    """Delete the consent proofs whose retention period is over."""
-    expired = ConsentProof.objects.filter(retain_until__lte=at or timezone.now())
-    count = expired.count()
+    """Delete the consent proofs whose retention period is over; the number this run deleted.
+
+    Counts what its own DELETE removed, not what it saw before: a second run side by side (a late
+    beat tick) then finds the rows gone and records nothing, instead of claiming the same purge twice.
+    """
+    _, deleted = ConsentProof.objects.filter(retain_until__lte=at or timezone.now()).delete()
+    count = deleted.get(ConsentProof._meta.label, 0)
     if count:
-        expired.delete()
         event_record(
             actor=Actor.system("retention"),
             subject=None,

@@ -28,7 +28,16 @@ class Command(BaseCommand):
         celery = [python, "-m", "celery", "-A", "portal"]
         return {
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
-            "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "4"],
+            "worker": [
+                *celery,
+                "worker",
+                "-Q",
+                "default,delivery,requests",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "4",
+            ],
             "beat": [*celery, "beat", "--loglevel", "INFO"],
             "partner": [python, "manage.py", "demo_partner"],
         }
