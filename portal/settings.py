@@ -398,6 +398,7 @@ CELERY_TASK_ROUTES = {
     "portal.requests.tasks.privacy_exports_purge_expired": {"queue": "requests"},
     "portal.requests.tasks.consent_proofs_purge_expired": {"queue": "requests"},
     "portal.tasks.sessions_clear_expired": {"queue": "default"},
+    "audit.tasks.audit_chains_verify": {"queue": "default"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fix-up closes the database connection before and after every task unless this is

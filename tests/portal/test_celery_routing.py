@@ -33,6 +33,7 @@ EXPECTED_QUEUES = {
     "portal.requests.tasks.privacy_exports_purge_expired": "requests",
     "portal.requests.tasks.consent_proofs_purge_expired": "requests",
     "portal.tasks.sessions_clear_expired": "default",
+    "audit.tasks.audit_chains_verify": "default",
 }
 QUEUES = {"default", "delivery", "requests"}
 
