@@ -82,8 +82,12 @@ LEASE_MARGIN_SECONDS = 7.0
 COUNTDOWN_MAX = timedelta(minutes=1)
 WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 REDRIVABLE = (DeliveryStatus.DEAD, DeliveryStatus.NO_ENDPOINT)
-# Set while a partner has deferred events, so its finished attempts know to queue the next one.
+# Set while a partner has deferred events, so its finished attempts know to queue the next ones;
+# each event handed to a new task is marked for a few seconds so two hand-offs never pick the same.
 DEFERRED_KEY = "outbox:deferred:{partner_id}"
+HANDOFF_KEY = "outbox:handoff:{event_id}:{due}"
+HANDOFF_SECONDS = 5
+HANDOFF_SPARE = 8
 # Queued by its pinned name: the task module calls the services in this one.
 DISABLED_NOTIFY_TASK = "consents.tasks_delivery.partner_webhook_disabled_notify"
 
@@ -220,36 +224,52 @@ def _deferred_mark(partner_id: int) -> None:
         logger.warning("could not mark partner %s as having deferred deliveries", partner_id, exc_info=True)
 
 
-def partner_deferred_queue(*, partner_id: int) -> str | None:
-    """After one of a partner's attempts ends, queue its oldest due event that a full partner deferred.
+def partner_deferred_queue(*, partner_id: int) -> list[str]:
+    """After one of a partner's attempts ends, queue as many of its deferred events as it has free places.
 
-    Returns the queued event's id, if any. Cheap when nothing was deferred (one cache read).
+    Returns the queued events' ids. Cheap when nothing was deferred (one cache read). Two attempts
+    ending at once would pick the same oldest events; a short hand-off mark per event (``cache.add``)
+    makes each pick a different one, so every free place is refilled.
     """
     key = DEFERRED_KEY.format(partner_id=partner_id)
     try:
         if not cache.get(key):
-            return None
+            return []
     except Exception:
         # The cache is Redis, so the broker is most likely down too: leave deferred events to the relay.
         logger.warning("could not read partner %s's deferred-deliveries mark", partner_id, exc_info=True)
-        return None
+        return []
     now = timezone.now()
-    next_id = (
-        OutboxEvent.objects.filter(partner_id=partner_id, status__in=WAITING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    waiting = OutboxEvent.objects.filter(partner_id=partner_id, status__in=WAITING)
+    free = settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER - waiting.filter(sending_until__gt=now).count()
+    if free <= 0:
+        return []
+    candidates = list(
+        waiting.filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .filter(Q(sending_until__isnull=True) | Q(sending_until__lte=now))
         .order_by(F("next_attempt_at").asc(nulls_first=True), "created_at")
-        .values_list("pk", flat=True)
-        .first()
+        .values_list("pk", "next_attempt_at")[: free + HANDOFF_SPARE]
     )
-    if next_id is None:
+    if not candidates:
         try:
             cache.delete(key)
         except Exception:
             logger.warning("could not clear partner %s's deferred-deliveries mark", partner_id, exc_info=True)
-        return None
-    delivery_queue([str(next_id)])
-    return str(next_id)
+        return []
+    chosen: list[str] = []
+    try:
+        for event_id, due_at in candidates:
+            if len(chosen) == free:
+                break
+            # Keyed on the due time too: once the event is claimed, re-driven or re-queued by the
+            # relay, it is due at another time and a new hand-off is not held up by this mark.
+            due = due_at.timestamp() if due_at else "new"
+            if cache.add(HANDOFF_KEY.format(event_id=event_id, due=due), True, timeout=HANDOFF_SECONDS):
+                chosen.append(str(event_id))
+    except Exception:
+        logger.warning("could not hand off partner %s's deferred deliveries", partner_id, exc_info=True)
+    delivery_queue(chosen)
+    return chosen
 
 
 def _attempt(claim: DeliveryClaim) -> AttemptResult:

@@ -315,12 +315,37 @@ def test_a_partner_at_its_in_flight_cap_defers_and_its_finished_attempt_queues_t
     outbox_attempt_record(
         event_id=first.id, attempt=claim.attempt, result=AttemptResult(status_code=200, duration_ms=5)
     )
-    assert partner_deferred_queue(partner_id=partner.pk) == str(second.id)
+    assert partner_deferred_queue(partner_id=partner.pk) == [str(second.id)]
 
     second.refresh_from_db()
     assert second.status == DeliveryStatus.DELIVERED
-    assert partner_deferred_queue(partner_id=partner.pk) is None, "nothing left: the mark is cleared"
+    assert partner_deferred_queue(partner_id=partner.pk) == [], "nothing left: the mark is cleared"
     assert OutboxEvent.objects.filter(sending_until__isnull=False).count() == 0
+
+
+def test_attempts_ending_together_hand_their_free_places_to_different_deferred_events(
+    purpose, partner, settings, monkeypatch, clock
+):
+    from consents.services import delivery
+
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER = 2
+    queued: list[list[str]] = []
+    monkeypatch.setattr(delivery, "delivery_queue", lambda ids, countdown=0: queued.append(list(ids)))
+    for user in UserFactory.create_batch(6):
+        consent_revoke(user=user, purpose=purpose, actor=Actor.consumer(user))
+    events = [str(pk) for pk in OutboxEvent.objects.order_by("created_at").values_list("pk", flat=True)]
+    claims = [outbox_event_claim(event_id=event_id) for event_id in events[:3]]
+    assert [type(c) for c in claims] == [DeliveryClaim, DeliveryClaim, Unclaimed], "the third one is deferred"
+    for claim in claims[:2]:  # both attempts end; neither hand-off has been picked up by a worker yet
+        assert isinstance(claim, DeliveryClaim)
+        outbox_attempt_record(event_id=claim.event_id, attempt=claim.attempt, result=AttemptResult(200, 5))
+
+    first = partner_deferred_queue(partner_id=partner.pk)
+    second = partner_deferred_queue(partner_id=partner.pk)
+
+    assert first == events[2:4]
+    assert second == events[4:6], "the second hand-off took the next events, not the same two"
+    assert queued == [first, second]
 
 
 def test_a_deferred_event_is_left_to_the_relay_when_the_mark_is_lost(
