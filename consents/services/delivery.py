@@ -46,7 +46,7 @@ from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
 from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent, Partner
-from consents.services.outbox import deliver_later, delivery_queue
+from consents.services.outbox import DEFERRED_KEY, deliver_later, delivery_queue, partner_deferred_mark
 from consents.webhook_client import WebhookError, encode_body, webhook_send
 from portal.request_id import current_request_id
 
@@ -82,9 +82,7 @@ LEASE_MARGIN_SECONDS = 7.0
 COUNTDOWN_MAX = timedelta(minutes=1)
 WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 REDRIVABLE = (DeliveryStatus.DEAD, DeliveryStatus.NO_ENDPOINT)
-# Set while a partner has deferred events, so its finished attempts know to queue the next ones;
-# each event handed to a new task is marked for a few seconds so two hand-offs never pick the same.
-DEFERRED_KEY = "outbox:deferred:{partner_id}"
+# Each event handed to a new task is marked for a few seconds so two hand-offs never pick the same.
 HANDOFF_KEY = "outbox:handoff:{event_id}:{due}"
 HANDOFF_SECONDS = 5
 HANDOFF_SPARE = 8
@@ -166,28 +164,38 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
 
     The claim commits before this returns, so it is visible to other workers at once.
     """
-    now = timezone.now()
-    due = OutboxEvent.objects.filter(pk=event_id, status__in=WAITING).filter(
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
-    with transaction.atomic():
-        # FOR NO KEY UPDATE: claims for one partner take turns, while consent changes, which only
-        # need the partner row as a foreign key (FOR KEY SHARE), are not held up. A no-op on SQLite,
-        # whose IMMEDIATE transactions take turns anyway.
-        partner_id = (
-            Partner.objects.select_for_update(no_key=True)
-            .filter(pk__in=due.values("partner_id"))
-            .values_list("pk", flat=True)
-            .first()
+    claimed = 0
+    for _try in range(2):
+        now = timezone.now()
+        due = OutboxEvent.objects.filter(pk=event_id, status__in=WAITING).filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
         )
-        if partner_id is None:
-            return Unclaimed.SKIPPED
-        in_flight = OutboxEvent.objects.filter(partner_id=partner_id, sending_until__gt=now).count()
-        if in_flight >= settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER:
-            _deferred_mark(partner_id)
+        with transaction.atomic():
+            # FOR NO KEY UPDATE: claims for one partner take turns, while consent changes, which only
+            # need the partner row as a foreign key (FOR KEY SHARE), are not held up. A no-op on
+            # SQLite, whose IMMEDIATE transactions take turns anyway.
+            partner_id = (
+                Partner.objects.select_for_update(no_key=True)
+                .filter(pk__in=due.values("partner_id"))
+                .values_list("pk", flat=True)
+                .first()
+            )
+            if partner_id is None:
+                return Unclaimed.SKIPPED
+            in_flight = OutboxEvent.objects.filter(partner_id=partner_id, sending_until__gt=now).count()
+            if in_flight < settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER:
+                lease_end = now + claim_lease()
+                claimed = due.update(attempts=F("attempts") + 1, next_attempt_at=lease_end, sending_until=lease_end)
+                break
+            partner_deferred_mark(partner_id)
+        # An attempt that ended between the count and the mark missed the mark and handed nothing on;
+        # it shows here as a free place, and the claim is tried once more.
+        if OutboxEvent.objects.filter(partner_id=partner_id, sending_until__gt=timezone.now()).count() >= (
+            settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER
+        ):
             return Unclaimed.DEFERRED
-        lease_end = now + claim_lease()
-        claimed = due.update(attempts=F("attempts") + 1, next_attempt_at=lease_end, sending_until=lease_end)
+    else:
+        return Unclaimed.DEFERRED
     if not claimed:
         return Unclaimed.SKIPPED
     # Plain values, not model instances: this runs for every delivery and the rows are only read.
@@ -214,14 +222,6 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
         secrets=secrets,
         payload=payload,
     )
-
-
-def _deferred_mark(partner_id: int) -> None:
-    try:
-        cache.set(DEFERRED_KEY.format(partner_id=partner_id), True, timeout=int(claim_lease().total_seconds()) * 2)
-    except Exception:
-        # Without the mark the relay still queues the deferred event, a few seconds later.
-        logger.warning("could not mark partner %s as having deferred deliveries", partner_id, exc_info=True)
 
 
 def partner_deferred_queue(*, partner_id: int) -> list[str]:

@@ -19,8 +19,9 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from audit.timestamps import iso_utc
@@ -41,6 +42,10 @@ logger = logging.getLogger(__name__)
 # Queued by its pinned name: the task module calls the services in this one, so importing it here
 # would make the two modules import each other.
 DELIVER_TASK = "consents.tasks_delivery.outbox_event_deliver"
+# Set while a partner has due events that no task was queued for (its places were full), so that
+# its finished attempts queue the next ones (see consents.services.delivery).
+DEFERRED_KEY = "outbox:deferred:{partner_id}"
+DEFERRED_MARK_SECONDS = 60
 
 
 def consent_event_data(*, consent: Consent, subject: PartnerSubject) -> dict[str, Any]:
@@ -185,12 +190,27 @@ def delivery_queue(event_ids: list[str], *, countdown: float = 0) -> None:
             return
 
 
+def partner_deferred_mark(partner_id: int) -> None:
+    """Note that a partner has due events no task was queued for: its next finished attempts hand them on."""
+    try:
+        cache.set(DEFERRED_KEY.format(partner_id=partner_id), True, timeout=DEFERRED_MARK_SECONDS)
+    except Exception:
+        # Without the mark the relay still queues the events, a run or two later.
+        logger.warning("could not mark partner %s as having deferred deliveries", partner_id, exc_info=True)
+
+
 def outbox_due_requeue(*, limit: int) -> list[uuid.UUID]:
     """Events the relay must queue (oldest first, at most ``limit``); marks them queued and returns their ids.
 
     - ``pending`` for longer than the grace period: the enqueue after commit was lost (broker down,
       crash between commit and enqueue), or the worker holding the claim died and its lease ran out;
     - ``retrying`` whose retry time has come (long retries are queued only by the relay).
+
+    Per partner, only as many as it has free places (``WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER`` less its
+    attempts in flight); a partner with more is marked, so each of its finished attempts queues the
+    next (``consents.services.delivery.partner_deferred_queue``). A long backlog thus neither floods
+    the queue with tasks that would only be deferred, ahead of other partners' deliveries, nor waits
+    for the next relay run.
 
     Marking them ``pending`` with ``next_attempt_at`` = now keeps the next relay runs from queueing
     the same events again while their task waits in the queue (until the grace period passes).
@@ -202,11 +222,29 @@ def outbox_due_requeue(*, limit: int) -> list[uuid.UUID]:
         | Q(status=DeliveryStatus.PENDING, next_attempt_at__isnull=True, created_at__lte=cutoff)
         | Q(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now)
     )
-    ids = list(
-        OutboxEvent.objects.filter(due)
-        .order_by(F("next_attempt_at").asc(nulls_first=True))
-        .values_list("pk", flat=True)[:limit]
+    waiting = OutboxEvent.objects.filter(due)
+    partners = list(waiting.order_by().values_list("partner_id", flat=True).distinct()[:limit])
+    in_flight = dict(
+        OutboxEvent.objects.filter(partner_id__in=partners, sending_until__gt=now)
+        .values("partner_id")
+        .annotate(n=Count("pk"))
+        .values_list("partner_id", "n")
     )
+    ids: list[uuid.UUID] = []
+    for partner_id in partners:
+        take = min(settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER - in_flight.get(partner_id, 0), limit - len(ids))
+        chosen = (
+            list(
+                waiting.filter(partner_id=partner_id)
+                .order_by(F("next_attempt_at").asc(nulls_first=True), "created_at")
+                .values_list("pk", flat=True)[: take + 1]
+            )
+            if take > 0
+            else []
+        )
+        if take <= 0 or len(chosen) > take:
+            partner_deferred_mark(partner_id)
+        ids += chosen[: max(take, 0)]
     if ids:
         OutboxEvent.objects.filter(due, pk__in=ids).update(status=DeliveryStatus.PENDING, next_attempt_at=now)
     return ids

@@ -348,6 +348,30 @@ def test_attempts_ending_together_hand_their_free_places_to_different_deferred_e
     assert queued == [first, second]
 
 
+def test_the_relay_queues_a_backlog_only_up_to_the_partners_free_places_and_hand_offs_do_the_rest(
+    purpose, partner, settings, webhook_receiver, celery_eager, clock, monkeypatch
+):
+    from consents.services import outbox
+
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER = 2
+    for user in UserFactory.create_batch(5):
+        consent_revoke(user=user, purpose=purpose, actor=Actor.consumer(user))  # their enqueue is lost
+    queued_by_relay: list[str] = []
+    relay_queue = outbox.outbox_due_requeue
+    monkeypatch.setattr(
+        "consents.tasks.delivery.outbox_due_requeue",
+        lambda **kw: queued_by_relay.extend(map(str, ids := relay_queue(**kw))) or ids,
+    )
+    clock.shift(timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS + 1))
+
+    assert outbox_relay() == 2, "two places: two tasks, not five"
+
+    assert len(queued_by_relay) == 2
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
+    assert len(webhook_receiver.requests) == 5
+    assert outbox_relay() == 0
+
+
 def test_a_deferred_event_is_left_to_the_relay_when_the_mark_is_lost(
     consumer, purpose, partner, settings, webhook_receiver, celery_eager, clock
 ):
@@ -361,7 +385,9 @@ def test_a_deferred_event_is_left_to_the_relay_when_the_mark_is_lost(
     assert outbox_event_deliver(str(second.id)) == "deferred"
     clock.shift(claim_lease() + timedelta(seconds=settings.OUTBOX_RELAY_GRACE_SECONDS + 1))
 
-    assert outbox_relay() == 2  # the dead claim's event and the deferred one
+    # One place: the relay queues the dead claim's event and marks the partner again, so the
+    # deferred one follows it by hand-off.
+    assert outbox_relay() == 1
 
     assert set(OutboxEvent.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
     assert sorted(r.headers["webhook-id"] for r in webhook_receiver.requests) == sorted([str(first.id), str(second.id)])
