@@ -1,9 +1,9 @@
-# The two commands from the README: `make run` and `make test`.
+# The commands from the README: `make run`, `make run-prod` and `make test`.
 PYTHON ?= $(shell command -v python3.12 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint messages
+.PHONY: run run-prod test lint messages
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "Python 3.12 or newer is needed (pyenv install 3.12)")'
@@ -20,6 +20,10 @@ run: $(VENV)/.installed
 	@echo "  Privacy Portal: http://127.0.0.1:8000/   (Ctrl-C stops everything)"
 	@echo ""
 	$(PY) manage.py runall
+
+# PostgreSQL, Redis, gunicorn, two Celery workers and beat with production settings (bin/run-prod).
+run-prod: $(VENV)/.installed
+	PY=$(PY) bin/run-prod
 
 test: $(VENV)/.installed
 	.ci/test
