@@ -786,7 +786,8 @@ def worker_kill(server: Server, quick: bool) -> dict[str, Any]:
     kills = 5 if quick else 100
     withdrawals = 30 if quick else 500
     interval = 1.0 if quick else 1.5
-    with stack_running(server, "worker_kill", quick=quick, receiver_delay=0.3) as stack:
+    # The partner takes 0.1 s per webhook, so a kill every 1.5 s finds deliveries in flight.
+    with stack_running(server, "worker_kill", quick=quick, receiver_delay=0.1) as stack:
         stack.start_all()
         world = world_build(stack, consumers=withdrawals + 1)
         warm_up(stack, world, world.consumers[0])
