@@ -1,5 +1,6 @@
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
@@ -51,6 +52,18 @@ class User(AbstractUser):
         default=Jurisdiction.GDPR,
         help_text=_("Decides the legal deadlines that apply to your privacy requests."),
     )
+    # The consumer's own settings: times are shown in their zone and emails are written in their
+    # language. Empty until known (taken from the browser at signup or first visit, or chosen on
+    # the profile); the site defaults apply until then.
+    language = models.CharField(_("language"), max_length=16, choices=settings.LANGUAGES, blank=True)
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True)
+    notify_material_changes = models.BooleanField(
+        _("email me when a notice changes and needs my decision"), default=True
+    )
+    notify_flagged_access = models.BooleanField(
+        _("email me when a partner accesses my data without my consent"), default=True
+    )
+    monthly_digest = models.BooleanField(_("send me a monthly summary of who accessed my data"), default=False)
 
     objects: ClassVar[UserManager] = UserManager()
 

@@ -1,3 +1,11 @@
+from consents.models.apps import (
+    REQUEST_URI_PREFIX,
+    AppGrant,
+    AppGrantQuerySet,
+    AppGrantToken,
+    ConnectedApp,
+    PushedAuthorization,
+)
 from consents.models.consent import (
     Consent,
     ConsentMethod,
@@ -26,6 +34,11 @@ from consents.models.partners import (
 
 __all__ = [
     "PARTNER_SCOPES",
+    "REQUEST_URI_PREFIX",
+    "AppGrant",
+    "AppGrantQuerySet",
+    "AppGrantToken",
+    "ConnectedApp",
     "Consent",
     "ConsentMethod",
     "ConsentQuerySet",
@@ -50,6 +63,7 @@ __all__ = [
     "Purpose",
     "PurposeQuerySet",
     "PurposeVersion",
+    "PushedAuthorization",
     "ReceiptEvent",
     "RevocationReason",
     "Sharing",
