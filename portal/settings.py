@@ -516,7 +516,8 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
-    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    # Connected apps' redirect URIs: https only in production, so the demo partner can run on localhost.
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"] if PRODUCTION else ["https", "http"],
     "SCOPES": {
         "consents:read": "Check consumers' consent",
         "events:read": "Read the consent and erasure event feed",
@@ -534,6 +535,11 @@ OAUTH_TOKEN_RATE_PER_CLIENT = env_str("OAUTH_TOKEN_RATE_PER_CLIENT", "60/minute"
 OAUTH_TOKEN_RATE_PER_IP = env_str("OAUTH_TOKEN_RATE_PER_IP", "300/minute")
 # Live access tokens one credential may hold; issuing another revokes the oldest.
 OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL = env_int("OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL", 20)
+
+# Connected apps (authorisation code with PKCE, pushed requests): how long a pushed request_uri
+# lives (RFC 9126 suggests 5 to 600 s; the browser is sent on at once) and an app's access token.
+CONNECT_REQUEST_URI_SECONDS = env_int("CONNECT_REQUEST_URI_SECONDS", 90)
+CONNECT_ACCESS_TOKEN_SECONDS = env_int("CONNECT_ACCESS_TOKEN_SECONDS", 600)
 
 # --- Consents, receipts and access reports ---------------------------------------------------
 

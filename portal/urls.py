@@ -3,16 +3,24 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from consents import views as consents_views
+from consents import connect as connect_views
+from consents.api import connect as connect_api
 from consents.api import oauth as oauth_views
 from consents.api.docs import DocsView
 from portal import monitoring, views
 
-# Partners only use the client-credentials grant: token, revocation and introspection, no authorisation UI.
+# Partners' credentials use the client-credentials grant, connected apps the authorisation code (see /connect/).
 # The views are django-oauth-toolkit's, rate limited, and introspection is limited to the caller's tokens.
 oauth_urlpatterns = [
     path("token/", oauth_views.TokenView.as_view(), name="token"),
     path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
     path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+]
+
+# Connected apps: the pushed request (RFC 9126) and the consumer's consent screen.
+connect_urlpatterns = [
+    path("par", connect_api.PushedAuthorizationView.as_view(), name="par"),
+    path("authorize", connect_views.authorize, name="authorize"),
 ]
 
 handler400 = views.bad_request
@@ -24,6 +32,11 @@ urlpatterns = [
     path("metrics", monitoring.metrics, name="metrics"),
     path("readyz", views.readyz, name="readyz"),
     path("consents/", include("consents.urls")),
+    path(
+        ".well-known/oauth-authorization-server",
+        connect_api.authorization_server_metadata,
+        name="oauth-authorization-server",
+    ),
     path(".well-known/jwks.json", consents_views.jwks, name="jwks"),
     path("", include("audit.urls")),
     path("requests/", include("privacy_requests.urls")),
@@ -32,6 +45,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("oauth/", include((oauth_urlpatterns, "oauth2_provider"))),
+    path("connect/", include((connect_urlpatterns, "connect"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", DocsView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("consents.api.urls")),

@@ -151,3 +151,22 @@ class PrivacyRequestFactory(factory.django.DjangoModelFactory):
     updated_at = factory.LazyAttribute(lambda o: o.created_at)
     due_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=45))
     grace_ends_at = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=7) if o.kind == "deletion" else None)
+
+
+def connected_app_create_for_tests(*, partner=None, purpose=None, categories=None, **kwargs):
+    """A registered connected app (and its client secret) allowed the purpose and all its notice's categories."""
+    from audit.services import Actor
+    from consents.services.apps import connected_app_create
+
+    purpose = purpose or PurposeFactory()
+    partner = partner or PartnerFactory()
+    return connected_app_create(
+        partner=partner,
+        name=kwargs.pop("name", "Budget helper"),
+        redirect_uris=kwargs.pop("redirect_uris", ["https://app.example.com/callback"]),
+        purposes=[purpose],
+        data_categories=categories or list(purpose.current_version.data_categories.all()),
+        max_duration_days=kwargs.pop("max_duration_days", 90),
+        max_lookback_days=kwargs.pop("max_lookback_days", 365),
+        actor=Actor.system("tests"),
+    )

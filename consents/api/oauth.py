@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as oauth_views
-from oauth2_provider.models import AbstractApplication, AccessToken
+from oauth2_provider.models import AbstractApplication, AccessToken, Grant
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import BaseScopes
 from oauth2_provider.settings import oauth2_settings
@@ -30,7 +30,8 @@ from oauthlib.common import Request as OauthlibRequest
 
 from consents.api.auth import rate_parse, shared_counter_add
 from consents.api.client_secrets import client_secret_check
-from consents.models import PartnerCredential
+from consents.models import AppGrant, AppGrantToken, ConnectedApp, Partner, PartnerCredential, PartnerSubject
+from consents.services.apps import app_grant_code_replayed, app_grant_is_live
 from portal.http import client_ip
 
 
@@ -41,6 +42,24 @@ def credential_for(application: AbstractApplication | None) -> PartnerCredential
         return PartnerCredential.objects.select_related("partner").get(application_id=application.pk)
     except PartnerCredential.DoesNotExist:
         return None
+
+
+def connected_app_for(application: AbstractApplication | None) -> ConnectedApp | None:
+    if application is None or application.pk is None:
+        return None
+    try:
+        return ConnectedApp.objects.select_related("partner").get(application_id=application.pk)
+    except ConnectedApp.DoesNotExist:
+        return None
+
+
+def partner_of(application: AbstractApplication | None) -> Partner | None:
+    """The partner a client belongs to, through its credential or its connected app."""
+    if (credential := credential_for(application)) is not None:
+        return credential.partner
+    if (app := connected_app_for(application)) is not None:
+        return app.partner
+    return None
 
 
 class PartnerCredentialScopes(BaseScopes):
@@ -61,11 +80,76 @@ class PartnerCredentialScopes(BaseScopes):
 
 class PartnerOAuth2Validator(OAuth2Validator):
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
-        """The client's secret must match and its credential and partner must both be in good standing."""
+        """The client's secret must match and its credential (or connected app) and partner be in good standing."""
         if not super().authenticate_client(request, *args, **kwargs):
             return False
         credential = credential_for(request.client)
-        return credential is not None and credential.is_active and credential.partner.is_active
+        if credential is not None:
+            return credential.is_active and credential.partner.is_active
+        app = connected_app_for(request.client)
+        return app is not None and app.is_active
+
+    def validate_code(self, client_id: str, code: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """A connected app's code is claimed here, once; a code that comes back revokes what it issued.
+
+        Claiming (a conditional update of the code's expiry to now) happens before the tokens are
+        made, so two concurrent exchanges of one code cannot both win. The used code stays stored
+        (expired) until ``cleartokens`` removes it, which is what lets a replay be recognised.
+        """
+        link = (
+            AppGrantToken.objects.select_related("grant__app__partner", "code")
+            .filter(code__code=code, code__application=client)
+            .first()
+        )
+        if link is None:
+            return super().validate_code(client_id, code, client, request, *args, **kwargs)
+        now = timezone.now()
+        claimed = Grant.objects.filter(pk=link.code_id, expires__gt=now).update(expires=now)
+        if not claimed:
+            app_grant_code_replayed(grant=link.grant)
+            return False
+        if not app_grant_is_live(link.grant):
+            return False
+        code_row = link.code
+        request.scopes = code_row.scope.split()
+        request.user = code_row.user
+        request.app_grant = link.grant
+        return True
+
+    def invalidate_authorization_code(self, client_id: str, code: str, request: Any, *args: Any, **kwargs: Any) -> None:
+        if getattr(request, "app_grant", None) is not None:
+            return  # claimed (expired) in validate_code and kept to recognise a replay
+        super().invalidate_authorization_code(client_id, code, request, *args, **kwargs)
+
+    def validate_refresh_token(self, refresh_token: str, client: Any, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """A connected app's refresh token works only while its grant does (checked live)."""
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        link = (
+            AppGrantToken.objects.select_related("grant__app__partner")
+            .filter(refresh_token=request.refresh_token_instance)
+            .first()
+        )
+        if link is None:
+            return connected_app_for(client) is None
+        if not app_grant_is_live(link.grant):
+            return False
+        request.app_grant = link.grant
+        return True
+
+    def _create_access_token(self, expires: Any, request: Any, token: Any, source_refresh_token: Any = None) -> Any:
+        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        if (grant := getattr(request, "app_grant", None)) is not None:
+            AppGrantToken.objects.create(grant=grant, access_token=access_token)
+        return access_token
+
+    def _create_refresh_token(
+        self, request: Any, refresh_token_code: str, access_token: Any, previous_refresh_token: Any
+    ) -> Any:
+        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
+        if (grant := getattr(request, "app_grant", None)) is not None:
+            AppGrantToken.objects.create(grant=grant, refresh_token=refresh_token)
+        return refresh_token
 
     def _check_secret(self, provided_secret: str, stored_secret: str) -> bool:
         return client_secret_check(provided_secret, stored_secret)
@@ -76,6 +160,15 @@ class PartnerOAuth2Validator(OAuth2Validator):
         Revoking the oldest rather than refusing the new one keeps a partner working when its
         processes restart and each fetches a token: the tokens it still uses are the newest.
         """
+        grant: AppGrant | None = getattr(request, "app_grant", None)
+        if grant is not None:
+            # A connected app's tokens: short-lived, linked to the grant (in DOT's transaction), and
+            # never capped per client, which would end other consumers' tokens.
+            token["expires_in"] = settings.CONNECT_ACCESS_TOKEN_SECONDS
+            super().save_bearer_token(token, request, *args, **kwargs)
+            token["grant_id"] = str(grant.id)
+            token["authorization_details"] = [grant.authorization_details]
+            return
         with transaction.atomic():
             super().save_bearer_token(token, request, *args, **kwargs)
             live = AccessToken.objects.filter(application_id=request.client.pk, expires__gt=timezone.now())
@@ -176,14 +269,49 @@ class IntrospectTokenView(OAuthThrottleMixin, oauth_views.IntrospectTokenView):
         return valid
 
     def _own_token_response(self, token_value: str | None) -> HttpResponse:
-        if token_value is not None:
-            # A caller let in by a bearer token (DOT's other path) has no client here: it sees nothing.
-            if self.caller is None or self.caller.pk is None:
+        if token_value is None:
+            return self.get_token_response(token_value)
+        # A caller let in by a bearer token (DOT's other path) has no client here: it sees nothing.
+        if self.caller is None or self.caller.pk is None:
+            return JsonResponse({"active": False})
+        checksum = hashlib.sha256(token_value.encode()).hexdigest()
+        token = AccessToken.objects.filter(token_checksum=checksum).select_related("application").first()
+        if token is None:
+            return JsonResponse({"active": False})
+        link = (
+            AppGrantToken.objects.select_related("grant__app__partner", "grant__purpose")
+            .filter(access_token=token)
+            .first()
+        )
+        if link is None:
+            if token.application_id != self.caller.pk:
                 return JsonResponse({"active": False})
-            checksum = hashlib.sha256(token_value.encode()).hexdigest()
-            if not AccessToken.objects.filter(token_checksum=checksum, application_id=self.caller.pk).exists():
-                return JsonResponse({"active": False})
-        return self.get_token_response(token_value)
+            return self.get_token_response(token_value)
+        return self._app_token_response(token, link.grant)
+
+    def _app_token_response(self, token: AccessToken, grant: AppGrant) -> HttpResponse:
+        """A connected app's token: any client of the app's partner may ask; the grant is checked live."""
+        caller_partner = partner_of(self.caller)
+        if caller_partner is None or caller_partner.pk != grant.app.partner_id:
+            return JsonResponse({"active": False})
+        if not token.is_valid() or not app_grant_is_live(grant):
+            return JsonResponse({"active": False})
+        subject = PartnerSubject.objects.filter(partner_id=grant.app.partner_id, user_id=grant.user_id).first()
+        return JsonResponse(
+            {
+                "active": True,
+                "scope": token.scope,
+                "client_id": token.application.client_id if token.application else None,
+                "token_type": "Bearer",
+                "exp": int(token.expires.timestamp()),
+                "iss": settings.SITE_URL,
+                "sub": subject.subject_id if subject is not None else None,
+                "grant_id": str(grant.id),
+                "purpose": grant.purpose.slug,
+                "data_categories": sorted(grant.data_categories.values_list("slug", flat=True)),
+                "authorization_details": [grant.authorization_details],
+            }
+        )
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return self._own_token_response(request.GET.get("token"))
