@@ -4,7 +4,8 @@ This is the one place the mapping lives. ``portal/migrations/0003_staff_roles.py
 groups from a frozen copy of it (a migration must not import code that changes later; the
 privacy-request permissions it names ``portal.*`` became ``privacy_requests.*`` when
 ``portal/migrations/0005_privacy_requests_move.py`` moved their content types; later permissions are
-granted by the ``ROLES_GRANTED`` of ``privacy_requests/migrations/0002_regulator_reports.py``); a test compares
+granted by the ``ROLES_GRANTED`` of ``privacy_requests/migrations/0002_regulator_reports.py`` and
+``consents/migrations/0009_connect_oauth.py``); a test compares
 the live groups with this mapping, so a change here needs a new migration too.
 
 ``staff_roles_ensure()`` puts the groups back to this mapping where the migration's data is gone
@@ -81,6 +82,9 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "consents.view_partnercredential",
         "consents.add_partnercredential",
         "consents.change_partnercredential",
+        "consents.view_connectedapp",
+        "consents.add_connectedapp",
+        "consents.change_connectedapp",
         "consents.view_outboxevent",
         "consents.change_outboxevent",
         "consents.view_deliveryattempt",

@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from consents import views as consents_views
 from consents import connect as connect_views
+from consents import views as consents_views
 from consents.api import connect as connect_api
 from consents.api import oauth as oauth_views
 from consents.api.docs import DocsView

@@ -1,5 +1,6 @@
 """Staff screens for the consent domain, split by area: notices, partners, consent records."""
 
+from consents.admin.apps import ConnectedAppAdmin
 from consents.admin.credentials import PartnerCredentialAdmin
 from consents.admin.notices import DataCategoryAdmin, PurposeAdmin
 from consents.admin.outbox import OutboxEventAdmin
@@ -7,6 +8,7 @@ from consents.admin.partners import PartnerAdmin, SharingAdmin
 from consents.admin.records import ConsentAdmin, ConsentReceiptAdmin
 
 __all__ = [
+    "ConnectedAppAdmin",
     "ConsentAdmin",
     "ConsentReceiptAdmin",
     "DataCategoryAdmin",

@@ -22,7 +22,6 @@ from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.authorization_details import RequestedAccess, details_granted
 from consents.errors import DomainError
-from consents.services.partners import partner_subject_ensure
 from consents.models import (
     AppGrant,
     AppGrantToken,
@@ -34,11 +33,12 @@ from consents.models import (
     Purpose,
     PushedAuthorization,
 )
+from consents.services.partners import partner_subject_ensure
 from portal.models import User
 
 # The scope every app token carries: it names no partner-API scope, so an app's token can never
 # call the partner API; what it may read is its grant's authorization_details.
-APP_TOKEN_SCOPE = "grant"
+APP_TOKEN_SCOPE = "grant"  # noqa: S105 (a scope name)
 
 
 def redirect_uris_clean(uris: Iterable[str]) -> list[str]:

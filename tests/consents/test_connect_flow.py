@@ -127,7 +127,8 @@ def test_happy_path_grants_only_the_ticked_categories_and_introspection_shows_th
     page = client.get(url)
     content = page.content.decode()
     assert page.status_code == 200
-    assert "BudgetCo" in content and "Ireland" in content
+    assert "BudgetCo" in content
+    assert "Ireland" in content
     assert "To show your spending." in content
     assert "checked" not in content  # nothing pre-ticked
 

@@ -39,7 +39,14 @@ from privacy_requests.services.requests import (
     privacy_request_export_create,
     privacy_request_extend,
 )
-from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
+from tests.factories import (
+    PartnerFactory,
+    PurposeFactory,
+    SharingFactory,
+    StaffFactory,
+    UserFactory,
+    connected_app_create_for_tests,
+)
 from tests.privacy_requests.helpers import consumer_data_seed
 
 GROUPS = {
@@ -76,9 +83,6 @@ ACTION_PERMISSIONS: dict[str, dict[str, str]] = {
     },
     "audit.auditevent": {"verify_chains": "audit.verify_chain"},
     "account.emailaddress": {"make_verified": "account.change_emailaddress"},
-    # django-oauth-toolkit's own: no role may even view tokens, so only superusers reach it.
-    "oauth2_provider.accesstoken": {"revoke_tokens": "oauth2_provider.view_accesstoken"},
-    "oauth2_provider.refreshtoken": {"revoke_tokens": "oauth2_provider.view_refreshtoken"},
 }
 # What a refused action would need to run if it were allowed: the intermediate forms' answers.
 ACTION_INPUT = {"apply": "1", "reason": "Refused by the matrix test", "note": "By letter", "months": "1", "days": "0"}
@@ -101,6 +105,7 @@ def world(db, django_capture_on_commit_callbacks) -> dict[str, Any]:
             partner=data.partners[0], label="production", scopes=PARTNER_SCOPES, actor=Actor.system("tests")
         )
         access_event_record_staff(staff=StaffFactory(), consumer=consumer, what="Phone call")
+        connected_app_create_for_tests(partner=data.partners[0], purpose=data.purposes[0])
     return {"consumer": consumer, "purpose": data.purposes[0]}
 
 
@@ -250,6 +255,13 @@ def _custom_view_cells(matrix: Matrix, world: dict[str, Any]) -> None:
         matrix.expect("GET", url, may_manage)
         if not may_manage:
             matrix.expect("POST", url, False)
+    app = apps.get_model("consents", "ConnectedApp").objects.get()
+    may_manage_apps = _can(role, "consents.change_connectedapp")
+    for name in ("rotate", "disable"):
+        url = reverse(f"admin:consents_connectedapp_{name}", args=[app.pk])
+        matrix.expect("GET", url, may_manage_apps)
+        if not may_manage_apps:
+            matrix.expect("POST", url, False)
     for name in ("privacy_requests_report_ccpa", "privacy_requests_report_processing"):
         matrix.expect("GET", reverse(f"admin:{name}"), _can(role, "privacy_requests.view_regulator_reports"))
     verify = reverse("admin:audit_auditevent_verify")
@@ -305,12 +317,14 @@ def _migration_roles() -> dict[str, tuple[str, ...]]:
     latest = [roles for roles in frozen if roles is not None][-1]
     roles = {name: tuple(now_named(label) for label in labels) for name, labels in latest.items()}
     # Later migrations of other apps give the groups their new permissions (``ROLES_GRANTED``).
+    import consents.migrations
     import privacy_requests.migrations
 
-    for module in sorted(m.name for m in pkgutil.iter_modules(privacy_requests.migrations.__path__)):
-        granted = getattr(import_module(f"privacy_requests.migrations.{module}"), "ROLES_GRANTED", {})
-        for name, labels in granted.items():
-            roles[name] = (*roles[name], *labels)
+    for package in (privacy_requests.migrations, consents.migrations):
+        for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
+            granted = getattr(import_module(f"{package.__name__}.{module}"), "ROLES_GRANTED", {})
+            for name, labels in granted.items():
+                roles[name] = (*roles[name], *labels)
     return roles
 
 
