@@ -7,7 +7,7 @@ until the request is matched to the app.
 """
 
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from babel import Locale, UnknownLocaleError
@@ -52,13 +52,13 @@ class AuthorizeForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.access = access
         optional = [c.category for c in access.categories if not c.required]
-        self.fields["optional_categories"].choices = [(c.slug, c.name) for c in optional]
+        cast(forms.ChoiceField, self.fields["optional_categories"]).choices = [(c.slug, c.name) for c in optional]
         choices = [(DurationType.ONE_TIME.value, _("Just this once"))]
         if access.duration_type != DurationType.ONE_TIME:
             choices.append((DurationType.TIME_BOUND.value, _("Until a date I choose")))
         if access.duration_type == DurationType.PERSISTENT:
             choices.append((DurationType.PERSISTENT.value, _("Until I withdraw it")))
-        self.fields["duration"].choices = choices
+        cast(forms.ChoiceField, self.fields["duration"]).choices = choices
         self.latest = self._latest_date()
         if self.latest is not None:
             self.fields["until"].help_text = _("At the latest %(date)s.") % {"date": self.latest.isoformat()}
@@ -69,7 +69,7 @@ class AuthorizeForm(forms.Form):
         return None
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if cleaned.get("duration") == DurationType.TIME_BOUND:
             until = cleaned.get("until")
             if until is None:

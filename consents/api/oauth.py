@@ -111,6 +111,7 @@ class PartnerOAuth2Validator(OAuth2Validator):
         if not app_grant_is_live(link.grant):
             return False
         code_row = link.code
+        assert code_row is not None  # the link was found through its code
         request.scopes = code_row.scope.split()
         request.user = code_row.user
         request.app_grant = link.grant

@@ -6,7 +6,7 @@ consumer's approval creates an ``AppGrant`` and a short-lived authorisation code
 """
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -179,7 +179,7 @@ def app_grant_create(
     user: User,
     categories: Iterable[DataCategory],
     duration_type: str,
-    expires_at: timezone.datetime | None,
+    expires_at: datetime | None,
     period_days: int | None,
 ) -> tuple[AppGrant, str]:
     """Record what the consumer approved and issue the authorisation code for it.
@@ -197,11 +197,13 @@ def app_grant_create(
 
     granted = list(categories)
     app = locked.app
+    version = access.purpose.current_version
+    assert version is not None  # details_validate only lets published purposes through
     grant = AppGrant.objects.create(
         app=app,
         user=user,
         purpose=access.purpose,
-        version=access.purpose.current_version,
+        version=version,
         status=ConsentStatus.GRANTED,
         duration_type=duration_type,
         expires_at=expires_at,
@@ -236,7 +238,7 @@ def app_grant_create(
             "app": app.name,
             "partner": app.partner.slug,
             "purpose": access.purpose.slug,
-            "version": grant.version.number,
+            "version": version.number,
             "data_categories": sorted(c.slug for c in granted),
             "duration_type": duration_type,
             "expires_at": expires_at,
@@ -245,7 +247,7 @@ def app_grant_create(
     return grant, code
 
 
-def one_time_expiry() -> timezone.datetime:
+def one_time_expiry() -> datetime:
     """When one-time access ends: the same window as a one-time consent."""
     return timezone.now() + timedelta(hours=settings.ONE_TIME_CONSENT_HOURS)
 
