@@ -59,7 +59,7 @@ def test_reauthentication_resumes_the_deletion_request(consumer_client, consumer
     assert response.url == request.get_absolute_url()
 
 
-@pytest.mark.parametrize("typed", ["", "delete", "DELETE ME", "someone@example.com"])
+@pytest.mark.parametrize("typed", ["", "DELETE ME", "deleted", "someone@example.com"])
 def test_deletion_needs_the_typed_confirmation(reauthenticated_client, consumer, typed):
     response = reauthenticated_client.post(reverse("requests:delete"), {"confirmation": typed})
     assert response.status_code == 400
@@ -67,7 +67,7 @@ def test_deletion_needs_the_typed_confirmation(reauthenticated_client, consumer,
     assert not PrivacyRequest.objects.filter(user=consumer).exists()
 
 
-@pytest.mark.parametrize("typed", ["DELETE", "Consumer@Example.com"])
+@pytest.mark.parametrize("typed", ["DELETE", "delete", "Delete", "Consumer@Example.com"])
 def test_typed_confirmation_schedules_the_deletion_and_emails_a_cancel_link(
     reauthenticated_client, consumer, typed, django_capture_on_commit_callbacks
 ):
