@@ -239,15 +239,48 @@ class AccessFilter:
     flagged_only: bool = False
 
 
-def _keyset(queryset: QuerySet[Any], time_field: str, cursor: str) -> QuerySet[Any]:
-    """Rows strictly after ``cursor`` in (time desc, id desc) order. A bad cursor starts at the top."""
+def _parse_cursor(cursor: str) -> tuple[datetime, int] | None:
     try:
         raw_time, raw_id = cursor.rsplit("_", 1)
-        at = datetime.fromisoformat(raw_time)
-        pk = int(raw_id)
+        return datetime.fromisoformat(raw_time), int(raw_id)
     except ValueError:
-        return queryset
-    return queryset.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "id__lt": pk}))
+        return None
+
+
+@dataclass(frozen=True)
+class KeysetPage[T]:
+    """One page of a newest-first list: its rows and the cursors of the older and newer pages ("" if none)."""
+
+    rows: list[T]
+    older: str
+    newer: str
+
+
+def _keyset_page(queryset: QuerySet[Any], time_field: str, *, after: str, before: str, size: int) -> KeysetPage[Any]:
+    """Rows in (time desc, id desc) order, strictly after ``after`` or strictly before ``before``.
+
+    A bad cursor starts at the top. Going back (``before``) reads the rows just newer than the cursor in
+    ascending order, so a "Newer" page is exactly the page the consumer came from.
+    """
+    if (position := _parse_cursor(before)) is not None:
+        at, pk = position
+        newer_rows = queryset.filter(Q(**{f"{time_field}__gt": at}) | Q(**{time_field: at, "id__gt": pk}))
+        rows = list(newer_rows.order_by(time_field, "id")[: size + 1])
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        older = cursor_for(getattr(rows[-1], time_field), rows[-1].pk) if rows else ""
+        newer = cursor_for(getattr(rows[0], time_field), rows[0].pk) if rows and more_newer else ""
+        return KeysetPage(rows, older, newer)
+    if (position := _parse_cursor(after)) is not None:
+        at, pk = position
+        queryset = queryset.filter(Q(**{f"{time_field}__lt": at}) | Q(**{time_field: at, "id__lt": pk}))
+    rows = list(queryset[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    older = cursor_for(getattr(rows[-1], time_field), rows[-1].pk) if more and rows else ""
+    # Rows after a cursor always have newer ones: the row the cursor names, at least.
+    newer = cursor_for(getattr(rows[0], time_field), rows[0].pk) if position is not None and rows else ""
+    return KeysetPage(rows, older, newer)
 
 
 def cursor_for(at: datetime, pk: int) -> str:
@@ -273,24 +306,14 @@ def access_events_for(user: User, filters: AccessFilter) -> QuerySet[AccessEvent
 
 
 def access_timeline_page(
-    user: User, filters: AccessFilter, *, after: str = "", size: int = 50
-) -> tuple[list[AccessEvent], str]:
-    """One page of the consumer's access log and the cursor of the next page ("" at the end)."""
+    user: User, filters: AccessFilter, *, after: str = "", before: str = "", size: int = 50
+) -> KeysetPage[AccessEvent]:
+    """One page of the consumer's access log, newest first, with the cursors of its neighbours."""
     events = access_events_for(user, filters).select_related("partner", "purpose")
-    if after:
-        events = _keyset(events, "accessed_at", after)
-    page = list(events[: size + 1])
-    more = len(page) > size
-    page = page[:size]
-    return page, cursor_for(page[-1].accessed_at, page[-1].pk) if more and page else ""
+    return _keyset_page(events, "accessed_at", after=after, before=before, size=size)
 
 
-def activity_page(user: User, *, after: str = "", size: int = 50) -> tuple[list[AuditEvent], str]:
-    """One page of the consumer's own audit trail, newest first."""
+def activity_page(user: User, *, after: str = "", before: str = "", size: int = 50) -> KeysetPage[AuditEvent]:
+    """One page of the consumer's own audit trail, newest first, with the cursors of its neighbours."""
     events = AuditEvent.objects.filter(subject=user).order_by("-occurred_at", "-id")
-    if after:
-        events = _keyset(events, "occurred_at", after)
-    page = list(events[: size + 1])
-    more = len(page) > size
-    page = page[:size]
-    return page, cursor_for(page[-1].occurred_at, page[-1].pk) if more and page else ""
+    return _keyset_page(events, "occurred_at", after=after, before=before, size=size)

@@ -26,12 +26,23 @@ def access_overview_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 def access_timeline(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = AccessFilterForm(request.GET or None, user=request.user)
-    events, next_cursor = access_timeline_page(request.user, form.to_filter(), after=request.GET.get("after", ""))
+    page = access_timeline_page(
+        request.user, form.to_filter(), after=request.GET.get("after", ""), before=request.GET.get("before", "")
+    )
     query = request.GET.copy()
     query.pop("after", None)
-    context = {"form": form, "events": events, "next_cursor": next_cursor, "query": query.urlencode()}
-    template = "audit/_timeline_rows.html" if request.htmx and request.GET.get("after") else "audit/timeline.html"
-    return render(request, template, context)
+    query.pop("before", None)
+    context = {
+        "form": form,
+        "events": page.rows,
+        "next_cursor": page.older,
+        "newer_cursor": page.newer,
+        "query": query.urlencode(),
+    }
+    if request.htmx and request.GET.get("after"):
+        # Rows appended below the ones already shown: focus moves to the first of them.
+        return render(request, "audit/_timeline_rows.html", context | {"focus_first": True})
+    return render(request, "audit/timeline.html", context)
 
 
 class _Echo:
@@ -76,7 +87,8 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
 
 @login_required
 def activity(request: AuthenticatedHttpRequest) -> HttpResponse:
-    events, next_cursor = activity_page(request.user, after=request.GET.get("after", ""))
-    context = {"entries": activity_entries(events), "next_cursor": next_cursor}
-    template = "audit/_activity_rows.html" if request.htmx and request.GET.get("after") else "audit/activity.html"
-    return render(request, template, context)
+    page = activity_page(request.user, after=request.GET.get("after", ""), before=request.GET.get("before", ""))
+    context = {"entries": activity_entries(page.rows), "next_cursor": page.older, "newer_cursor": page.newer}
+    if request.htmx and request.GET.get("after"):
+        return render(request, "audit/_activity_rows.html", context | {"focus_first": True})
+    return render(request, "audit/activity.html", context)

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.messages.storage.base import Message
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -55,6 +56,11 @@ def _card_url(slug: str) -> str:
     return reverse("consents:list") + f"#purpose-{slug}"
 
 
+def _card_tag(slug: str) -> str:
+    """Marks a message as being about one card: the list shows it inside that card, where the redirect lands."""
+    return f"purpose-{slug}"
+
+
 def _date(value: Any) -> str:
     return formats.date_format(timezone.localtime(value), "DATE_FORMAT")
 
@@ -65,9 +71,9 @@ def _outcome(
     """After a change (or a refused one): the fresh card for htmx, else a message and back to the card."""
     if not request.htmx:
         if error:
-            messages.error(request, error)
+            messages.error(request, error, extra_tags=_card_tag(slug))
         else:
-            messages.success(request, message)
+            messages.success(request, message, extra_tags=_card_tag(slug))
         return redirect(_card_url(slug))
     receipt = consent.receipts.order_by("-issued_at").first() if consent is not None else None
     context = {"card": _card_or_404(request, slug), "message": message, "error": error, "receipt": receipt}
@@ -78,10 +84,19 @@ def _outcome(
 @require_GET
 def consent_list(request: ConsentRequest) -> HttpResponse:
     cards = consent_cards(request.user)
+    # Without JavaScript the page reloads at the changed card's anchor, below the page's message area:
+    # messages about a card are shown inside it, so the outcome is in view where the consumer lands.
+    shown = {_card_tag(card.purpose.slug) for card in cards}
+    page_messages: list[Message] = []
+    card_notes: list[Message] = []
+    for message in messages.get_messages(request):
+        (card_notes if message.extra_tags in shown else page_messages).append(message)
     return render(
         request,
         "consents/list.html",
         {
+            "messages": page_messages,
+            "card_notes": card_notes,
             "consentable": [c for c in cards if not c.purpose.is_essential],
             "essential": [c for c in cards if c.purpose.is_essential],
             "reconsent": [c for c in cards if c.needs_review],
@@ -155,7 +170,11 @@ def consent_review(request: ConsentRequest, slug: str) -> HttpResponse:
     """The diff between the notice the consumer agreed to and the new one, with accept / decline."""
     card = _card_or_404(request, slug)
     if not card.needs_review or card.consent is None:
-        messages.info(request, _("“%(purpose)s” has nothing for you to review.") % {"purpose": card.purpose.name})
+        messages.info(
+            request,
+            _("“%(purpose)s” has nothing for you to review.") % {"purpose": card.purpose.name},
+            extra_tags=_card_tag(slug),
+        )
         return redirect(_card_url(slug))
     form = ReviewForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
@@ -168,9 +187,9 @@ def consent_review(request: ConsentRequest, slug: str) -> HttpResponse:
                 consent_revoke(user=request.user, purpose=card.purpose, actor=actor)
                 message = _("You declined the new notice for “%(purpose)s”, so your consent is withdrawn.")
         except DomainError as error:
-            messages.error(request, error.message)
+            messages.error(request, error.message, extra_tags=_card_tag(slug))
         else:
-            messages.success(request, message % {"purpose": card.purpose.name})
+            messages.success(request, message % {"purpose": card.purpose.name}, extra_tags=_card_tag(slug))
         return redirect(_card_url(slug))
     context = {"card": card, "diff": notice_diff(card.consent.version, card.version), "form": form}
     return render(request, "consents/review.html", context, status=400 if form.errors else 200)

@@ -138,6 +138,7 @@ TEMPLATES = [
                 "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.organisation",
             ],
         },
     },
@@ -548,13 +549,18 @@ CONSENT_EXPIRY_REMINDER_DAYS = env_int("CONSENT_EXPIRY_REMINDER_DAYS", 14)
 # How far in the future a partner's reported access time may lie (clock skew), in seconds.
 ACCESS_EVENT_CLOCK_SKEW_SECONDS = env_int("ACCESS_EVENT_CLOCK_SKEW_SECONDS", 300)
 
-# The data controller named on consent receipts.
+# The organisation's privacy notice and accessibility statement, linked from every page's footer;
+# empty means the built-in pages (/privacy-notice/, /accessibility/).
+PRIVACY_NOTICE_URL = env_str("CONTROLLER_POLICY_URL")
+ACCESSIBILITY_STATEMENT_URL = env_str("ACCESSIBILITY_STATEMENT_URL")
+
+# The data controller named on consent receipts and in every page's footer.
 PORTAL_CONTROLLER = {
     "name": env_str("CONTROLLER_NAME", "Privacy Portal"),
     "contact": env_str("CONTROLLER_CONTACT", "Data Protection Officer"),
     "address": env_str("CONTROLLER_ADDRESS"),
     "email": env_str("CONTROLLER_EMAIL", "privacy@localhost"),
-    "policy_url": env_str("CONTROLLER_POLICY_URL", f"{SITE_URL}/privacy-notice/"),
+    "policy_url": PRIVACY_NOTICE_URL or f"{SITE_URL}/privacy-notice/",
     "jurisdiction": env_str("CONTROLLER_JURISDICTION", "EU"),
     "country": env_str("CONTROLLER_COUNTRY", "IE"),
 }

@@ -41,6 +41,8 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("requests/", include("privacy_requests.urls")),
     path("profile/", views.profile, name="profile"),
+    path("privacy-notice/", views.privacy_notice, name="privacy_notice"),
+    path("accessibility/", views.accessibility, name="accessibility"),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

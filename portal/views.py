@@ -47,6 +47,18 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "portal/dashboard.html", context)
 
 
+@require_GET
+def privacy_notice(request: HttpRequest) -> HttpResponse:
+    """The built-in privacy notice, used unless CONTROLLER_POLICY_URL points to the organisation's own."""
+    return render(request, "portal/privacy_notice.html")
+
+
+@require_GET
+def accessibility(request: HttpRequest) -> HttpResponse:
+    """The built-in accessibility statement, used unless ACCESSIBILITY_STATEMENT_URL points elsewhere."""
+    return render(request, "portal/accessibility.html")
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile(request: AuthenticatedHttpRequest) -> HttpResponse:

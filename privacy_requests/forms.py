@@ -22,10 +22,9 @@ class DeletionConfirmForm(forms.Form):
 
     def clean_confirmation(self) -> str:
         typed: str = self.cleaned_data["confirmation"]
-        if typed != CONFIRMATION_WORD and typed.casefold() != self.user.email.casefold():
-            raise forms.ValidationError(
-                _("Type DELETE in capital letters, or your email address, exactly as shown."), code="mismatch"
-            )
+        # Any case: on a phone the keyboard may capitalise the first letter only, and the intent is the same.
+        if typed.casefold() not in {CONFIRMATION_WORD.casefold(), self.user.email.casefold()}:
+            raise forms.ValidationError(_("Type the word DELETE, or your email address."), code="mismatch")
         return typed
 
 

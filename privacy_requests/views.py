@@ -111,8 +111,15 @@ def request_detail(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
 @login_required
 @require_GET
 def request_status(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
-    """The status fragment the request page polls (htmx) while the request is being worked on."""
-    return render(request, "privacy_requests/_request_status.html", {"privacy_request": _own_request(request, pk)})
+    """The status fragment the request page polls (htmx) while the request is being worked on.
+
+    204 when nothing changed since the state the page shows (``seen``): htmx then leaves the live region
+    alone, so a screen reader announces each change once instead of every poll.
+    """
+    privacy_request = _own_request(request, pk)
+    if request.GET.get("seen") == f"{privacy_request.status}-{privacy_request.progress}":
+        return HttpResponse(status=204)
+    return render(request, "privacy_requests/_request_status.html", {"privacy_request": privacy_request})
 
 
 @login_required

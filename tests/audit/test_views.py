@@ -165,3 +165,41 @@ def test_page_queries_do_not_grow_with_history(consumer_client, consumer, django
     _history(consumer, partners=3, events=200, purpose_slug="more")
     with django_assert_max_num_queries(len(small.captured_queries)):
         consumer_client.get(reverse(name))
+
+
+def test_older_access_pages_link_back_to_the_newer_page_they_came_from(consumer_client, consumer):
+    _history(consumer, partners=1, events=60)
+    url = reverse("audit:access_timeline")
+    first = consumer_client.get(url)
+    assert not first.context["newer_cursor"]
+    second = consumer_client.get(url, {"after": first.context["next_cursor"]})
+    assert second.context["newer_cursor"]
+    assert "before=" in second.content.decode()
+    back = consumer_client.get(url, {"before": second.context["newer_cursor"]})
+    assert [e.pk for e in back.context["events"]] == [e.pk for e in first.context["events"]]
+    assert not back.context["newer_cursor"]
+    assert back.context["next_cursor"] == first.context["next_cursor"]
+
+
+def test_older_activity_pages_link_back_to_the_newer_page_they_came_from(consumer_client, consumer):
+    for _ in range(55):
+        event_record(actor=Actor.consumer(consumer), subject=consumer, action=AuditAction.PROFILE_UPDATED)
+    url = reverse("audit:activity")
+    first = consumer_client.get(url)
+    assert not first.context["newer_cursor"]
+    second = consumer_client.get(url, {"after": first.context["next_cursor"]})
+    assert len(second.context["entries"]) == 5
+    assert "before=" in second.content.decode()
+    back = consumer_client.get(url, {"before": second.context["newer_cursor"]})
+    assert len(back.context["entries"]) == 50
+    assert not back.context["newer_cursor"]
+    assert back.context["next_cursor"] == first.context["next_cursor"]
+
+
+def test_older_rows_loaded_with_htmx_focus_the_first_new_row(consumer_client, consumer):
+    _history(consumer, partners=1, events=60)
+    url = reverse("audit:access_timeline")
+    cursor = consumer_client.get(url).context["next_cursor"]
+    fragment = consumer_client.get(url, {"after": cursor}, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.count("autofocus") == 1
+    assert fragment.index("autofocus") < fragment.index("</tr>")

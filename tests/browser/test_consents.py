@@ -143,7 +143,8 @@ def test_grant_and_withdraw_work_with_javascript_disabled(
         card.get_by_role("button", name="Grant consent").click()
 
         expect(page).to_have_url(re.compile(r"/consents/#purpose-credit-check$"))
-        expect(page.locator(".messages")).to_contain_text("You gave your consent to “Credit-risk assessment”.")
+        expect(card.locator(".card-note")).to_contain_text("You gave your consent to “Credit-risk assessment”.")
+        expect(card.locator(".card-note")).to_be_in_viewport()
         expect(card.get_by_text("Granted since")).to_be_visible()
 
         card.get_by_role("link", name="Withdraw consent").click()
@@ -155,7 +156,8 @@ def test_grant_and_withdraw_work_with_javascript_disabled(
         page.get_by_role("button", name="Confirm withdrawal").click()
 
         expect(page).to_have_url(re.compile(r"/consents/#purpose-credit-check$"))
-        expect(page.locator(".messages")).to_contain_text("We are telling these partners to stop: Credit Bureau Ltd.")
+        expect(card.locator(".card-note")).to_contain_text("We are telling these partners to stop: Credit Bureau Ltd.")
+        expect(card.locator(".card-note")).to_be_in_viewport()
         expect(card.get_by_text("Withdrawn since")).to_be_visible()
         assert Consent.objects.get(user=consumer).status == ConsentStatus.REVOKED
 

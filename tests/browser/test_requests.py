@@ -1,3 +1,4 @@
+import re
 import zipfile
 
 import pytest
@@ -15,7 +16,7 @@ def _log_in(page: Page, live_server, email: str) -> None:
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Email:").fill(email)
     page.get_by_label("Password:").fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Welcome")
 
 
@@ -64,12 +65,20 @@ def test_consumer_schedules_the_deletion_of_their_account_and_cancels_it(page: P
     for partner in data.partners:
         expect(page.get_by_role("listitem").filter(has_text=partner.name)).to_be_visible()
     page.screenshot(path=artifacts_dir / "requests-deletion-confirm.png", full_page=True)
-    page.get_by_label("To confirm, type DELETE or your email address").fill("delete")
+    page.get_by_label("To confirm, type DELETE or your email address").fill("remove")
     page.get_by_role("button", name="Delete my account").click()
     _reauthenticate(page)
-    expect(page.get_by_text("Type DELETE in capital letters")).to_be_visible()
+    # The error summary (GOV.UK pattern): at the top, focused, "Error:" in the title, linking to the field.
+    summary = page.locator(".error-summary")
+    expect(summary.get_by_role("heading", name="There is a problem")).to_be_visible()
+    expect(summary).to_be_focused()
+    expect(page).to_have_title(re.compile(r"^Error: "))
+    page.screenshot(path=artifacts_dir / "requests-deletion-error-summary.png", full_page=True)
+    summary.get_by_role("link", name="Type the word DELETE, or your email address.").click()
+    expect(page.get_by_label("To confirm, type DELETE or your email address")).to_be_focused()
 
-    page.get_by_label("To confirm, type DELETE or your email address").fill("DELETE")
+    # Any case will do: a phone keyboard may capitalise only the first letter.
+    page.get_by_label("To confirm, type DELETE or your email address").fill("Delete")
     page.get_by_role("button", name="Delete my account").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Deletion of your account")
     expect(page.get_by_text("Deletion is scheduled to start on")).to_be_visible()

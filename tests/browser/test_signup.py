@@ -15,8 +15,8 @@ def test_visitor_signs_up_verifies_email_and_reaches_the_dashboard(page: Page, l
     page.get_by_label("Email:").fill("newcomer@example.com")
     page.get_by_label("Password:", exact=True).fill("a sturdy pass phrase 2026")
     page.get_by_label("Password (again):").fill("a sturdy pass phrase 2026")
-    page.get_by_role("button", name="Sign Up").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Verify Your Email Address")
+    page.get_by_role("button", name="Sign up", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Verify your email address")
 
     link = re.search(r"https?://\S+/confirm-email/\S+", mail.outbox[-1].body).group(0)
     page.goto(link.replace("http://testserver", live_server.url).replace("http://localhost:8000", live_server.url))

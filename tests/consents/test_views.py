@@ -356,10 +356,10 @@ def test_receipts_list_is_paginated(consumer_client, consumer, consent_catalogue
         _grant(consumer, offers)
         consent_revoke(user=consumer, purpose=offers, actor=Actor.consumer(consumer))
     first = consumer_client.get(reverse("consents:receipt_list")).content.decode()
-    assert first.count("<tr>") == 21, "a header row and 20 receipts"
+    assert first.count('<tr role="row">') == 21, "a header row and 20 receipts"
     assert "Page 1 of 2" in first
     second = consumer_client.get(reverse("consents:receipt_list") + "?page=2").content.decode()
-    assert second.count("<tr>") == 3
+    assert second.count('<tr role="row">') == 3
     oldest = ConsentReceipt.objects.filter(user=consumer).order_by("issued_at").first()
     assert str(oldest.pk) in second
 
@@ -573,7 +573,7 @@ def test_receipts_list_and_dashboard_queries_do_not_grow_with_the_data(
         consent_revoke(user=consumer, purpose=purpose, actor=Actor.consumer(consumer))
     with django_assert_max_num_queries(len(receipts_few.captured_queries)):
         body = consumer_client.get(reverse("consents:receipt_list")).content.decode()
-    assert body.count("<tr>") == 14
+    assert body.count('<tr role="row">') == 14
     with django_assert_max_num_queries(len(dashboard_few.captured_queries)):
         body = consumer_client.get("/").content.decode()
     assert '<span class="stat">6</span> withdrawn or refused' in body

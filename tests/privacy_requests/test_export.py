@@ -292,7 +292,7 @@ def test_request_page_polls_while_the_export_runs_and_stops_when_done(consumer_c
     PrivacyRequest.objects.filter(pk=request.pk).update(status=RequestStatus.PROCESSING, progress=42)
     status_url = reverse("requests:status", args=[request.pk])
     page = consumer_client.get(reverse("requests:detail", args=[request.pk])).content.decode()
-    assert f'hx-get="{status_url}"' in page
+    assert f'hx-get="{status_url}?seen=processing-42"' in page
     assert 'hx-trigger="every 2s"' in page
     assert 'aria-live="polite"' in page
     fragment = consumer_client.get(status_url).content.decode()

@@ -5,7 +5,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from privacy_requests.models import PrivacyRequest, RequestKind, RequestStatus
 from privacy_requests.services.requests import privacy_request_deletion_create, privacy_request_export_create
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, PrivacyRequestFactory, UserFactory
 from tests.privacy_requests.helpers import consumer_data_seed
 
 pytestmark = pytest.mark.usefixtures("media_root")
@@ -59,7 +59,7 @@ def test_reauthentication_resumes_the_deletion_request(consumer_client, consumer
     assert response.url == request.get_absolute_url()
 
 
-@pytest.mark.parametrize("typed", ["", "delete", "DELETE ME", "someone@example.com"])
+@pytest.mark.parametrize("typed", ["", "DELETE ME", "deleted", "someone@example.com"])
 def test_deletion_needs_the_typed_confirmation(reauthenticated_client, consumer, typed):
     response = reauthenticated_client.post(reverse("requests:delete"), {"confirmation": typed})
     assert response.status_code == 400
@@ -67,7 +67,7 @@ def test_deletion_needs_the_typed_confirmation(reauthenticated_client, consumer,
     assert not PrivacyRequest.objects.filter(user=consumer).exists()
 
 
-@pytest.mark.parametrize("typed", ["DELETE", "Consumer@Example.com"])
+@pytest.mark.parametrize("typed", ["DELETE", "delete", "Delete", "Consumer@Example.com"])
 def test_typed_confirmation_schedules_the_deletion_and_emails_a_cancel_link(
     reauthenticated_client, consumer, typed, django_capture_on_commit_callbacks
 ):
@@ -144,3 +144,24 @@ def test_profile_needs_a_login(client, db):
     response = client.get(reverse("profile"))
     assert response.status_code == 302
     assert response.url.startswith(reverse("account_login"))
+
+
+def test_status_poll_answers_204_while_nothing_changed_so_the_live_region_stays_quiet(consumer_client, consumer):
+    request = PrivacyRequestFactory(user=consumer, kind="export")
+    url = reverse("requests:status", args=[request.pk])
+    first = consumer_client.get(url, HTTP_HX_REQUEST="true")
+    assert first.status_code == 200
+    seen = f"{request.status}-{request.progress}"
+    assert f"?seen={seen}" in first.content.decode()
+    assert consumer_client.get(url, {"seen": seen}, HTTP_HX_REQUEST="true").status_code == 204
+    PrivacyRequest.objects.filter(pk=request.pk).update(progress=40)
+    changed = consumer_client.get(url, {"seen": seen}, HTTP_HX_REQUEST="true")
+    assert changed.status_code == 200
+    assert 'value="40"' in changed.content.decode()
+
+
+def test_status_poll_of_another_consumers_request_is_404_even_with_a_seen_state(client, consumer):
+    request = PrivacyRequestFactory(user=consumer, kind="export")
+    client.force_login(UserFactory(email="intruder@example.com"))
+    url = reverse("requests:status", args=[request.pk])
+    assert client.get(url, {"seen": f"{request.status}-{request.progress}"}).status_code == 404
