@@ -392,6 +392,7 @@ CELERY_TASK_ROUTES = {
     "consents.tasks_delivery.partner_webhook_disabled_notify": {"queue": "default"},
     "consents.tasks.consents_expire_due": {"queue": "default"},
     "consents.tasks.consents_remind_expiring": {"queue": "default"},
+    "consents.tasks.app_grants_expire_due": {"queue": "default"},
     "portal.requests.tasks.privacy_export_build": {"queue": "requests"},
     "portal.requests.tasks.privacy_deletion_execute": {"queue": "requests"},
     "portal.requests.tasks.privacy_requests_tick": {"queue": "requests"},
@@ -429,6 +430,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # End time-bound and one-time consents on time (flow 7).
     "consents-expire-due": {
         "task": "consents.tasks.consents_expire_due",
+        "schedule": crontab(),
+        "options": {"expires": 55},
+    },
+    # End connected apps' time-bound and one-time grants on time, with their tokens.
+    "app-grants-expire-due": {
+        "task": "consents.tasks.app_grants_expire_due",
         "schedule": crontab(),
         "options": {"expires": 55},
     },

@@ -183,3 +183,11 @@ class ConsentReceipt(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+    @property
+    def purpose(self) -> Purpose:
+        """The purpose of the consent or the connected app's grant the receipt records."""
+        if self.app_grant is not None:
+            return self.app_grant.purpose
+        assert self.consent is not None  # the check constraint: one of the two is set
+        return self.consent.purpose
