@@ -24,6 +24,7 @@ urlpatterns = [
     path("metrics", monitoring.metrics, name="metrics"),
     path("readyz", views.readyz, name="readyz"),
     path("consents/", include("consents.urls")),
+    path("connected/", include("consents.connected_urls")),
     path(".well-known/jwks.json", consents_views.jwks, name="jwks"),
     path("", include("audit.urls")),
     path("requests/", include("privacy_requests.urls")),
