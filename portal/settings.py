@@ -501,6 +501,11 @@ SPECTACULAR_SETTINGS = {
         "EventConsentStatusEnum": "consents.api.views.EVENT_CONSENT_STATUSES",
         "AckStatusEnum": "consents.api.views.ACK_STATUSES",
         "EventTypeEnum": "consents.api.views.EVENT_TYPES",
+        "GrantStatusEnum": "consents.api.grants.GRANT_STATUSES",
+        "GrantDurationTypeEnum": "consents.api.grants.GRANT_DURATION_TYPES",
+        "GrantRevocationReasonEnum": "consents.api.grants.GRANT_REVOCATION_REASONS",
+        "GrantRevocationRequestReasonEnum": "consents.api.grants.REVOCATION_REQUEST_REASONS",
+        "GrantInitiatorEnum": "consents.api.grants.GRANT_INITIATORS",
     },
 }
 

@@ -1,5 +1,6 @@
 """Reads for the consumer's connected apps: each grant with what it allows and when the app last read data."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,7 +48,7 @@ def connected_apps_for(user: User) -> tuple[list[ConnectedAppRow], list[Connecte
     return [r for r in rows if r.is_active], [r for r in rows if not r.is_active]
 
 
-def app_grant_for_user(user: User, grant_id: object) -> AppGrant | None:
+def app_grant_for_user(user: User, grant_id: uuid.UUID) -> AppGrant | None:
     """One of the consumer's own grants (``None`` for anyone else's: the view answers 404)."""
     return (
         AppGrant.objects.select_related("app__partner", "purpose")
