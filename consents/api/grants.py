@@ -13,6 +13,8 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from rest_framework import serializers, status
@@ -25,7 +27,7 @@ from audit.services import Actor
 from consents.api.auth import PartnerApi, PartnerAuthentication, PartnerScopes, PartnerToken
 from consents.api.fields import TEXT, StrictRegexField
 from consents.api.problems import InvalidToken, NotFoundProblem, PartnerSuspended
-from consents.api.schema import PROBLEMS_AUTHENTICATED, PROBLEMS_WITH_BODY, problem
+from consents.api.schema import PROBLEMS_AUTHENTICATED, PROBLEMS_WITH_BODY, SECURITY_SCHEME, problem
 from consents.models import (
     AppGrant,
     AppGrantToken,
@@ -89,6 +91,23 @@ class GrantAuthentication(PartnerAuthentication):
             raise PartnerSuspended()
         request.partner = partner  # type: ignore[attr-defined]
         return AnonymousUser(), AppGrantBearer(result[1].pk, partner.pk, link.grant_id, result[1].expires)
+
+
+class GrantAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Either the partner's client-credentials token (with the operation's scopes) or the app's grant token."""
+
+    target_class = "consents.api.grants.GrantAuthentication"
+    name = "appGrantToken"
+
+    def get_security_requirement(self, auto_schema: AutoSchema) -> list[dict[str, list[str]]]:
+        return [{SECURITY_SCHEME: list(getattr(auto_schema.view, "required_scopes", []))}, {self.name: []}]
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An access token your connected app received under this grant (authorization code flow).",
+        }
 
 
 class GrantAccess(BasePermission):

@@ -27,7 +27,6 @@ class PartnerAuthenticationScheme(OpenApiAuthenticationExtension):
     """OAuth 2.0 client credentials; each operation lists the scopes it needs."""
 
     target_class = "consents.api.auth.PartnerAuthentication"
-    match_subclasses = True
     name = SECURITY_SCHEME
     priority = 1
 

@@ -174,7 +174,7 @@ def test_withdraw_previews_then_ends_the_grant(consumer_client, grant):
     assert response.redirect_chain[-1][0] == reverse("connected:list")
     assert _ended_state(grant) == ("revoked", "user_action", "consumer")
     assert not AccessToken.objects.exists()
-    assert [str(m) for m in response.context["messages"]][0].startswith("“Budget Buddy” is disconnected")
+    assert next(str(m) for m in response.context["messages"]).startswith("“Budget Buddy” is disconnected")
 
 
 def test_another_consumer_cannot_see_or_withdraw_a_grant(client, grant, other_consumer):
