@@ -159,7 +159,12 @@ def grant_resource(grant: AppGrant) -> dict[str, Any]:
     duration_days = None
     if grant.duration_type == DurationType.TIME_BOUND and grant.expires_at is not None:
         duration_days = max(1, round((grant.expires_at - grant.granted_at).total_seconds() / 86400))
-    ended = grant.revoked_at is not None or not grant.is_active
+    revocation = None
+    if not grant.is_active:
+        # A grant past its expiry that the periodic task has not ended yet is expired all the same.
+        reason = grant.revocation_reason or RevocationReason.EXPIRED
+        initiator = INITIATORS[Initiator(grant.changed_by)] if grant.revocation_reason else "DATA_PROVIDER"
+        revocation = {"reason": reason.upper(), "initiator": initiator}
     return {
         "id": str(grant.pk),
         "status": _status(grant),
@@ -178,16 +183,7 @@ def grant_resource(grant: AppGrant) -> dict[str, Any]:
         "lookbackPeriod": grant.lookback_days,
         "createdTime": grant.granted_at,
         "updatedTime": grant.updated_at,
-        "revocationReason": (
-            {
-                "reason": (grant.revocation_reason or RevocationReason.EXPIRED).upper(),
-                "initiator": INITIATORS.get(Initiator(grant.changed_by), "DATA_PROVIDER")
-                if grant.revocation_reason
-                else "DATA_PROVIDER",
-            }
-            if ended
-            else None
-        ),
+        "revocationReason": revocation,
     }
 
 
