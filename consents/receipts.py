@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -9,7 +10,17 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from audit.signing import document_sign
-from consents.models import Consent, ConsentReceipt, ReceiptEvent, Sharing
+from consents.models import (
+    AppGrant,
+    Consent,
+    ConsentMethod,
+    ConsentReceipt,
+    DataCategory,
+    Purpose,
+    PurposeVersion,
+    ReceiptEvent,
+    Sharing,
+)
 
 RECEIPT_VERSION = "KI-CR-v1.1.0"
 
@@ -20,25 +31,33 @@ def principal_id(user_pk: int) -> str:
     return f"urn:privacy-portal:principal:{digest[:32]}"
 
 
-def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at: Any) -> dict[str, Any]:
-    version = consent.version
-    purpose = consent.purpose
-    categories = list(version.data_categories.order_by("slug"))
-    sharings = (
-        Sharing.objects.filter(purpose=purpose, is_active=True).select_related("partner").order_by("partner__name")
-    )
-    third_parties = [{"name": s.partner.name, "kind": s.partner.kind, "country": s.partner.country} for s in sharings]
+def _document(
+    *,
+    user_id: int,
+    method: str,
+    event: str,
+    state: str,
+    purpose: Purpose,
+    version: PurposeVersion,
+    categories: list[DataCategory],
+    third_parties: list[dict[str, str]],
+    validity: dict[str, Any],
+    withdrawal: dict[str, Any],
+    receipt_id: str,
+    issued_at: Any,
+) -> dict[str, Any]:
+    """The Kantara receipt shared by consents and connected-app grants."""
     controller = settings.PORTAL_CONTROLLER
     return {
         "version": RECEIPT_VERSION,
         "jurisdiction": controller["jurisdiction"],
         "consentTimestamp": int(issued_at.timestamp()),
         "issuedAt": issued_at.isoformat(),
-        "collectionMethod": consent.method,
+        "collectionMethod": method,
         "consentReceiptID": receipt_id,
         # Kantara: the language in which consent was obtained, as ISO 639-1.
         "language": (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0],
-        "piiPrincipalId": principal_id(consent.user_id),
+        "piiPrincipalId": principal_id(user_id),
         "piiControllers": [
             {
                 "piiController": controller["name"],
@@ -50,7 +69,7 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         ],
         "policyUrl": controller["policy_url"],
         "event": event,
-        "state": consent.status,
+        "state": state,
         "services": [
             {
                 "service": purpose.name,
@@ -60,7 +79,7 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
                         "purpose": version.description,
                         "purposeCategory": [purpose.category] if purpose.category else [],
                         "legalBasis": purpose.legal_basis,
-                        "consentType": "EXPLICIT" if consent.method != "gpc" else "OPT-OUT-SIGNAL",
+                        "consentType": "EXPLICIT" if method != "gpc" else "OPT-OUT-SIGNAL",
                         "noticeVersion": version.number,
                         "noticePublishedAt": version.published_at.isoformat(),
                         "piiCategory": [c.slug for c in categories],
@@ -75,20 +94,81 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         ],
         "sensitive": any(c.sensitive for c in categories),
         "spiCat": [c.slug for c in categories if c.sensitive],
-        "validity": {
+        "validity": validity,
+        "withdrawal": withdrawal,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at: Any) -> dict[str, Any]:
+    sharings = (
+        Sharing.objects.filter(purpose=consent.purpose, is_active=True)
+        .select_related("partner")
+        .order_by("partner__name")
+    )
+    return _document(
+        user_id=consent.user_id,
+        method=consent.method,
+        event=event,
+        state=consent.status,
+        purpose=consent.purpose,
+        version=consent.version,
+        categories=list(consent.version.data_categories.order_by("slug")),
+        third_parties=[
+            {"name": s.partner.name, "kind": s.partner.kind, "country": s.partner.country} for s in sharings
+        ],
+        validity={
             "durationType": consent.duration_type,
             "periodDays": consent.period_days,
-            "grantedAt": consent.granted_at.isoformat() if consent.granted_at else None,
-            "expiresAt": consent.expires_at.isoformat() if consent.expires_at else None,
-            "revokedAt": consent.revoked_at.isoformat() if consent.revoked_at else None,
+            "grantedAt": _iso(consent.granted_at),
+            "expiresAt": _iso(consent.expires_at),
+            "revokedAt": _iso(consent.revoked_at),
         },
-        "withdrawal": {
+        withdrawal={
             "method": "web",
             "url": settings.SITE_URL + reverse("consents:list"),
             "reason": consent.revocation_reason or None,
             "initiator": consent.changed_by if event != ReceiptEvent.GRANTED else None,
         },
-    }
+        receipt_id=receipt_id,
+        issued_at=issued_at,
+    )
+
+
+def app_grant_receipt_payload(*, grant: AppGrant, event: str, receipt_id: str, issued_at: Any) -> dict[str, Any]:
+    """A connected app's grant as a receipt: its own categories, the app's partner as the one recipient."""
+    partner = grant.app.partner
+    document = _document(
+        user_id=grant.user_id,
+        method=ConsentMethod.WEB,
+        event=event,
+        state=grant.status,
+        purpose=grant.purpose,
+        version=grant.version,
+        categories=list(grant.data_categories.order_by("slug")),
+        third_parties=[{"name": partner.name, "kind": partner.kind, "country": partner.country}],
+        validity={
+            "durationType": grant.duration_type,
+            "periodDays": None,
+            "lookbackDays": grant.lookback_days,
+            "grantedAt": _iso(grant.granted_at),
+            "expiresAt": _iso(grant.expires_at),
+            "revokedAt": _iso(grant.revoked_at),
+        },
+        withdrawal={
+            "method": "web",
+            "url": settings.SITE_URL + reverse("connected:list"),
+            "reason": grant.revocation_reason or None,
+            "initiator": grant.changed_by if event != ReceiptEvent.GRANTED else None,
+        },
+        receipt_id=receipt_id,
+        issued_at=issued_at,
+    )
+    document["connectedApp"] = {"grantId": str(grant.pk), "app": grant.app.name, "partner": partner.name}
+    return document
 
 
 def receipt_issue(*, consent: Consent, event: str) -> ConsentReceipt:
@@ -97,6 +177,19 @@ def receipt_issue(*, consent: Consent, event: str) -> ConsentReceipt:
     receipt.payload = receipt_payload(
         consent=consent, event=event, receipt_id=str(receipt.id), issued_at=receipt.issued_at
     )
+    return _signed(receipt)
+
+
+def app_grant_receipt_issue(*, grant: AppGrant, event: str) -> ConsentReceipt:
+    """Create and sign the receipt for one event of a connected app's grant (inside the grant service's transaction)."""
+    receipt = ConsentReceipt(user_id=grant.user_id, app_grant=grant, event=event, issued_at=timezone.now())
+    receipt.payload = app_grant_receipt_payload(
+        grant=grant, event=event, receipt_id=str(receipt.id), issued_at=receipt.issued_at
+    )
+    return _signed(receipt)
+
+
+def _signed(receipt: ConsentReceipt) -> ConsentReceipt:
     receipt.jws = document_sign(receipt.payload)
     receipt.sha256 = hashlib.sha256(receipt.jws.encode()).hexdigest()
     receipt.save()

@@ -197,7 +197,9 @@ def consent_review(request: ConsentRequest, slug: str) -> HttpResponse:
 
 def _receipt_or_404(request: ConsentRequest, receipt_id: Any) -> ConsentReceipt:
     return get_object_or_404(
-        ConsentReceipt.objects.select_related("consent__purpose"), pk=receipt_id, user=request.user
+        ConsentReceipt.objects.select_related("consent__purpose", "app_grant__purpose"),
+        pk=receipt_id,
+        user=request.user,
     )
 
 

@@ -393,6 +393,7 @@ CELERY_TASK_ROUTES = {
     "consents.tasks_delivery.partner_webhook_disabled_notify": {"queue": "default"},
     "consents.tasks.consents_expire_due": {"queue": "default"},
     "consents.tasks.consents_remind_expiring": {"queue": "default"},
+    "consents.tasks.app_grants_expire_due": {"queue": "default"},
     "portal.requests.tasks.privacy_export_build": {"queue": "requests"},
     "portal.requests.tasks.privacy_deletion_execute": {"queue": "requests"},
     "portal.requests.tasks.privacy_requests_tick": {"queue": "requests"},
@@ -430,6 +431,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # End time-bound and one-time consents on time (flow 7).
     "consents-expire-due": {
         "task": "consents.tasks.consents_expire_due",
+        "schedule": crontab(),
+        "options": {"expires": 55},
+    },
+    # End connected apps' time-bound and one-time grants on time, with their tokens.
+    "app-grants-expire-due": {
+        "task": "consents.tasks.app_grants_expire_due",
         "schedule": crontab(),
         "options": {"expires": 55},
     },
@@ -495,6 +502,11 @@ SPECTACULAR_SETTINGS = {
         "EventConsentStatusEnum": "consents.api.views.EVENT_CONSENT_STATUSES",
         "AckStatusEnum": "consents.api.views.ACK_STATUSES",
         "EventTypeEnum": "consents.api.views.EVENT_TYPES",
+        "GrantStatusEnum": "consents.api.grants.GRANT_STATUSES",
+        "GrantDurationTypeEnum": "consents.api.grants.GRANT_DURATION_TYPES",
+        "GrantRevocationReasonEnum": "consents.api.grants.GRANT_REVOCATION_REASONS",
+        "GrantRevocationRequestReasonEnum": "consents.api.grants.REVOCATION_REQUEST_REASONS",
+        "GrantInitiatorEnum": "consents.api.grants.GRANT_INITIATORS",
     },
 }
 

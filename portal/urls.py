@@ -37,6 +37,7 @@ urlpatterns = [
         connect_api.authorization_server_metadata,
         name="oauth-authorization-server",
     ),
+    path("connected/", include("consents.connected_urls")),
     path(".well-known/jwks.json", consents_views.jwks, name="jwks"),
     path("", include("audit.urls")),
     path("requests/", include("privacy_requests.urls")),

@@ -170,3 +170,81 @@ def connected_app_create_for_tests(*, partner=None, purpose=None, categories=Non
         max_lookback_days=kwargs.pop("max_lookback_days", 365),
         actor=Actor.system("tests"),
     )
+
+
+def _oauth_application():
+    from oauth2_provider.models import Application
+
+    return Application.objects.create(
+        name="connected app",
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="https://app.example.com/callback",
+        skip_authorization=False,
+    )
+
+
+class ConnectedAppFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "consents.ConnectedApp"
+
+    partner = factory.SubFactory(PartnerFactory)
+    application = factory.LazyFunction(_oauth_application)
+    name = factory.Sequence(lambda n: f"Budget App {n}")
+    redirect_uris = "https://app.example.com/callback"
+
+
+class AppGrantFactory(factory.django.DjangoModelFactory):
+    """An active grant of the purpose's current categories (or ``categories=[...]``), until withdrawn."""
+
+    class Meta:
+        model = "consents.AppGrant"
+        skip_postgeneration_save = True
+
+    app = factory.SubFactory(ConnectedAppFactory)
+    user = factory.SubFactory(UserFactory)
+    purpose = factory.SubFactory(PurposeFactory)
+    version = factory.LazyAttribute(lambda o: o.purpose.current_version)
+    status = "granted"
+    duration_type = "persistent"
+    changed_by = "consumer"
+    authorization_details = factory.LazyAttribute(
+        lambda o: [{"type": "privacy_portal_data_access", "purpose": o.purpose.slug}]
+    )
+
+    @factory.post_generation
+    def categories(self, create: bool, extracted: list | None, **kwargs) -> None:
+        if create:
+            self.data_categories.set(extracted or self.purpose.current_version.data_categories.all())
+
+
+def app_grant_tokens(grant, *, with_code: bool = False) -> str:
+    """An access token (returned in clear) and a refresh token issued to the grant's app, linked to the grant."""
+    import secrets
+
+    from oauth2_provider.models import AccessToken, Grant, RefreshToken
+
+    from consents.models import AppGrantToken
+
+    raw = secrets.token_urlsafe(32)
+    application = grant.app.application
+    access = AccessToken.objects.create(
+        user=grant.user, application=application, token=raw, expires=timezone.now() + timedelta(hours=1), scope=""
+    )
+    refresh = RefreshToken.objects.create(
+        user=grant.user, application=application, token=secrets.token_urlsafe(32), access_token=access
+    )
+    AppGrantToken.objects.create(grant=grant, access_token=access)
+    AppGrantToken.objects.create(grant=grant, refresh_token=refresh)
+    if with_code:
+        code = Grant.objects.create(
+            user=grant.user,
+            application=application,
+            code=secrets.token_urlsafe(16),
+            expires=timezone.now() + timedelta(minutes=1),
+            redirect_uri="https://app.example.com/callback",
+            code_challenge="x" * 43,
+            code_challenge_method="S256",
+        )
+        AppGrantToken.objects.create(grant=grant, code=code)
+    return raw

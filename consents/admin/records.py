@@ -82,18 +82,18 @@ class ConsentReceiptAdmin(RecordsStaffAccess, ReadOnlyAdminMixin, admin.ModelAdm
 
     list_display = ("issued_at", "user", "purpose", "event", "id")
     list_filter = ("event", ("issued_at", admin.DateFieldListFilter))
-    list_select_related = ("user", "consent__purpose")
+    list_select_related = ("user", "consent__purpose", "app_grant__purpose")
     search_fields = ("user__email", "=id")
     date_hierarchy = "issued_at"
-    fields = ("id", "user", "consent", "event", "issued_at", "sha256", "receipt", "jws")
+    fields = ("id", "user", "consent", "app_grant", "event", "issued_at", "sha256", "receipt", "jws")
     readonly_fields = ("receipt",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ConsentReceipt]:
-        return super().get_queryset(request).select_related("user", "consent__purpose")
+        return super().get_queryset(request).select_related("user", "consent__purpose", "app_grant__purpose")
 
     @admin.display(description=_("purpose"), ordering="consent__purpose__name")
     def purpose(self, obj: ConsentReceipt) -> str:
-        return obj.consent.purpose.name
+        return obj.purpose.name
 
     @admin.display(description=_("receipt"))
     def receipt(self, obj: ConsentReceipt) -> SafeString:

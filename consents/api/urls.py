@@ -2,6 +2,7 @@ from django.urls import path, re_path
 
 from consents.api import views
 from consents.api.access_events import AccessEventIngestApi
+from consents.api.grants import GrantDetailApi, GrantRevocationApi
 
 app_name = "api"
 
@@ -13,5 +14,7 @@ urlpatterns = [
     path("events", views.EventFeedApi.as_view(), name="events"),
     path("events/<str:event_id>/ack", views.EventAckApi.as_view(), name="event-ack"),
     path("access-events", AccessEventIngestApi.as_view(), name="access-events"),
+    path("grants/<str:grant_id>", GrantDetailApi.as_view(), name="grant"),
+    path("grants/<str:grant_id>/revocation", GrantRevocationApi.as_view(), name="grant-revocation"),
     re_path(r"", views.NotFoundApi.as_view(), name="not-found"),
 ]

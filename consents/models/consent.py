@@ -151,11 +151,17 @@ class ReceiptEvent(models.TextChoices):
 
 
 class ConsentReceipt(models.Model):
-    """A signed record (JWS, Ed25519) of one consent event, in the Kantara / ISO 27560 shape."""
+    """A signed record (JWS, Ed25519) of one consent event, in the Kantara / ISO 27560 shape.
+
+    It records either a purpose-wide consent or a connected app's grant, never both.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="consent_receipts")
-    consent = models.ForeignKey(Consent, on_delete=models.CASCADE, related_name="receipts")
+    consent = models.ForeignKey(Consent, on_delete=models.CASCADE, null=True, blank=True, related_name="receipts")
+    app_grant = models.ForeignKey(
+        "consents.AppGrant", on_delete=models.CASCADE, null=True, blank=True, related_name="receipts"
+    )
     event = models.CharField(_("event"), max_length=24, choices=ReceiptEvent.choices)
     issued_at = models.DateTimeField(_("issued at"), default=timezone.now)
     payload = models.JSONField(_("receipt"))
@@ -167,6 +173,21 @@ class ConsentReceipt(models.Model):
         verbose_name = _("consent receipt")
         verbose_name_plural = _("consent receipts")
         indexes = [models.Index(fields=["user", "-issued_at"], name="receipt_by_user_recent")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(consent__isnull=False, app_grant__isnull=True)
+                | Q(consent__isnull=True, app_grant__isnull=False),
+                name="receipt_consent_xor_app_grant",
+            ),
+        ]
 
     def __str__(self) -> str:
         return str(self.id)
+
+    @property
+    def purpose(self) -> Purpose:
+        """The purpose of the consent or the connected app's grant the receipt records."""
+        if self.app_grant is not None:
+            return self.app_grant.purpose
+        assert self.consent is not None  # the check constraint: one of the two is set
+        return self.consent.purpose

@@ -23,7 +23,11 @@ from portal.models import User
 
 def receipts_for(user: User) -> QuerySet[ConsentReceipt]:
     """The consumer's receipts, newest first, with what the list shows."""
-    return ConsentReceipt.objects.filter(user=user).select_related("consent__purpose").order_by("-issued_at", "-pk")
+    return (
+        ConsentReceipt.objects.filter(user=user)
+        .select_related("consent__purpose", "app_grant__purpose", "app_grant__app")
+        .order_by("-issued_at", "-pk")
+    )
 
 
 def _label(choices: type[TextChoices], value: Any) -> str:

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from audit.access import NewAccessEvent, access_events_insert, access_rollups_add
 from audit.models import AccessEvent, AccessVerdict
 from consents.models import (
+    AppGrant,
     Consent,
     ConsentStatus,
     DataCategory,
@@ -82,19 +83,73 @@ def _consent_covered(history: Sequence[dict[str, Any]], at: datetime) -> bool:
     return granted_at is not None and granted_at <= at and (expires_at is None or expires_at > at)
 
 
+@dataclass(frozen=True)
+class GrantTerms:
+    """A connected app's grant as the verdict needs it: when it was in force and which categories it allows."""
+
+    granted_at: datetime
+    ended_at: datetime | None
+    expires_at: datetime | None
+    categories: frozenset[int]
+
+    def in_force(self, at: datetime) -> bool:
+        return (
+            self.granted_at <= at
+            and (self.ended_at is None or self.ended_at > at)
+            and (self.expires_at is None or self.expires_at > at)
+        )
+
+
 def _verdict(
     *,
     purpose: Purpose,
     categories: set[int],
     shared: set[int] | None,
     history: Sequence[dict[str, Any]],
+    grants: Sequence[GrantTerms],
     at: datetime,
 ) -> str:
-    if shared is None or not categories <= shared:
-        return AccessVerdict.OUTSIDE_SHARING
-    if purpose.legal_basis != LegalBasis.CONSENT:
-        return AccessVerdict.COVERED
-    return AccessVerdict.COVERED if _consent_covered(history, at) else AccessVerdict.NO_CONSENT
+    """Covered by the purpose's sharing and consent, or else by a grant the consumer gave the partner's app.
+
+    A grant in force covers only its own categories; an access beyond them is outside what was
+    shared, whatever the sharing says. (Reports carry no date of the data read, so a grant's
+    lookback cannot be judged here: the app's resource server enforces it.)
+    """
+    verdict = AccessVerdict.OUTSIDE_SHARING
+    if shared is not None and categories <= shared:
+        if purpose.legal_basis != LegalBasis.CONSENT or _consent_covered(history, at):
+            return AccessVerdict.COVERED
+        verdict = AccessVerdict.NO_CONSENT
+    in_force = [grant for grant in grants if grant.in_force(at)]
+    if not in_force:
+        return verdict
+    return (
+        AccessVerdict.COVERED
+        if any(categories <= grant.categories for grant in in_force)
+        else AccessVerdict.OUTSIDE_SHARING
+    )
+
+
+def _grant_terms(
+    partner: Partner, user_ids: set[int], purpose_ids: set[int]
+) -> dict[tuple[int, int], list[GrantTerms]]:
+    """The partner's apps' grants for these consumers and purposes, by (consumer, purpose): two queries."""
+    grants = list(
+        AppGrant.objects.filter(app__partner=partner, user_id__in=user_ids, purpose_id__in=purpose_ids)
+        .exclude(status=ConsentStatus.RECONSENT_REQUIRED)
+        .values("pk", "user_id", "purpose_id", "granted_at", "revoked_at", "expires_at")
+    )
+    categories: dict[Any, set[int]] = defaultdict(set)
+    for grant_id, category_id in AppGrant.data_categories.through.objects.filter(
+        appgrant_id__in=[g["pk"] for g in grants]
+    ).values_list("appgrant_id", "datacategory_id"):
+        categories[grant_id].add(category_id)
+    terms: dict[tuple[int, int], list[GrantTerms]] = defaultdict(list)
+    for g in grants:
+        terms[(g["user_id"], g["purpose_id"])].append(
+            GrantTerms(g["granted_at"], g["revoked_at"], g["expires_at"], frozenset(categories[g["pk"]]))
+        )
+    return terms
 
 
 def access_events_ingest(*, partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResult]:
@@ -147,6 +202,7 @@ def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResul
         .values("user_id", "purpose_id", "status", "granted_at", "expires_at", "history_date")
     ):
         history[(row["user_id"], row["purpose_id"])].append(row)
+    grants = _grant_terms(partner, set(subjects.values()), {p.pk for p in purposes.values()})
 
     results: list[ItemResult] = []
     new_events: list[NewAccessEvent] = []
@@ -177,6 +233,7 @@ def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResul
             categories={categories[c] for c in report.categories},
             shared=shared.get(purpose.pk),
             history=history[(user_id, purpose.pk)],
+            grants=grants.get((user_id, purpose.pk), []),
             at=report.accessed_at,
         )
         new_events.append(

@@ -1,10 +1,12 @@
-"""Connected apps: registering a partner's app, its pushed requests, and the grants consumers give it.
+"""Connected apps: registering a partner's app, its pushed requests, and the grants consumers give and end.
 
 The app's django-oauth-toolkit ``Application`` is created and kept in step here (confidential,
 authorisation-code grant, the app's exact redirect URIs); staff never edit it directly. A
-consumer's approval creates an ``AppGrant`` and a short-lived authorisation code linked to it.
+consumer's approval creates an ``AppGrant`` and a short-lived authorisation code linked to it; ending a
+grant (consumer, partner, expiry or account deletion) deletes every code and token issued under it.
 """
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -19,7 +21,7 @@ from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import generate_token
 
 from audit.actions import AuditAction
-from audit.services import Actor, event_record
+from audit.services import Actor, event_record, subject_lock
 from consents.authorization_details import RequestedAccess, details_granted
 from consents.errors import DomainError
 from consents.models import (
@@ -28,17 +30,23 @@ from consents.models import (
     ConnectedApp,
     ConsentStatus,
     DataCategory,
+    EventType,
     Initiator,
     Partner,
     Purpose,
     PushedAuthorization,
+    ReceiptEvent,
+    RevocationReason,
 )
+from consents.receipts import app_grant_receipt_issue
+from consents.services.outbox import outbox_app_grant_changed
 from consents.services.partners import partner_subject_ensure
 from portal.models import User
 
 # The scope every app token carries: it names no partner-API scope, so an app's token can never
 # call the partner API; what it may read is its grant's authorization_details.
 APP_TOKEN_SCOPE = "grant"  # noqa: S105 (a scope name)
+ENDED = (ConsentStatus.REVOKED, ConsentStatus.EXPIRED)
 
 
 def redirect_uris_clean(uris: Iterable[str]) -> list[str]:
@@ -228,22 +236,27 @@ def app_grant_create(
         code_challenge_method=parameters["code_challenge_method"],
     )
     AppGrantToken.objects.create(grant=grant, code=dot_grant, created_at=now)
+    # Like any consent: a signed receipt for the consumer, an audit event and the partner told.
+    receipt = app_grant_receipt_issue(grant=grant, event=ReceiptEvent.GRANTED)
     event_record(
         actor=Actor.consumer(user),
         subject=user,
         action=AuditAction.CONSENT_GRANTED,
         target=grant,
         data={
-            "grant": str(grant.id),
+            "purpose": access.purpose.slug,
+            "app_grant": str(grant.id),
             "app": app.name,
             "partner": app.partner.slug,
-            "purpose": access.purpose.slug,
             "version": version.number,
             "data_categories": sorted(c.slug for c in granted),
             "duration_type": duration_type,
             "expires_at": expires_at,
+            "receipt": str(receipt.id),
+            "receipt_sha256": receipt.sha256,
         },
     )
+    outbox_app_grant_changed(grant=grant, event_type=EventType.CONSENT_GRANTED)
     return grant, code
 
 
@@ -273,3 +286,83 @@ def app_grant_is_live(grant: AppGrant) -> bool:
 def pushed_authorization_deny(*, pushed: PushedAuthorization) -> None:
     """The consumer said no: the request is used up, nothing is granted."""
     PushedAuthorization.objects.filter(pk=pushed.pk, used_at__isnull=True).update(used_at=timezone.now())
+
+
+def _tokens_delete(grant: AppGrant) -> int:
+    """Delete every code and token issued under the grant; their links go with them (cascade)."""
+    links = list(grant.token_links.values_list("code_id", "access_token_id", "refresh_token_id"))
+    codes = {code for code, _access, _refresh in links if code is not None}
+    access = {token for _code, token, _refresh in links if token is not None}
+    refresh = {token for _code, _access, token in links if token is not None}
+    # Refresh tokens first: each points at its access token, and a refresh token that outlived its
+    # access token could otherwise be exchanged for a new one until the delete below.
+    deleted = RefreshToken.objects.filter(pk__in=refresh).delete()[0]
+    deleted += AccessToken.objects.filter(pk__in=access).delete()[0]
+    deleted += Grant.objects.filter(pk__in=codes).delete()[0]
+    return deleted
+
+
+@transaction.atomic
+def app_grant_revoke(grant: AppGrant, *, initiator: Actor, reason: str, note: str = "") -> AppGrant:
+    """End a connected app's grant: it stops covering access at once and every token it issued is revoked.
+
+    ``reason`` ``expired`` ends it as expired, any other as withdrawn. In the same transaction:
+    the grant's codes and tokens are deleted, a signed receipt is issued, the audit log records
+    it and the app's partner gets a ``consent.revoked`` (or ``consent.expired``) event naming the
+    grant. Ending a grant that already ended changes nothing.
+    """
+    subject_lock(grant.user)
+    grant = (
+        AppGrant.objects.select_for_update(of=("self",))
+        .select_related("app__partner", "purpose", "version", "user")
+        .get(pk=grant.pk)
+    )
+    if grant.status in ENDED:
+        return grant
+    expired = reason == RevocationReason.EXPIRED
+    now = timezone.now()
+    grant.status = ConsentStatus.EXPIRED if expired else ConsentStatus.REVOKED
+    grant.revoked_at = now
+    grant.revocation_reason = reason
+    grant.revocation_note = note.strip()[:500]
+    grant.changed_by = initiator.kind
+    grant.updated_at = now
+    grant.save(
+        update_fields=["status", "revoked_at", "revocation_reason", "revocation_note", "changed_by", "updated_at"]
+    )
+    tokens = _tokens_delete(grant)
+    event = ReceiptEvent.EXPIRED if expired else ReceiptEvent.REVOKED
+    receipt = app_grant_receipt_issue(grant=grant, event=event)
+    event_record(
+        actor=initiator,
+        subject=grant.user,
+        action=AuditAction(f"consent.{event}"),
+        target=grant,
+        data={
+            "purpose": grant.purpose.slug,
+            "app_grant": str(grant.pk),
+            "app": grant.app.name,
+            "partner": grant.app.partner.slug,
+            "status": grant.status,
+            "reason": reason,
+            "tokens_revoked": tokens,
+            "receipt": str(receipt.id),
+            "receipt_sha256": receipt.sha256,
+        },
+        # The partner's or consumer's own words may name the person: beside the sealed row, erasable.
+        note=grant.revocation_note,
+    )
+    outbox_app_grant_changed(grant=grant, event_type=EventType(f"consent.{event}"))
+    return grant
+
+
+def app_grant_expire(*, grant_id: uuid.UUID | str) -> AppGrant | None:
+    """Expire one grant whose time has come; ``None`` (and nothing changed) if it is not due or already ended."""
+    grant = AppGrant.objects.select_related("user").filter(pk=grant_id).first()
+    if grant is None or grant.status != ConsentStatus.GRANTED or grant.expires_at is None:
+        return None
+    if grant.expires_at > timezone.now():
+        return None
+    with transaction.atomic():
+        ended = app_grant_revoke(grant, initiator=Actor.system("expiry"), reason=RevocationReason.EXPIRED)
+    return ended if ended.revocation_reason == RevocationReason.EXPIRED else None

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from audit.timestamps import iso_utc
 from consents.models import (
+    AppGrant,
     Consent,
     DeliveryStatus,
     EventType,
@@ -129,6 +130,34 @@ def outbox_consent_changed(*, consent: Consent, event_type: str) -> list[OutboxE
         for partner in partners
     ]
     return _events_save(events)
+
+
+@transaction.atomic
+def outbox_app_grant_changed(*, grant: AppGrant, event_type: str) -> list[OutboxEvent]:
+    """The event for a connected app's grant, to the app's partner only (if it is active).
+
+    Shaped like a consent event, so the partner's webhook handler and feed reader need nothing
+    new, with the grant named in ``grant_id``.
+    """
+    partner = grant.app.partner
+    if partner.status != PartnerStatus.ACTIVE:
+        return []
+    subject = _subjects_for(user_id=grant.user_id, partners=[partner])[partner.pk]
+    data = {
+        "subject_id": subject.subject_id,
+        "purpose": grant.purpose.slug,
+        "status": grant.status,
+        "granted": grant.is_active,
+        "notice_version": grant.version.number,
+        "granted_at": iso_utc(grant.granted_at),
+        "expires_at": iso_utc(grant.expires_at),
+        "revoked_at": iso_utc(grant.revoked_at),
+        "reason": grant.revocation_reason or None,
+        "grant_id": str(grant.pk),
+    }
+    return _events_save(
+        [_event_build(partner=partner, subject=subject, event_type=event_type, at=grant.updated_at, data=data)]
+    )
 
 
 @transaction.atomic

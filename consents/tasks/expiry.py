@@ -4,9 +4,11 @@ import logging
 
 from celery import shared_task
 from django.core.cache import cache
+from django.utils import timezone
 
-from consents.models import Consent
+from consents.models import AppGrant, Consent, ConsentStatus
 from consents.notifications import expiry_reminder_send
+from consents.services.apps import app_grant_expire
 from consents.services.consents import consent_expire, consent_reminder_mark
 from portal.emails import EmailError
 
@@ -68,3 +70,21 @@ def consents_remind_expiring() -> int:
     finally:
         cache.delete(REMINDER_LOCK)
     return sent
+
+
+@shared_task(name="consents.tasks.app_grants_expire_due")
+def app_grants_expire_due() -> int:
+    """End every connected-app grant whose time has passed (revoking its tokens); the number expired.
+
+    At most ``BATCH_SIZE`` a run, oldest first; the rest on the next run. Safe to run twice or
+    side by side: ``app_grant_revoke`` re-checks each grant under its lock.
+    """
+    expired = 0
+    due = AppGrant.objects.filter(status=ConsentStatus.GRANTED, expires_at__lte=timezone.now())
+    for grant_id in list(due.order_by("expires_at").values_list("pk", flat=True)[:BATCH_SIZE]):
+        try:
+            if app_grant_expire(grant_id=grant_id) is not None:
+                expired += 1
+        except Exception:
+            logger.exception("could not expire app grant %s; will retry on the next run", grant_id)
+    return expired

@@ -31,8 +31,9 @@ from audit.actions import AuditAction
 from audit.models import AccessEvent
 from audit.services import Actor, event_record
 from consents.errors import DomainError
-from consents.models import Consent, ConsentReceipt, ConsentStatus, RevocationReason
+from consents.models import AppGrant, Consent, ConsentReceipt, ConsentStatus, RevocationReason
 from consents.models.outbox import AckStatus
+from consents.services.apps import app_grant_revoke
 from consents.services.consents import consent_revoke
 from consents.services.outbox import outbox_subject_erasure
 from portal.models import User
@@ -98,6 +99,12 @@ def _consents_remove(ctx: ScrubContext) -> int:
     # Deleting wrote one more history row per consent; the history goes with the rest.
     Consent.history.filter(user_id=ctx.user.pk).delete()
     return removed
+
+
+def _app_grant_notes_scrub(ctx: ScrubContext) -> int:
+    """The ended grants stay as pseudonymous facts; the notes written on withdrawal (and their history) go."""
+    AppGrant.history.filter(user_id=ctx.user.pk).exclude(revocation_note="").update(revocation_note="")
+    return AppGrant.objects.filter(user=ctx.user).exclude(revocation_note="").update(revocation_note="")
 
 
 def _export_files_forget(ctx: ScrubContext) -> int:
@@ -193,6 +200,7 @@ Scrubber = Callable[[ScrubContext], int]
 SCRUBBERS: list[tuple[str, Scrubber]] = [
     ("consent_proofs_kept", _consent_proofs_keep),
     ("consents_removed", _consents_remove),
+    ("app_grant_notes_scrubbed", _app_grant_notes_scrub),
     ("export_files_deleted", _export_files_forget),
     ("access_event_details_scrubbed", _access_details_scrub),
     ("free_text_scrubbed", _free_text_scrub),
@@ -221,6 +229,12 @@ def _consents_revoke(user: User, actor: Actor) -> tuple[list[str], list[str]]:
         else:
             revoked.append(consent.purpose.slug)
     return revoked, skipped
+
+
+def _app_grants_end(user: User, actor: Actor) -> list[str]:
+    """Every live connected-app grant ended with reason ``account_deleted``, its tokens revoked."""
+    live = AppGrant.objects.filter(user=user, status=ConsentStatus.GRANTED).order_by("granted_at", "pk")
+    return [str(app_grant_revoke(grant, initiator=actor, reason=RevocationReason.ACCOUNT_DELETED).pk) for grant in live]
 
 
 def _partners_tell(request: PrivacyRequest, user: User, actor: Actor) -> list[PrivacyRequestPartnerTask]:
@@ -276,6 +290,7 @@ def privacy_request_deletion_execute(*, request_id: Any) -> PrivacyRequest | Non
         status_transition(request, RequestStatus.PROCESSING, actor=actor)
 
         revoked, skipped = _consents_revoke(user, actor)
+        grants_ended = _app_grants_end(user, actor)
         tasks = _partners_tell(request, user, actor)
         ctx = ScrubContext(
             request=request,
@@ -290,7 +305,8 @@ def privacy_request_deletion_execute(*, request_id: Any) -> PrivacyRequest | Non
             subject=user,
             action=AuditAction.ACCOUNT_SCRUBBED,
             target=request,
-            data=counts | {"consents_revoked": revoked, "consents_not_revocable": skipped},
+            data=counts
+            | {"consents_revoked": revoked, "consents_not_revocable": skipped, "app_grants_ended": grants_ended},
         )
         if tasks:
             status_transition(

@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from audit.actions import AuditAction
 from audit.models import AccessEvent, AuditEvent
 from audit.selectors import ACCESS_LOG_COLUMNS
-from consents.models import Consent, ConsentReceipt, PartnerSubject, Purpose, PurposeVersion
+from consents.models import AppGrant, Consent, ConsentReceipt, PartnerSubject, Purpose, PurposeVersion
 from portal.models import User
 from privacy_requests.models import PrivacyRequest
 
@@ -128,16 +128,60 @@ def _consent_history_rows(user: User) -> Iterator[Row]:
 
 def _receipt_rows(user: User) -> Iterator[Row]:
     receipts = ConsentReceipt.objects.filter(user=user).order_by("issued_at", "pk")
-    fields = ("id", "consent__purpose__slug", "event", "issued_at", "sha256", "jws", "payload")
-    for values in receipts.values(*fields).iterator(chunk_size=CHUNK):
+    fields = ("id", "consent__purpose__slug", "app_grant__purpose__slug", "event", "issued_at", "sha256", "jws")
+    for values in receipts.values(*fields, "payload").iterator(chunk_size=CHUNK):
         yield {
             "receipt_id": str(values["id"]),
-            "purpose": values["consent__purpose__slug"],
+            "purpose": values["consent__purpose__slug"] or values["app_grant__purpose__slug"],
             "event": values["event"],
             "issued_at": _iso(values["issued_at"]),
             "sha256": values["sha256"],
             "jws": values["jws"],
             "payload": values["payload"],
+        }
+
+
+APP_GRANT_COLUMNS = (
+    "grant_id",
+    "app",
+    "partner",
+    "purpose",
+    "data_categories",
+    "status",
+    "duration",
+    "granted_at",
+    "expires_at",
+    "lookback_days",
+    "ended_at",
+    "end_reason",
+    "ended_by",
+    "authorization_details",
+)
+
+
+def _app_grant_rows(user: User) -> Iterator[Row]:
+    grants = (
+        AppGrant.objects.filter(user=user)
+        .select_related("app__partner", "purpose")
+        .prefetch_related("data_categories")
+        .order_by("granted_at", "pk")
+    )
+    for grant in grants:
+        yield {
+            "grant_id": str(grant.pk),
+            "app": grant.app.name,
+            "partner": grant.app.partner.name,
+            "purpose": grant.purpose.slug,
+            "data_categories": sorted(c.slug for c in grant.data_categories.all()),
+            "status": grant.status,
+            "duration": grant.duration_type,
+            "granted_at": _iso(grant.granted_at),
+            "expires_at": _iso(grant.expires_at),
+            "lookback_days": grant.lookback_days,
+            "ended_at": _iso(grant.revoked_at),
+            "end_reason": grant.revocation_reason,
+            "ended_by": grant.changed_by if grant.revoked_at else "",
+            "authorization_details": grant.authorization_details,
         }
 
 
@@ -265,6 +309,17 @@ SECTIONS: list[Section] = [
         columns=("receipt_id", "purpose", "event", "issued_at", "sha256", "jws", "payload"),
         rows=_receipt_rows,
         count=lambda user: ConsentReceipt.objects.filter(user=user).count(),
+    ),
+    Section(
+        name="connected_apps",
+        title=_("Connected apps"),
+        description=_(
+            "Every app you connected to your account: which partner runs it, what it may read, for how long, "
+            "and when and why the connection ended."
+        ),
+        columns=APP_GRANT_COLUMNS,
+        rows=_app_grant_rows,
+        count=lambda user: AppGrant.objects.filter(user=user).count(),
     ),
     Section(
         name="partners",

@@ -27,6 +27,8 @@ OPERATIONS = {
     ("get", "/api/v1/events"),
     ("post", "/api/v1/events/{event_id}/ack"),
     ("post", "/api/v1/access-events"),
+    ("get", "/api/v1/grants/{grant_id}"),
+    ("put", "/api/v1/grants/{grant_id}/revocation"),
 }
 
 

@@ -27,6 +27,7 @@ EXPECTED_QUEUES = {
     "consents.tasks_delivery.partner_webhook_disabled_notify": "default",
     "consents.tasks.consents_expire_due": "default",
     "consents.tasks.consents_remind_expiring": "default",
+    "consents.tasks.app_grants_expire_due": "default",
     "portal.requests.tasks.privacy_export_build": "requests",
     "portal.requests.tasks.privacy_deletion_execute": "requests",
     "portal.requests.tasks.privacy_requests_tick": "requests",
