@@ -114,6 +114,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: shows every page in the signed-in consumer's time zone.
+    "portal.timezones.TimeZoneMiddleware",
     "consents.middleware.GlobalPrivacyControlMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -139,6 +141,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Times, deadlines and durations for consumers (|local_datetime, |deadline, |duration_words).
+            "builtins": ["portal.templatetags.portal_time"],
         },
     },
 ]
@@ -298,6 +302,9 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The portal's date formats (day-month-year, 24-hour clock, time of day in Chinese too); every time a
+# consumer sees goes through portal.timezones, which adds the zone's abbreviation.
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 # --- Static files, media and storage ---------------------------------------------------------
 # Static files are served by whitenoise; in development straight from the source folders.
