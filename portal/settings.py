@@ -221,6 +221,8 @@ LOGIN_REDIRECT_URL = "home"
 
 # The email address is the login and must be verified.
 ACCOUNT_ADAPTER = "portal.adapter.AccountAdapter"
+# Adds the hidden field for the browser's time zone to the signup form.
+ACCOUNT_SIGNUP_FORM_CLASS = "portal.forms.SignupTimeZoneForm"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]

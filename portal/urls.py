@@ -28,6 +28,7 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("requests/", include("privacy_requests.urls")),
     path("profile/", views.profile, name="profile"),
+    path("profile/time-zone/", views.time_zone_prefill_view, name="profile_time_zone"),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
