@@ -29,7 +29,9 @@ class ProfileForm(forms.Form):
         super().__init__(*args, **kwargs)
         current = self.initial.get("time_zone", "")
         # Offsets change with daylight saving time, so the list is built for each form.
-        self.fields["time_zone"].choices = [
+        field = self.fields["time_zone"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [
             ("", _("Not chosen: times are shown in %(zone)s") % {"zone": settings.TIME_ZONE}),
             *zone_choices(current),
         ]
