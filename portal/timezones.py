@@ -89,20 +89,27 @@ def _utc_offset(now: datetime, name: str) -> str:
 
 def format_datetime(value: datetime, zone: tzinfo | None = None) -> str:
     """``3 Dec 2026, 14:05 CET`` (``2026年12月3日 14:05 CET`` in Chinese): in ``zone``, else the current one."""
+    if timezone.is_naive(value):
+        # As Django's own ``|date``: a naive value has no zone to convert from or to name.
+        return formats.date_format(value, "DATETIME_FORMAT")
     local = timezone.localtime(value, zone)
     return f"{formats.date_format(local, 'DATETIME_FORMAT')} {zone_abbreviation(local)}"
 
 
+def _day(value: datetime | date, zone: tzinfo | None) -> date:
+    if not isinstance(value, datetime):
+        return value
+    return value.date() if timezone.is_naive(value) else timezone.localdate(value, zone)
+
+
 def format_date(value: datetime | date, zone: tzinfo | None = None) -> str:
     """The calendar date of ``value`` in ``zone`` (else the current zone): ``3 Dec 2026``."""
-    day = timezone.localdate(value, zone) if isinstance(value, datetime) else value
-    return formats.date_format(day, "DATE_FORMAT")
+    return formats.date_format(_day(value, zone), "DATE_FORMAT")
 
 
 def days_from_today(value: datetime | date, zone: tzinfo | None = None) -> int:
     """Calendar days from today to ``value``, both read in ``zone`` (else the current zone): 0 is today."""
-    day = timezone.localdate(value, zone) if isinstance(value, datetime) else value
-    return (day - timezone.localdate(timezone.now(), zone)).days
+    return (_day(value, zone) - timezone.localdate(timezone.now(), zone)).days
 
 
 def relative_days(value: datetime | date, zone: tzinfo | None = None, *, overdue: bool = False) -> str:
