@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,6 +37,14 @@ SHOWN = {
 }
 IN_CSV = {AUCKLAND: "2026-12-03 14:05:07 NZDT", LOS_ANGELES: "2026-12-02 17:05:07 PST"}
 ISO_LOCAL = {AUCKLAND: "2026-12-03T14:05:07+13:00", LOS_ANGELES: "2026-12-02T17:05:07-08:00"}
+
+
+@pytest.fixture(autouse=True)
+def _no_language_left_active() -> Iterator[None]:
+    # A request leaves its language active in the thread; a later test that records a receipt outside
+    # a request would take Chinese from a test here.
+    yield
+    translation.deactivate()
 
 
 def _zone_set(user: User, zone: str) -> None:
@@ -249,10 +258,11 @@ def test_activity_page_shows_local_time_with_its_abbreviation(consumer_client, c
     assert f'datetime="{ISO_LOCAL[zone]}"' in body
 
 
-def test_pages_use_the_sites_zone_until_the_consumer_has_one(consumer_client, consumer):
+def test_pages_use_the_sites_zone_until_the_consumer_has_one(client, consumer):
     with time_machine.travel(NOW, tick=False):
-        consumer_client.post(reverse("profile"), _profile_data(time_zone=""))
-    body = consumer_client.get(reverse("audit:activity")).content.decode()
+        client.force_login(consumer)
+        client.post(reverse("profile"), _profile_data(time_zone=""))
+        body = client.get(reverse("audit:activity")).content.decode()
     assert "3 Dec 2026, 01:05 UTC" in body
 
 
@@ -295,13 +305,13 @@ def test_export_csv_and_readme_are_local_while_the_json_stays_utc(consumer, zone
         (AUCKLAND, "zh-hans", datetime(2026, 11, 28, 9, 0, tzinfo=UTC), "2026年11月28日（已逾期 4 天）"),  # noqa: RUF001
     ],
 )
-def test_requests_list_gives_the_deadline_date_and_the_days_left(
-    consumer_client, consumer, zone, language, due, expected
-):
+def test_requests_list_gives_the_deadline_date_and_the_days_left(client, consumer, zone, language, due, expected):
     _zone_set(consumer, zone)
     received = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     PrivacyRequestFactory(user=consumer, created_at=received, due_at=due)
-    consumer_client.cookies["django_language"] = language
+    client.cookies["django_language"] = language
+    # Signed in at the travelled time too, so that a clock started long before cannot expire the session.
     with time_machine.travel(datetime(2026, 12, 1, 12, 30, tzinfo=UTC), tick=False):
-        body = consumer_client.get(reverse("requests:list")).content.decode()
+        client.force_login(consumer)
+        body = client.get(reverse("requests:list")).content.decode()
     assert expected in body
