@@ -13,6 +13,7 @@ from audit.csvsafe import csv_cell
 from audit.forms import AccessFilterForm
 from audit.presenters import activity_entries
 from audit.selectors import ACCESS_LOG_COLUMNS, access_events_for, access_overview, access_timeline_page, activity_page
+from audit.timestamps import spreadsheet_time
 
 if TYPE_CHECKING:
     from portal.http import AuthenticatedHttpRequest
@@ -56,6 +57,8 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
     form = AccessFilterForm(request.GET or None, user=request.user)
     events = access_events_for(request.user, form.to_filter()).select_related("partner", "purpose")
     writer = csv.writer(_Echo())
+    # The consumer's zone, read now: the streamed rows are written after the request's zone is reset.
+    zone = timezone.get_current_timezone()
 
     def rows() -> Iterator[str]:
         yield writer.writerow(ACCESS_LOG_COLUMNS)
@@ -65,7 +68,7 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
                 [
                     csv_cell(value)
                     for value in (
-                        event.accessed_at.isoformat(),
+                        spreadsheet_time(event.accessed_at, zone),
                         event.partner.name,
                         event.partner.kind,
                         event.purpose.slug,
@@ -77,7 +80,7 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
                 ]
             )
 
-    filename = f"data-access-{timezone.now():%Y-%m-%d}.csv"
+    filename = f"data-access-{timezone.localdate():%Y-%m-%d}.csv"
     return StreamingHttpResponse(
         rows(),
         content_type="text/csv; charset=utf-8",

@@ -14,7 +14,6 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -37,6 +36,7 @@ from consents.selectors.consents import (
 from consents.selectors.receipts import readable_receipt, receipts_for
 from consents.services.consents import consent_grant, consent_revoke
 from portal.http import AuthenticatedHttpRequest
+from portal.timezones import format_date
 
 RECEIPTS_PER_PAGE = 20
 
@@ -59,10 +59,6 @@ def _card_url(slug: str) -> str:
 def _card_tag(slug: str) -> str:
     """Marks a message as being about one card: the list shows it inside that card, where the redirect lands."""
     return f"purpose-{slug}"
-
-
-def _date(value: Any) -> str:
-    return formats.date_format(timezone.localtime(value), "DATE_FORMAT")
 
 
 def _outcome(
@@ -126,7 +122,7 @@ def consent_grant_view(request: ConsentRequest, slug: str) -> HttpResponse:
         return _outcome(request, slug, error=error.message)
     message = _("You gave your consent to “%(purpose)s”.") % {"purpose": card.purpose.name}
     if consent.expires_at:
-        message += " " + _("It ends on %(date)s unless you renew it.") % {"date": _date(consent.expires_at)}
+        message += " " + _("It ends on %(date)s unless you renew it.") % {"date": format_date(consent.expires_at)}
     return _outcome(request, slug, message=message, consent=consent)
 
 

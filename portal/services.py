@@ -8,10 +8,17 @@ from portal.models import User
 
 
 @transaction.atomic
-def profile_update(*, user: User, first_name: str, last_name: str, jurisdiction: str, actor: Actor) -> list[str]:
-    """Change the consumer's name and privacy law; the names of the changed fields (never their values)."""
+def profile_update(
+    *, user: User, first_name: str, last_name: str, jurisdiction: str, time_zone: str, actor: Actor
+) -> list[str]:
+    """Change the consumer's name, privacy law and time zone; the names of the changed fields (never their values)."""
     user = User.objects.select_for_update().get(pk=user.pk)
-    values = {"first_name": first_name.strip(), "last_name": last_name.strip(), "jurisdiction": jurisdiction}
+    values = {
+        "first_name": first_name.strip(),
+        "last_name": last_name.strip(),
+        "jurisdiction": jurisdiction,
+        "time_zone": time_zone,
+    }
     changed = [name for name, value in values.items() if getattr(user, name) != value]
     if not changed:
         return []
@@ -21,3 +28,21 @@ def profile_update(*, user: User, first_name: str, last_name: str, jurisdiction:
     # Field names only: the audit log outlives a deleted account and must not hold personal data.
     event_record(actor=actor, subject=user, action=AuditAction.PROFILE_UPDATED, target=user, data={"fields": changed})
     return changed
+
+
+@transaction.atomic
+def time_zone_prefill(*, user: User, time_zone: str, actor: Actor) -> bool:
+    """Take the zone the consumer's browser reports, only while theirs is unknown; whether it was taken.
+
+    A zone the consumer already has (chosen on the profile or taken earlier) is never replaced, so a
+    laptop abroad or a browser set differently does not move their times behind their back.
+    """
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.time_zone:
+        return False
+    user.time_zone = time_zone
+    user.save(update_fields=["time_zone"])
+    event_record(
+        actor=actor, subject=user, action=AuditAction.PROFILE_UPDATED, target=user, data={"fields": ["time_zone"]}
+    )
+    return True

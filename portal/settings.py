@@ -114,6 +114,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: shows every page in the signed-in consumer's time zone.
+    "portal.timezones.TimeZoneMiddleware",
     "consents.middleware.GlobalPrivacyControlMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -140,6 +142,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.organisation",
             ],
+            # Times, deadlines and durations for consumers (|local_datetime, |deadline, |duration_words).
+            "builtins": ["portal.templatetags.portal_time"],
         },
     },
 ]
@@ -218,6 +222,8 @@ LOGIN_REDIRECT_URL = "home"
 
 # The email address is the login and must be verified.
 ACCOUNT_ADAPTER = "portal.adapter.AccountAdapter"
+# Adds the hidden field for the browser's time zone to the signup form.
+ACCOUNT_SIGNUP_FORM_CLASS = "portal.forms.SignupTimeZoneForm"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
@@ -299,6 +305,9 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The portal's date formats (day-month-year, 24-hour clock, time of day in Chinese too); every time a
+# consumer sees goes through portal.timezones, which adds the zone's abbreviation.
+FORMAT_MODULE_PATH = ["portal.formats"]
 
 # --- Static files, media and storage ---------------------------------------------------------
 # Static files are served by whitenoise; in development straight from the source folders.

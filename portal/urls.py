@@ -44,6 +44,7 @@ urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("privacy-notice/", views.privacy_notice, name="privacy_notice"),
     path("accessibility/", views.accessibility, name="accessibility"),
+    path("profile/time-zone/", views.time_zone_prefill_view, name="profile_time_zone"),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

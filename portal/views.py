@@ -13,7 +13,7 @@ from django.template import loader
 from django.utils.translation import gettext as _
 from django.views import defaults
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.selectors import access_summary
 from audit.services import Actor
@@ -26,10 +26,10 @@ from consents.api.problems import (
 )
 from consents.selectors.consents import consent_summary
 from portal.celery import app as celery_app
-from portal.forms import ProfileForm
+from portal.forms import ProfileForm, TimeZoneForm
 from portal.http import AuthenticatedHttpRequest
 from portal.models import User
-from portal.services import profile_update
+from portal.services import profile_update, time_zone_prefill
 from privacy_requests.selectors import requests_overview
 
 logger = logging.getLogger(__name__)
@@ -62,15 +62,37 @@ def accessibility(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """The consumer's name and the privacy law that sets their requests' deadlines."""
+    """The consumer's name, the privacy law that sets their requests' deadlines, and their time zone."""
     user = request.user
-    initial = {"first_name": user.first_name, "last_name": user.last_name, "jurisdiction": user.jurisdiction}
+    initial = {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "jurisdiction": user.jurisdiction,
+        "time_zone": user.time_zone,
+    }
     form = ProfileForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         profile_update(user=user, actor=Actor.consumer(user), **form.cleaned_data)
         messages.success(request, _("Your profile is saved."))
         return redirect("profile")
     return render(request, "portal/profile.html", {"form": form}, status=400 if form.is_bound else 200)
+
+
+@login_required
+@require_POST
+def time_zone_prefill_view(request: AuthenticatedHttpRequest) -> JsonResponse:
+    """The browser reports its zone (``static/js/time_zone.js``); taken only while the consumer has none.
+
+    Answers the consumer's zone after the call, or 400 with the reason for a name that is no zone.
+    """
+    form = TimeZoneForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": form.errors["time_zone"][0]}, status=400)
+    user = request.user
+    taken = time_zone_prefill(user=user, time_zone=form.cleaned_data["time_zone"], actor=Actor.consumer(user))
+    if taken:
+        user.refresh_from_db(fields=["time_zone"])
+    return JsonResponse({"time_zone": user.time_zone, "taken": taken})
 
 
 def _database_ok() -> bool:

@@ -13,6 +13,7 @@ import io
 import json
 import tempfile
 import zipfile
+from datetime import tzinfo
 from typing import IO, Any
 
 from django.core.files import File
@@ -20,9 +21,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from audit.csvsafe import csv_cell
+from audit.timestamps import spreadsheet_time
 from portal.models import User
+from portal.timezones import user_zone, zone_override
 from privacy_requests.models import PrivacyRequest, export_upload_to
-from privacy_requests.services.export_sections import SECTIONS, Section
+from privacy_requests.services.export_sections import SECTIONS, Instant, Section
 from privacy_requests.services.requests import (
     privacy_request_export_complete,
     privacy_request_export_start,
@@ -52,6 +55,7 @@ class _Progress:
 
 def _section_write(archive: zipfile.ZipFile, section: Section, user: User, progress: _Progress) -> int:
     exported_at = timezone.now().isoformat()
+    zone = user_zone(user)
     rows = 0
     with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as csv_file:
         writer = csv.writer(csv_file)
@@ -61,7 +65,7 @@ def _section_write(archive: zipfile.ZipFile, section: Section, user: User, progr
             columns, write, writerow, dumps = section.columns, out.write, writer.writerow, json.dumps
             for row in section.rows(user):
                 write(("," if rows else "") + "\n" + dumps(row, ensure_ascii=False, default=str))
-                writerow([csv_cell(row.get(column)) for column in columns])
+                writerow([_csv_value(row.get(column), zone) for column in columns])
                 rows += 1
                 if rows % PROGRESS_EVERY == 0:
                     progress.report(rows)
@@ -78,11 +82,21 @@ def _section_write(archive: zipfile.ZipFile, section: Section, user: User, progr
     return rows
 
 
+def _csv_value(value: Any, zone: tzinfo) -> Any:
+    # Spreadsheets are read by people: their times are in the consumer's zone, the JSON's stay in UTC.
+    return spreadsheet_time(value.moment, zone) if isinstance(value, Instant) else csv_cell(value)
+
+
 def _readme(request: PrivacyRequest, counts: dict[str, int]) -> str:
-    with translation.override(request.language):
+    with translation.override(request.language), zone_override(request.user):
         return render_to_string(
             "privacy_requests/export_readme.txt",
-            {"request": request, "sections": [(s, counts[s.name]) for s in SECTIONS], "exported_at": timezone.now()},
+            {
+                "request": request,
+                "sections": [(s, counts[s.name]) for s in SECTIONS],
+                "exported_at": timezone.now(),
+                "time_zone": user_zone(request.user).key,
+            },
         )
 
 

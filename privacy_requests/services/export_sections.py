@@ -38,8 +38,22 @@ class Section:
     count: Callable[[User], int]
 
 
+class Instant(str):
+    """A time as the JSON files hold it (ISO 8601, UTC as stored) that keeps its datetime, so the CSV
+    files can write it in the consumer's time zone instead."""
+
+    moment: datetime
+
+    def __new__(cls, moment: datetime) -> "Instant":
+        instant = super().__new__(cls, moment.isoformat())
+        instant.moment = moment
+        return instant
+
+
 def _iso(value: datetime | date | None) -> str | None:
-    return None if value is None else value.isoformat()
+    if value is None:
+        return None
+    return Instant(value) if isinstance(value, datetime) else value.isoformat()
 
 
 def _profile_rows(user: User) -> Iterator[Row]:

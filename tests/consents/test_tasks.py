@@ -126,8 +126,8 @@ def test_reminder_goes_out_once_before_expiry(consumer, research, settings):
 
     (email,) = mail.outbox
     assert email.to == [consumer.email]
-    assert email.subject == "[Privacy Portal] Your consent for “Research with affiliates” ends on July 9, 2026"
-    assert "ends on July 9, 2026" in email.body
+    assert email.subject == "[Privacy Portal] Your consent for “Research with affiliates” ends on 9 Jul 2026"
+    assert "ends on 9 Jul 2026" in email.body
     assert f"{settings.SITE_URL}/consents/" in email.body
     html, mimetype = email.alternatives[0]
     assert mimetype == "text/html"
@@ -221,4 +221,4 @@ def test_reminder_falls_back_to_english(consumer, research):
     with time_machine.travel("2026-07-01", tick=False):
         expiry.consents_remind_expiring()
 
-    assert "July 9, 2026" in mail.outbox[0].subject
+    assert "9 Jul 2026" in mail.outbox[0].subject

@@ -73,7 +73,7 @@ def test_essential_purpose_is_shown_with_its_basis_but_cannot_be_toggled(consume
 
 def test_time_bound_purpose_shows_its_period_before_granting_and_the_expiry_after(consumer_client, consent_catalogue):
     card = _card_html(consumer_client.get(reverse("consents:list")).content.decode(), "credit-check")
-    assert "A limited period of 90 days" in card
+    assert "A limited period of 3 months, then it ends by itself." in card
     assert "If you agree now, your consent ends on" in card
 
     consumer_client.post(reverse("consents:grant", args=["credit-check"]))
@@ -378,7 +378,7 @@ def test_receipt_page_reads_the_receipt_in_plain_language_with_the_raw_jws(
     assert "Transaction history" in body, "category slugs are named"
     assert "Credit Bureau Ltd" in body
     assert "Data broker" in body
-    assert "For a limited period (90 days)" in body
+    assert "For a limited period (3 months)" in body
     assert "On this website" in body
     assert "Version 1, published" in body
     assert receipt.jws in body

@@ -46,7 +46,7 @@ def test_send_mail_without_a_language_uses_the_sites_default_not_the_active_one(
     with translation.override("zh-hans"):
         send_mail(REMINDER, to="en@example.com", context=reminder_context())
     (email,) = mail.outbox
-    assert email.subject == "Your consent for “Research” ends on July 9, 2026"
+    assert email.subject == "Your consent for “Research” ends on 9 Jul 2026"
     assert not CHINESE.search(email.body)
 
 
@@ -62,7 +62,7 @@ def test_html_alternative_is_attached_only_when_its_template_exists():
 
 def test_subject_is_one_line_with_the_prefix_asked_for():
     email = render_mail(REMINDER, reminder_context(), ["a@example.com"], subject_prefix="[Privacy Portal] ")
-    assert email.subject == "[Privacy Portal] Your consent for “Research” ends on July 9, 2026"
+    assert email.subject == "[Privacy Portal] Your consent for “Research” ends on 9 Jul 2026"
 
 
 @pytest.mark.parametrize("error", [SMTPServerDisconnected("connection closed"), ConnectionRefusedError(111, "refused")])

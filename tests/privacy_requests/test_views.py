@@ -39,7 +39,7 @@ def test_deletion_page_spells_out_the_consequences(consumer_client, consumer, se
         assert purpose.name in body
     for partner in data.partners:
         assert partner.name in body
-    assert "for 1095 days" in body
+    assert "for 3 years. Then it is deleted too." in body
     assert "Deletion starts 7 days after you confirm" in body
     assert 'name="confirmation"' in body
 
