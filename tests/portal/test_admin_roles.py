@@ -39,7 +39,14 @@ from privacy_requests.services.requests import (
     privacy_request_export_create,
     privacy_request_extend,
 )
-from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
+from tests.factories import (
+    PartnerFactory,
+    PurposeFactory,
+    SharingFactory,
+    StaffFactory,
+    UserFactory,
+    publish_form_texts,
+)
 from tests.privacy_requests.helpers import consumer_data_seed
 
 GROUPS = {
@@ -490,6 +497,7 @@ def test_new_legal_basis_is_published_with_a_notice_and_asks_consumers_again(cli
         "legal_basis": "legitimate_interest",
         "default_duration_type": "persistent",
         "change_summary": "We now rely on our legitimate interest.",
+        **publish_form_texts(current),
     }
     url = reverse("admin:consents_purpose_publish", args=[purpose.pk])
 
