@@ -10,6 +10,7 @@ from django.utils import timezone, translation
 
 from audit.signing import document_sign
 from consents.models import Consent, ConsentReceipt, ReceiptEvent, Sharing
+from consents.models.translations import language_of
 
 RECEIPT_VERSION = "KI-CR-v1.1.0"
 
@@ -20,9 +21,17 @@ def principal_id(user_pk: int) -> str:
     return f"urn:privacy-portal:principal:{digest[:32]}"
 
 
+def receipt_language(consent: Consent) -> str:
+    """The consumer's language: the one they chose, else the one they are using now (a shipped code)."""
+    return language_of(getattr(consent.user, "language", "") or translation.get_language())
+
+
 def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at: Any) -> dict[str, Any]:
+    """The receipt's fields, with the notice's texts in the consumer's language (recorded as ``language``)."""
     version = consent.version
     purpose = consent.purpose
+    language = receipt_language(consent)
+    notice = version.in_language(language)
     categories = list(version.data_categories.order_by("slug"))
     sharings = (
         Sharing.objects.filter(purpose=purpose, is_active=True).select_related("partner").order_by("partner__name")
@@ -36,8 +45,8 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         "issuedAt": issued_at.isoformat(),
         "collectionMethod": consent.method,
         "consentReceiptID": receipt_id,
-        # Kantara: the language in which consent was obtained, as ISO 639-1.
-        "language": (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0],
+        # Kantara: the language in which consent was obtained, as ISO 639-1; the texts below are in it.
+        "language": language.split("-")[0],
         "piiPrincipalId": principal_id(consent.user_id),
         "piiControllers": [
             {
@@ -53,19 +62,20 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         "state": consent.status,
         "services": [
             {
-                "service": purpose.name,
+                "service": notice.name or purpose.name,
                 "purposes": [
                     {
                         "purposeId": purpose.slug,
-                        "purpose": version.description,
+                        "purpose": notice.description,
                         "purposeCategory": [purpose.category] if purpose.category else [],
                         "legalBasis": purpose.legal_basis,
                         "consentType": "EXPLICIT" if consent.method != "gpc" else "OPT-OUT-SIGNAL",
                         "noticeVersion": version.number,
                         "noticePublishedAt": version.published_at.isoformat(),
                         "piiCategory": [c.slug for c in categories],
+                        "piiCategoryNames": [str(c.in_language(language).name) for c in categories],
                         "primaryPurpose": purpose.is_essential,
-                        "termination": version.retention,
+                        "termination": notice.retention,
                         "thirdPartyDisclosure": bool(third_parties),
                         "thirdPartyName": ", ".join(t["name"] for t in third_parties),
                         "thirdParties": third_parties,

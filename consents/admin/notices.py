@@ -98,6 +98,13 @@ class DataCategoryAdmin(ReadOnlyHistoryAdmin):
     search_fields = ("name", "slug", "description")
     prepopulated_fields = {"slug": ("name",)}
 
+    def get_form(
+        self, request: HttpRequest, obj: DataCategory | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # The per-language fields are added by the form itself, not taken from the model.
+        kwargs["fields"] = DataCategoryForm.Meta.fields
+        return super().get_form(request, obj, change, **kwargs)
+
     def get_fields(self, request: HttpRequest, obj: DataCategory | None = None) -> list[str]:
         fields = ["name", "slug", "description", "sensitive"]
         for _code, suffix in other_languages():
