@@ -4,8 +4,19 @@ from typing import Any
 
 from django.db import migrations, models
 
+# ruff: noqa: RUF001
+
 # The texts written so far are English: they become the ``en`` value of every row.
 SOURCE_LANGUAGE = "en"
+# The customer-support notice that migration 0005 ships, in Chinese (a frozen copy, as there).
+STAFF_PURPOSE_SLUG = "customer-support"
+STAFF_NOTICE_ZH_HANS = {
+    "name": "客户支持",
+    "description": "当您联系我们，或我们必须核查您的账户时，我们的客户支持人员可能会查看您的记录。"
+    "每次查看都会被记录，并显示在您的数据访问记录中。",
+    "retention": "访问记录在您的账户存续期间一直保存。",
+    "change_summary": "第一版。",
+}
 
 
 def english_text_to_translations(apps: Any, schema_editor: Any) -> None:
@@ -30,6 +41,27 @@ def english_text_to_translations(apps: Any, schema_editor: Any) -> None:
     for version in versions:
         version.translations[SOURCE_LANGUAGE].setdefault("name", version.purpose.name)
     PurposeVersion.objects.bulk_update(versions, ["translations"], batch_size=500)
+
+
+def staff_notice_translate(apps: Any, schema_editor: Any) -> None:
+    """Give the shipped customer-support notice (first version, as 0005 wrote it) its Chinese text."""
+    Purpose = apps.get_model("consents", "Purpose")
+    PurposeVersion = apps.get_model("consents", "PurposeVersion")
+    version = PurposeVersion.objects.filter(purpose__slug=STAFF_PURPOSE_SLUG, number=1).first()
+    if version is None or "zh-hans" in version.translations:
+        return
+    version.translations = {**version.translations, "zh-hans": STAFF_NOTICE_ZH_HANS}
+    version.save(update_fields=["translations"])
+    purpose = Purpose.objects.get(pk=version.purpose_id)
+    if purpose.current_version_id == version.pk:
+        purpose.translations = {**purpose.translations, "zh-hans": {"name": STAFF_NOTICE_ZH_HANS["name"]}}
+        purpose.save(update_fields=["translations"])
+
+
+def notice_translations_fill(apps: Any, schema_editor: Any) -> None:
+    """English text becomes the ``en`` value; the shipped customer-support notice gets its Chinese."""
+    english_text_to_translations(apps, schema_editor)
+    staff_notice_translate(apps, schema_editor)
 
 
 class Migration(migrations.Migration):
@@ -100,5 +132,5 @@ class Migration(migrations.Migration):
                 verbose_name="translations",
             ),
         ),
-        migrations.RunPython(english_text_to_translations, migrations.RunPython.noop),
+        migrations.RunPython(notice_translations_fill, migrations.RunPython.noop),
     ]
