@@ -29,5 +29,5 @@ def with_lang(value: object) -> str:
     """
     attr = lang_attr(value)
     if not attr:
-        return conditional_escape(value)
+        return conditional_escape(str(value))
     return format_html("<span{}>{}</span>", attr, value)
