@@ -60,8 +60,8 @@ def _who(event: AuditEvent) -> str:
 def _headline(action: str) -> str:
     if action in AuditAction.values:
         return AuditAction.label_of(action)
-    # An action recorded by a version that knew more of them than this one: no label to show.
-    return str(_("Other activity on your account"))
+    # An action recorded by a version that knew more of them than this one.
+    return action.replace(".", ": ").replace("_", " ")
 
 
 def _purpose_name(row: tuple[str, str, dict[str, Any]]) -> str:

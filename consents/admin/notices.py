@@ -290,7 +290,6 @@ class PurposeAdmin(ReadOnlyHistoryAdmin):
     list_filter = ("legal_basis", "gpc_covered", "is_active", "default_duration_type")
     list_select_related = ("current_version",)
     search_fields = ("name", "slug", "category")
-    prepopulated_fields = {"slug": ("name",)}
     fields = (
         "name",
         "slug",
@@ -315,8 +314,9 @@ class PurposeAdmin(ReadOnlyHistoryAdmin):
         return f"v{obj.current_version.number}" if obj.current_version else "—"
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Purpose | None = None) -> dict[str, tuple[str, ...]]:
-        # The name is read-only once the purpose exists, and the slug never follows it then.
-        return {} if obj is not None else super().get_prepopulated_fields(request, obj)
+        # The name is read-only once the purpose exists (the history form reads the class
+        # attribute, so it stays empty), and the slug follows it only on the add form.
+        return {} if obj is not None else {"slug": ("name",)}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Purpose | None = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))
