@@ -1,6 +1,7 @@
 """Notices in every shipped language: storage, publication, consumer pages, receipts and the data migration."""
 
 import importlib
+from collections.abc import Iterator
 
 import pytest
 from django.apps import apps as django_apps
@@ -16,6 +17,13 @@ from tests.factories import DataCategoryFactory, PurposeFactory, notice_translat
 migration = importlib.import_module("consents.migrations.0009_notice_translations")
 
 TERMS = {"legal_basis": "consent", "default_duration_type": "persistent"}
+
+
+@pytest.fixture(autouse=True)
+def _page_language_reset() -> Iterator[None]:
+    # A request leaves its language active in the thread; later tests expect the default.
+    yield
+    translation.deactivate()
 
 
 def test_publishing_without_every_language_is_refused_and_publishes_nothing(db):

@@ -1,6 +1,7 @@
 """Every consumer page in Simplified Chinese shows no English text that the catalogue translates."""
 
 import gettext
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import translation
 
 from consents.models import ConsentReceipt
 from portal.models import User
@@ -64,6 +66,13 @@ def untranslated(html: str, msgids: set[str]) -> set[str]:
     parser = VisibleText()
     parser.feed(html)
     return {text for text in (" ".join(t.split()) for t in parser.texts) if text in msgids}
+
+
+@pytest.fixture(autouse=True)
+def _page_language_reset() -> Iterator[None]:
+    # A request leaves its language active in the thread; later tests expect the default.
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture
