@@ -67,3 +67,21 @@ class AuditAction(models.TextChoices):
     def label_of(cls, value: str) -> str:
         """The translated label of a stored action; one this version does not know reads as stored."""
         return str(cls(value).label) if value in cls.values else value
+
+
+class AuditReason(models.TextChoices):
+    """Why a consent ended, as audit events record it in ``data["reason"]`` (the consent's revocation reason).
+
+    Kept here, beside the actions, because the audit log reads its own events without importing
+    the apps that wrote them.
+    """
+
+    USER_ACTION = "user_action", _("you withdrew it")
+    BUSINESS_RULE = "business_rule", _("one of our business rules")
+    EXPIRED = "expired", _("it reached its end date")
+    ACCOUNT_DELETED = "account_deleted", _("your account was deleted")
+
+    @classmethod
+    def label_of(cls, value: str) -> str:
+        """The translated label of a stored reason; one this version does not know reads as stored."""
+        return str(cls(value).label) if value in cls.values else value

@@ -5,9 +5,10 @@ from datetime import datetime
 from typing import Any
 
 from django.utils.functional import Promise
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from audit.actions import AuditAction
+from audit.actions import AuditAction, AuditReason
 from audit.models import NOTE_REMOVED, ActorKind, AuditEvent, AuditNote, catalogue
 
 # The consumer reads their own activity: these actions get their own wording (the rest show their label).
@@ -63,9 +64,17 @@ def _headline(action: str) -> str:
     return action.replace(".", ": ").replace("_", " ")
 
 
+def _purpose_name(row: tuple[str, str, dict[str, Any]]) -> str:
+    """The purpose's name in the active language when its notice gives one (``translations`` of consents)."""
+    _slug, name, translations = row
+    language = (get_language() or "").lower()
+    return str((translations.get(language) or {}).get("name") or name)
+
+
 def activity_entries(events: list[AuditEvent]) -> list[ActivityEntry]:
     slugs = {e.data.get("purpose") for e in events if e.data.get("purpose")}
-    names = dict(catalogue("purpose").filter(slug__in=slugs).values_list("slug", "name")) if slugs else {}
+    rows = catalogue("purpose").filter(slug__in=slugs).values_list("slug", "name", "translations") if slugs else []
+    names = {row[0]: _purpose_name(row) for row in rows}
     entries = []
     for event in events:
         data: dict[str, Any] = event.data
@@ -74,6 +83,6 @@ def activity_entries(events: list[AuditEvent]) -> list[ActivityEntry]:
         headline = str(template) % {"purpose": purpose} if template else _headline(event.action)
         note = ""
         if data.get("reason"):
-            note = str(_("Reason: %(reason)s")) % {"reason": data["reason"].replace("_", " ")}
+            note = str(_("Reason: %(reason)s")) % {"reason": AuditReason.label_of(data["reason"])}
         entries.append(ActivityEntry(event.occurred_at, event.action, headline, _who(event), note))
     return entries

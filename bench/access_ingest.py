@@ -46,7 +46,12 @@ SUBJECTS = 200
 
 def build() -> tuple[Partner, str, list[str]]:
     call_command("migrate", verbosity=0)
-    categories = [DataCategory.objects.create(slug=f"cat-{i}", name=f"Category {i}") for i in range(3)]
+    categories = [
+        DataCategory.objects.create(
+            slug=f"cat-{i}", name=f"Category {i}", translations={"zh-hans": {"name": f"类别 {i}"}}
+        )
+        for i in range(3)
+    ]
     purpose = Purpose.objects.create(slug="offers", name="Offers", legal_basis="consent")
     purpose_version_publish(
         purpose=purpose,
@@ -56,6 +61,7 @@ def build() -> tuple[Partner, str, list[str]]:
         material=False,
         change_summary="",
         actor=Actor.system("bench"),
+        translations={"zh-hans": {"name": "基准用途", "description": "基准测试", "retention": "一年"}},
     )
     purpose.refresh_from_db()
     partner = Partner.objects.create(slug="bench", name="Bench", kind=PartnerKind.ADVERTISER, country="DE")

@@ -137,7 +137,9 @@ def _fill(partner, slugs: list[str]) -> None:
     from consents.services.notices import purpose_version_publish
     from portal.models import User
 
-    category, _created = DataCategory.objects.get_or_create(slug="bench-data", defaults={"name": "Bench data"})
+    category, _created = DataCategory.objects.get_or_create(
+        slug="bench-data", defaults={"name": "Bench data", "translations": {"zh-hans": {"name": "基准数据"}}}
+    )
     purposes = []
     for position, slug in enumerate(slugs):
         purpose, _created = Purpose.objects.get_or_create(
@@ -152,6 +154,14 @@ def _fill(partner, slugs: list[str]) -> None:
                 material=False,
                 change_summary="First version",
                 actor=Actor.system("bench"),
+                translations={
+                    "zh-hans": {
+                        "name": "基准用途",
+                        "description": "基准测试用途。",
+                        "retention": "一年",
+                        "change_summary": "第一版",
+                    }
+                },
             )
             purpose.refresh_from_db()
         Sharing.objects.get_or_create(partner=partner, purpose=purpose)

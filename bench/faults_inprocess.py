@@ -286,7 +286,9 @@ def _purpose(tag: str, name: str) -> Any:
     from consents.models import DataCategory, Purpose
     from consents.services.notices import purpose_version_publish
 
-    category = DataCategory.objects.create(slug=f"{tag}-{name}-data", name=f"{name} data")
+    category = DataCategory.objects.create(
+        slug=f"{tag}-{name}-data", name=f"{name} data", translations={"zh-hans": {"name": f"{name} 数据"}}
+    )
     purpose = Purpose.objects.create(slug=f"{tag}-{name}", name=f"{name} ({tag})", legal_basis="consent")
     purpose_version_publish(
         purpose=purpose,
@@ -296,6 +298,7 @@ def _purpose(tag: str, name: str) -> Any:
         material=False,
         change_summary="",
         actor=Actor.system("fault suite"),
+        translations={"zh-hans": {"name": "故障测试用途", "description": "故障测试。", "retention": "一年"}},
     )
     purpose.refresh_from_db()
     return purpose

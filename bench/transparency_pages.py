@@ -41,7 +41,12 @@ from portal.models import User  # noqa: E402
 def build(events: int) -> User:
     call_command("migrate", verbosity=0)
     user = User.objects.create_user("bench@example.com", "bench-password-2026")
-    categories = [DataCategory.objects.create(slug=f"cat-{i}", name=f"Category {i}") for i in range(4)]
+    categories = [
+        DataCategory.objects.create(
+            slug=f"cat-{i}", name=f"Category {i}", translations={"zh-hans": {"name": f"类别 {i}"}}
+        )
+        for i in range(4)
+    ]
     purposes = []
     for i in range(5):
         purpose = Purpose.objects.create(slug=f"purpose-{i}", name=f"Purpose {i}", legal_basis="consent")
@@ -53,6 +58,7 @@ def build(events: int) -> User:
             material=False,
             change_summary="",
             actor=Actor.system("bench"),
+            translations={"zh-hans": {"name": "基准用途", "description": "基准测试", "retention": "一年"}},
         )
         purpose.refresh_from_db()
         purposes.append(purpose)

@@ -52,7 +52,7 @@ class AuthorizeForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.access = access
         optional = [c.category for c in access.categories if not c.required]
-        cast(forms.ChoiceField, self.fields["optional_categories"]).choices = [(c.slug, c.name) for c in optional]
+        cast(forms.ChoiceField, self.fields["optional_categories"]).choices = [(c.slug, c.l10n.name) for c in optional]
         choices = [(DurationType.ONE_TIME.value, _("Just this once"))]
         if access.duration_type != DurationType.ONE_TIME:
             choices.append((DurationType.TIME_BOUND.value, _("Until a date I choose")))

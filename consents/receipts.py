@@ -3,7 +3,7 @@
 import hashlib
 import hmac
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.urls import reverse
@@ -21,6 +21,10 @@ from consents.models import (
     ReceiptEvent,
     Sharing,
 )
+from consents.models.translations import language_of
+
+if TYPE_CHECKING:
+    from portal.models import User
 
 RECEIPT_VERSION = "KI-CR-v1.1.0"
 
@@ -31,9 +35,14 @@ def principal_id(user_pk: int) -> str:
     return f"urn:privacy-portal:principal:{digest[:32]}"
 
 
+def receipt_language(user: "User") -> str:
+    """The consumer's language: the one they chose, else the one they are using now (a shipped code)."""
+    return language_of(user.language or translation.get_language())
+
+
 def _document(
     *,
-    user_id: int,
+    user: "User",
     method: str,
     event: str,
     state: str,
@@ -46,7 +55,9 @@ def _document(
     receipt_id: str,
     issued_at: Any,
 ) -> dict[str, Any]:
-    """The Kantara receipt shared by consents and connected-app grants."""
+    """The Kantara receipt shared by consents and connected-app grants, its texts in the consumer's language."""
+    language = receipt_language(user)
+    notice = version.in_language(language)
     controller = settings.PORTAL_CONTROLLER
     return {
         "version": RECEIPT_VERSION,
@@ -55,9 +66,9 @@ def _document(
         "issuedAt": issued_at.isoformat(),
         "collectionMethod": method,
         "consentReceiptID": receipt_id,
-        # Kantara: the language in which consent was obtained, as ISO 639-1.
-        "language": (translation.get_language() or settings.LANGUAGE_CODE).split("-")[0],
-        "piiPrincipalId": principal_id(user_id),
+        # Kantara: the language in which consent was obtained, as ISO 639-1; the texts below are in it.
+        "language": language.split("-")[0],
+        "piiPrincipalId": principal_id(user.pk),
         "piiControllers": [
             {
                 "piiController": controller["name"],
@@ -72,19 +83,20 @@ def _document(
         "state": state,
         "services": [
             {
-                "service": purpose.name,
+                "service": notice.name or purpose.name,
                 "purposes": [
                     {
                         "purposeId": purpose.slug,
-                        "purpose": version.description,
+                        "purpose": notice.description,
                         "purposeCategory": [purpose.category] if purpose.category else [],
                         "legalBasis": purpose.legal_basis,
                         "consentType": "EXPLICIT" if method != "gpc" else "OPT-OUT-SIGNAL",
                         "noticeVersion": version.number,
                         "noticePublishedAt": version.published_at.isoformat(),
                         "piiCategory": [c.slug for c in categories],
+                        "piiCategoryNames": [str(c.in_language(language).name) for c in categories],
                         "primaryPurpose": purpose.is_essential,
-                        "termination": version.retention,
+                        "termination": notice.retention,
                         "thirdPartyDisclosure": bool(third_parties),
                         "thirdPartyName": ", ".join(t["name"] for t in third_parties),
                         "thirdParties": third_parties,
@@ -110,7 +122,7 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         .order_by("partner__name")
     )
     return _document(
-        user_id=consent.user_id,
+        user=consent.user,
         method=consent.method,
         event=event,
         state=consent.status,
@@ -142,7 +154,7 @@ def app_grant_receipt_payload(*, grant: AppGrant, event: str, receipt_id: str, i
     """A connected app's grant as a receipt: its own categories, the app's partner as the one recipient."""
     partner = grant.app.partner
     document = _document(
-        user_id=grant.user_id,
+        user=grant.user,
         method=ConsentMethod.WEB,
         event=event,
         state=grant.status,

@@ -88,6 +88,7 @@ def _clear_cache() -> Iterator[None]:
 
 # Rows a data migration creates, which a transactional test's flush removes.
 _staff_recipient_migration = importlib.import_module("consents.migrations.0005_staff_access_recipient")
+_notice_translations_migration = importlib.import_module("consents.migrations.0009_notice_translations")
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +100,7 @@ def _migration_data(request: pytest.FixtureRequest) -> None:
     from django.apps import apps
 
     _staff_recipient_migration.staff_recipient_create(apps, None)
+    _notice_translations_migration.notice_translations_fill(apps, None)
 
 
 @pytest.fixture

@@ -9,6 +9,27 @@ from portal.models import User
 PASSWORD = "correct horse battery staple"
 
 
+def notice_translations(
+    *, name: str = "", description: str = "", retention: str = "", change_summary: str = ""
+) -> dict[str, dict[str, str]]:
+    """A notice's texts in the shipped languages beside English, as ``purpose_version_publish`` takes them."""
+    text = {"name": name, "description": description, "retention": retention, "change_summary": change_summary}
+    translated = {field: f"中文 {value}" if value else "" for field, value in text.items()}
+    return {"zh-hans": translated | {"name": translated["name"] or "用途"}}
+
+
+def publish_form_texts(version, change_summary: str = "中文 摘要") -> dict[str, str]:
+    """The admin publish form's name and per-language fields, as in ``version`` (with a new change summary)."""
+    zh = version.translations["zh-hans"]
+    return {
+        "name": version.purpose.name,
+        "name_zh_hans": zh["name"],
+        "description_zh_hans": zh["description"],
+        "retention_zh_hans": zh["retention"],
+        "change_summary_zh_hans": change_summary,
+    }
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
@@ -40,6 +61,7 @@ class DataCategoryFactory(factory.django.DjangoModelFactory):
 
     slug = factory.Sequence(lambda n: f"category-{n}")
     name = factory.LazyAttribute(lambda o: o.slug.replace("-", " ").title())
+    translations = factory.LazyAttribute(lambda o: {"en": {"name": o.name}, "zh-hans": {"name": f"中文 {o.name}"}})
 
 
 class PurposeFactory(factory.django.DjangoModelFactory):
@@ -61,14 +83,19 @@ class PurposeFactory(factory.django.DjangoModelFactory):
         from audit.services import Actor
         from consents.services.notices import purpose_version_publish
 
+        description = extracted or f"We use your data for {self.name.lower()}."
+        retention = kwargs.get("retention", "Two years after your last activity")
         purpose_version_publish(
             purpose=self,
-            description=extracted or f"We use your data for {self.name.lower()}.",
-            retention=kwargs.get("retention", "Two years after your last activity"),
+            description=description,
+            retention=retention,
             data_categories=kwargs.get("categories") or [DataCategoryFactory()],
             material=False,
             change_summary="First version",
             actor=Actor.system("tests"),
+            translations=notice_translations(
+                name=self.name, description=description, retention=retention, change_summary="First version"
+            ),
         )
         self.refresh_from_db()
 

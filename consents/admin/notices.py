@@ -3,6 +3,7 @@
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
@@ -12,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -26,17 +28,92 @@ from consents.models import (
     Purpose,
     PurposeVersion,
 )
-from consents.services.notices import MATERIAL_TERMS, PurposeTerms, purpose_version_publish
+from consents.models.translations import Translations, languages, missing_languages
+from consents.services.notices import (
+    CATEGORY_FIELDS,
+    MATERIAL_TERMS,
+    NOTICE_FIELDS,
+    PurposeTerms,
+    notice_untranslated,
+    purpose_version_publish,
+)
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.http import AuthenticatedHttpRequest
 
 
+def other_languages() -> list[tuple[str, str]]:
+    """The shipped languages beside the default one, with the suffix of their form fields."""
+    return [(code, code.replace("-", "_")) for code in languages() if code != settings.LANGUAGE_CODE]
+
+
+def language_name(code: str) -> str:
+    return str(dict(settings.LANGUAGES).get(code, code))
+
+
+class DataCategoryForm(forms.ModelForm):
+    """The category's name and description in the default language (the columns) and in every other one."""
+
+    class Meta:
+        model = DataCategory
+        fields = ("name", "slug", "description", "sensitive")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = self.instance.translations or {}
+        for code, suffix in other_languages():
+            text = stored.get(code) or {}
+            self.fields[f"name_{suffix}"] = forms.CharField(
+                label=format_lazy(_("Name ({language})"), language=language_name(code)),
+                max_length=120,
+                initial=text.get("name", ""),
+            )
+            self.fields[f"description_{suffix}"] = forms.CharField(
+                label=format_lazy(_("Description ({language})"), language=language_name(code)),
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 3}),
+                initial=text.get("description", ""),
+            )
+
+    def save(self, commit: bool = True) -> DataCategory:
+        category = super().save(commit=False)
+        translations: Translations = {
+            settings.LANGUAGE_CODE: {"name": category.name, "description": category.description}
+        }
+        for code, suffix in other_languages():
+            translations[code] = {
+                "name": self.cleaned_data[f"name_{suffix}"].strip(),
+                "description": self.cleaned_data[f"description_{suffix}"].strip(),
+            }
+        category.translations = translations
+        if commit:
+            category.save()
+        return category
+
+
 @admin.register(DataCategory)
 class DataCategoryAdmin(ReadOnlyHistoryAdmin):
-    list_display = ("name", "slug", "sensitive")
+    form = DataCategoryForm
+    list_display = ("name", "slug", "sensitive", "untranslated")
     list_filter = ("sensitive",)
     search_fields = ("name", "slug", "description")
     prepopulated_fields = {"slug": ("name",)}
+
+    def get_form(
+        self, request: HttpRequest, obj: DataCategory | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        # The per-language fields are added by the form itself, not taken from the model.
+        kwargs["fields"] = DataCategoryForm.Meta.fields
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: DataCategory | None = None) -> list[str]:
+        fields = ["name", "slug", "description", "sensitive"]
+        for _code, suffix in other_languages():
+            fields += [f"name_{suffix}", f"description_{suffix}"]
+        return fields
+
+    @admin.display(description=_("missing translations"))
+    def untranslated(self, obj: DataCategory) -> str:
+        return ", ".join(language_name(code) for code in missing_languages(obj.translations or {}, CATEGORY_FIELDS))
 
     def has_delete_permission(self, request: HttpRequest, obj: DataCategory | None = None) -> bool:
         # Published notices list their categories; removing one would rewrite what consumers saw.
@@ -60,6 +137,9 @@ class PurposeVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 class PurposeVersionPublishForm(forms.Form):
+    """A new notice: its texts in the default language (the plain fields) and in every other language."""
+
+    name = forms.CharField(label=_("Purpose name"), max_length=160)
     description = forms.CharField(
         label=_("Plain-language description"),
         widget=forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
@@ -102,6 +182,37 @@ class PurposeVersionPublishForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.purpose = purpose
         self.current = current
+        # Optional as form fields so a missing language is named in one clear error (see clean()).
+        for code, suffix in other_languages():
+            language = language_name(code)
+            self.fields[f"name_{suffix}"] = forms.CharField(
+                label=format_lazy(_("Purpose name ({language})"), language=language), max_length=160, required=False
+            )
+            self.fields[f"description_{suffix}"] = forms.CharField(
+                label=format_lazy(_("Plain-language description ({language})"), language=language),
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}),
+            )
+            self.fields[f"retention_{suffix}"] = forms.CharField(
+                label=format_lazy(_("Retention ({language})"), language=language),
+                max_length=255,
+                required=False,
+                widget=forms.TextInput(attrs={"class": "vTextField"}),
+            )
+            self.fields[f"change_summary_{suffix}"] = forms.CharField(
+                label=format_lazy(_("Change summary ({language})"), language=language),
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 3, "class": "vLargeTextField"}),
+            )
+
+    @property
+    def translations(self) -> Translations:
+        """The texts in the languages beside the default one, ``{language: {field: text}}``."""
+        data = self.cleaned_data
+        return {
+            code: {field: (data.get(f"{field}_{suffix}") or "").strip() for field in NOTICE_FIELDS}
+            for code, suffix in other_languages()
+        }
 
     @property
     def terms(self) -> PurposeTerms:
@@ -121,6 +232,21 @@ class PurposeVersionPublishForm(forms.Form):
         if cleaned["default_duration_type"] == DurationType.TIME_BOUND and not cleaned["default_period_days"]:
             self.add_error("default_period_days", _("A time-bound consent needs a period."))
             return cleaned
+        texts = {
+            settings.LANGUAGE_CODE: {field: cleaned[field].strip() for field in NOTICE_FIELDS if field != "name"}
+            | {"name": cleaned["name"].strip()},
+            **self.translations,
+        }
+        problems = notice_untranslated(texts, cleaned["data_categories"])
+        if problems:
+            for code, suffix in other_languages():
+                for field in ("name", "description", "retention", "change_summary"):
+                    if not texts[code][field]:
+                        self.add_error(
+                            f"{field}_{suffix}",
+                            format_lazy(_("Needed in {language} before publishing."), language=language_name(code)),
+                        )
+            raise forms.ValidationError(problems)
         current = self.current
         if current is None:
             return cleaned
@@ -134,8 +260,11 @@ class PurposeVersionPublishForm(forms.Form):
                 )
             )
         unchanged = (
-            cleaned["description"].strip() == current.description.strip()
-            and cleaned["retention"].strip() == current.retention.strip()
+            all(
+                texts[code][field] == (current.translations.get(code) or {}).get(field, "").strip()
+                for code in texts
+                for field in ("name", "description", "retention")
+            )
             and {c.pk for c in cleaned["data_categories"]} == {c.pk for c in current.data_categories.all()}
             and self.terms == before
         )
@@ -161,7 +290,6 @@ class PurposeAdmin(ReadOnlyHistoryAdmin):
     list_filter = ("legal_basis", "gpc_covered", "is_active", "default_duration_type")
     list_select_related = ("current_version",)
     search_fields = ("name", "slug", "category")
-    prepopulated_fields = {"slug": ("name",)}
     fields = (
         "name",
         "slug",
@@ -177,13 +305,18 @@ class PurposeAdmin(ReadOnlyHistoryAdmin):
     readonly_fields = ("current_version",)
     # What the consumer is told before deciding changes only with a published notice (the publish
     # view): editing the row would change it without an audit event, receipts or partner events.
-    notice_bound_fields = ("legal_basis", "gpc_covered", "default_duration_type", "default_period_days")
+    notice_bound_fields = ("name", "legal_basis", "gpc_covered", "default_duration_type", "default_period_days")
     inlines = (PurposeVersionInline,)
     actions = ("publish_new_version",)
 
     @admin.display(description=_("notice"), ordering="current_version__number")
     def notice_version(self, obj: Purpose) -> str:
         return f"v{obj.current_version.number}" if obj.current_version else "—"
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Purpose | None = None) -> dict[str, tuple[str, ...]]:
+        # The name is read-only once the purpose exists (the history form reads the class
+        # attribute, so it stays empty), and the slug follows it only on the add form.
+        return {} if obj is not None else {"slug": ("name",)}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Purpose | None = None) -> tuple[str, ...]:
         fields = tuple(super().get_readonly_fields(request, obj))
@@ -239,12 +372,18 @@ class PurposeAdmin(ReadOnlyHistoryAdmin):
                 "default_duration_type": purpose.default_duration_type,
                 "default_period_days": purpose.default_period_days,
             }
+            initial["name"] = purpose.name
             if current is not None:
                 initial |= {
                     "description": current.description,
                     "retention": current.retention,
                     "data_categories": list(current.data_categories.all()),
                 }
+                for code, suffix in other_languages():
+                    text = current.translations.get(code) or {}
+                    initial |= {
+                        f"{field}_{suffix}": text.get(field, "") for field in ("name", "description", "retention")
+                    }
             form = PurposeVersionPublishForm(initial=initial, purpose=purpose, current=current)
         # AdminForm renders any form in the admin's layout; its stubs only admit model forms.
         adminform = helpers.AdminForm(form, [(None, {"fields": list(form.fields)})], {}, model_admin=self)  # type: ignore[arg-type]
@@ -275,7 +414,9 @@ class PurposeAdmin(ReadOnlyHistoryAdmin):
             material=data["material"],
             change_summary=data["change_summary"].strip(),
             actor=Actor.staff(request.user),
+            translations=form.translations,
             terms=form.terms,
+            name=data["name"].strip(),
         )
         message = _("Version %(number)s of the notice for “%(purpose)s” is now published.") % {
             "number": version.number,

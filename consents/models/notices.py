@@ -8,14 +8,22 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from consents.models.translations import TranslatedMixin, Translations
+
 if TYPE_CHECKING:
     pass
 
+TRANSLATIONS_HELP = _("The consumer-facing texts in every language: {language: {field: text}}.")
 
-class DataCategory(models.Model):
+
+class DataCategory(TranslatedMixin, models.Model):
     slug = models.SlugField(_("identifier"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=120)
     description = models.TextField(_("description"), blank=True)
+    # {language: {"name", "description"}}; ``name``/``description`` hold the default language's.
+    translations: Translations = models.JSONField(
+        _("translations"), default=dict, blank=True, help_text=TRANSLATIONS_HELP
+    )  # type: ignore[assignment]
     sensitive = models.BooleanField(
         _("sensitive"), default=False, help_text=_("Special-category or financial data that needs extra care.")
     )
@@ -49,7 +57,7 @@ class PurposeQuerySet(models.QuerySet["Purpose"]):
         return self.filter(is_active=True, current_version__isnull=False)
 
 
-class Purpose(models.Model):
+class Purpose(TranslatedMixin, models.Model):
     slug = models.SlugField(_("identifier"), max_length=64, unique=True)
     name = models.CharField(_("name"), max_length=160)
     category = models.CharField(
@@ -78,6 +86,11 @@ class Purpose(models.Model):
         related_name="+",
         editable=False,
     )
+    # The current notice's names, {language: {"name"}}, copied by the publish service so listings
+    # that show a purpose need not load its notice.
+    translations: Translations = models.JSONField(
+        _("translations"), default=dict, blank=True, editable=False, help_text=TRANSLATIONS_HELP
+    )  # type: ignore[assignment]
 
     objects = PurposeQuerySet.as_manager()
     history = HistoricalRecords()
@@ -102,7 +115,7 @@ class Purpose(models.Model):
         return self.legal_basis != LegalBasis.CONSENT
 
 
-class PurposeVersion(models.Model):
+class PurposeVersion(TranslatedMixin, models.Model):
     """The notice a consumer saw for a purpose: immutable once published."""
 
     purpose = models.ForeignKey(Purpose, verbose_name=_("purpose"), on_delete=models.CASCADE, related_name="versions")
@@ -115,6 +128,11 @@ class PurposeVersion(models.Model):
     )
     change_summary = models.TextField(_("change summary"), blank=True)
     published_at = models.DateTimeField(_("published at"), default=timezone.now)
+    # {language: {"name", "description", "retention", "change_summary"}} in every shipped language;
+    # the plain columns hold the default language's text.
+    translations: Translations = models.JSONField(
+        _("translations"), default=dict, blank=True, help_text=TRANSLATIONS_HELP
+    )  # type: ignore[assignment]
 
     history = HistoricalRecords(m2m_fields=[data_categories])
 

@@ -4,6 +4,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -20,6 +21,7 @@ from consents.models import (
     PurposeVersion,
     Sharing,
 )
+from consents.models.translations import LocalizedText
 from consents.selectors.propagation import PartnerDeliveryState, consent_delivery_states
 from portal.models import User
 
@@ -172,7 +174,7 @@ class GpcNotice:
 def gpc_notice(signal: GpcSignal | None, purposes: list[Purpose]) -> GpcNotice | None:
     if signal is None:
         return None
-    names = {p.slug: p.name for p in purposes}
+    names = {p.slug: str(p.l10n.name) for p in purposes}
     return GpcNotice(signal.honoured_at, [names.get(slug, slug) for slug in signal.purposes])
 
 
@@ -233,6 +235,8 @@ class NoticeDiff:
     retention: list[DiffSegment]
     categories: list[tuple[str, DataCategory]]
     changes: list[PurposeVersion]
+    # The language both texts are compared in: the consumer's when both notices have it.
+    language: LocalizedText = field(default_factory=lambda: LocalizedText("", settings.LANGUAGE_CODE))
 
     @property
     def categories_changed(self) -> bool:
@@ -240,13 +244,18 @@ class NoticeDiff:
 
 
 def notice_diff(old: PurposeVersion, new: PurposeVersion) -> NoticeDiff:
+    """The changes from ``old`` to ``new``, compared in the consumer's language when both notices have it."""
+    language = new.l10n.description.lang
+    if old.l10n.description.lang != language:
+        language = settings.LANGUAGE_CODE
+    old_text, new_text = old.in_language(language), new.in_language(language)
     old_categories = set(old.data_categories.all())
     new_categories = set(new.data_categories.all())
     categories = sorted(
         [("delete", c) for c in old_categories - new_categories]
         + [("insert", c) for c in new_categories - old_categories]
         + [("equal", c) for c in old_categories & new_categories],
-        key=lambda item: item[1].name,
+        key=lambda item: str(item[1].l10n.name),
     )
     changes = list(
         PurposeVersion.objects.filter(
@@ -256,8 +265,9 @@ def notice_diff(old: PurposeVersion, new: PurposeVersion) -> NoticeDiff:
     return NoticeDiff(
         old=old,
         new=new,
-        description=text_diff(old.description, new.description),
-        retention=text_diff(old.retention, new.retention),
+        description=text_diff(old_text.description, new_text.description),
+        retention=text_diff(old_text.retention, new_text.retention),
         categories=categories,
         changes=changes,
+        language=LocalizedText("", language),
     )

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet, TextChoices
+from django.utils import translation
 
 from consents.models import (
     ConsentMethod,
@@ -18,6 +19,7 @@ from consents.models import (
     ReceiptEvent,
     RevocationReason,
 )
+from consents.models.translations import LocalizedText, language_of
 from portal.models import User
 
 
@@ -63,15 +65,15 @@ class ReadableReceipt:
     principal_id: str
     controller: dict[str, Any]
     policy_url: str
-    purpose_name: str
+    purpose_name: LocalizedText
     purpose_id: str
-    description: str
+    description: LocalizedText
     purpose_categories: list[str]
     legal_basis: str
     essential: bool
     notice_version: Any
     notice_published_at: datetime | None
-    retention: str
+    retention: LocalizedText
     data_categories: list[str]
     sensitive_categories: list[str]
     third_parties: list[ThirdParty]
@@ -83,6 +85,8 @@ class ReadableReceipt:
     withdrawal_url: str
     withdrawal_reason: str
     initiator: str
+    # The language the receipt's texts were issued in (a shipped language code).
+    language: str = ""
 
     @classmethod
     def from_receipt(cls, receipt: ConsentReceipt, category_names: dict[str, str] | None = None) -> "ReadableReceipt":
@@ -93,6 +97,10 @@ class ReadableReceipt:
         validity = payload.get("validity") or {}
         withdrawal = payload.get("withdrawal") or {}
         controllers = payload.get("piiControllers") or [{}]
+        language = language_of(payload.get("language"))
+        # Receipts name their categories in their own language; older ones only by slug.
+        issued_names = dict(zip(purpose.get("piiCategory") or [], purpose.get("piiCategoryNames") or [], strict=False))
+        names = issued_names or names
         return cls(
             receipt=receipt,
             event=_label(ReceiptEvent, payload.get("event")),
@@ -104,15 +112,15 @@ class ReadableReceipt:
             principal_id=str(payload.get("piiPrincipalId", "")),
             controller=controllers[0],
             policy_url=str(payload.get("policyUrl", "")),
-            purpose_name=str(service.get("service", "")),
+            purpose_name=LocalizedText(str(service.get("service", "")), language),
             purpose_id=str(purpose.get("purposeId", "")),
-            description=str(purpose.get("purpose", "")),
+            description=LocalizedText(str(purpose.get("purpose", "")), language),
             purpose_categories=list(purpose.get("purposeCategory") or []),
             legal_basis=_label(LegalBasis, purpose.get("legalBasis")),
             essential=bool(purpose.get("primaryPurpose")),
             notice_version=purpose.get("noticeVersion"),
             notice_published_at=_when(purpose.get("noticePublishedAt")),
-            retention=str(purpose.get("termination", "")),
+            retention=LocalizedText(str(purpose.get("termination", "")), language),
             data_categories=[names.get(slug, slug) for slug in purpose.get("piiCategory") or []],
             sensitive_categories=[names.get(slug, slug) for slug in payload.get("spiCat") or []],
             third_parties=[
@@ -127,7 +135,15 @@ class ReadableReceipt:
             withdrawal_url=str(withdrawal.get("url", "")),
             withdrawal_reason=_label(RevocationReason, withdrawal.get("reason")) if withdrawal.get("reason") else "",
             initiator=_label(Initiator, withdrawal.get("initiator")) if withdrawal.get("initiator") else "",
+            language=language,
         )
+
+    @property
+    def data_categories_text(self) -> LocalizedText:
+        """The data categories as one text, in the receipt's language when it named them."""
+        text = ", ".join(self.data_categories)
+        named = bool(_category_names(self.receipt.payload))
+        return LocalizedText(text, self.language if named else language_of(translation.get_language()))
 
 
 def readable_receipt(receipt: ConsentReceipt) -> ReadableReceipt:
@@ -136,5 +152,12 @@ def readable_receipt(receipt: ConsentReceipt) -> ReadableReceipt:
     for service in receipt.payload.get("services") or []:
         for purpose in service.get("purposes") or []:
             slugs.update(purpose.get("piiCategory") or [])
-    names = dict(DataCategory.objects.filter(slug__in=slugs).values_list("slug", "name"))
+    if _category_names(receipt.payload):
+        return ReadableReceipt.from_receipt(receipt)
+    names = {c.slug: str(c.l10n.name) for c in DataCategory.objects.filter(slug__in=slugs)}
     return ReadableReceipt.from_receipt(receipt, names)
+
+
+def _category_names(payload: dict[str, Any]) -> list[str]:
+    purposes = ((payload.get("services") or [{}])[0].get("purposes")) or [{}]
+    return list(purposes[0].get("piiCategoryNames") or [])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from audit.services import Actor
 from consents.models import DataCategory, Partner, Purpose, Sharing
 from consents.services.notices import purpose_version_publish
+from portal.demo import catalogue_zh_hans as zh
 from portal.models import User
 
 
@@ -275,10 +276,20 @@ def partner_ensure(recipient: Recipient) -> Partner:
 def catalogue_ensure(*, staff: User) -> None:
     """Data categories, purposes with their first published notice, partners and what each receives."""
     for category in CATEGORIES:
-        DataCategory.objects.get_or_create(
+        translations = zh.category_translations(category.slug, category.name, category.description)
+        row, _created = DataCategory.objects.get_or_create(
             slug=category.slug,
-            defaults={"name": category.name, "description": category.description, "sensitive": category.sensitive},
+            defaults={
+                "name": category.name,
+                "description": category.description,
+                "sensitive": category.sensitive,
+                "translations": translations,
+            },
         )
+        # Demo databases seeded before categories had translations get them now.
+        if zh.LANGUAGE not in row.translations:
+            row.translations = translations
+            row.save(update_fields=["translations"])
     for position, notice in enumerate(NOTICES, start=1):
         purpose, _created = Purpose.objects.get_or_create(
             slug=notice.purpose,
@@ -301,6 +312,7 @@ def catalogue_ensure(*, staff: User) -> None:
                 material=False,
                 change_summary="First version.",
                 actor=Actor.staff(staff),
+                translations=zh.notice_translations(notice.purpose),
             )
     for recipient in PARTNERS:
         partner_ensure(recipient)

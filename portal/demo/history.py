@@ -13,6 +13,7 @@ from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure
+from portal.demo import catalogue_zh_hans as zh
 from portal.demo.catalogue import (
     CREDIT_BUREAU,
     CREDIT_CHANGE_SUMMARY,
@@ -55,6 +56,14 @@ def consumer_consents_ensure(*, consumer: User, staff: User) -> None:
             material=True,
             change_summary=CREDIT_CHANGE_SUMMARY,
             actor=Actor.staff(staff),
+            translations={
+                zh.LANGUAGE: {
+                    "name": zh.CREDIT_NOTICE_V2[0],
+                    "description": zh.CREDIT_NOTICE_V2[1],
+                    "retention": zh.CREDIT_NOTICE_V2[2],
+                    "change_summary": zh.CREDIT_CHANGE_SUMMARY,
+                }
+            },
         )
     partner_ensure(CREDIT_BUREAU)
 

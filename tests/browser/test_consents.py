@@ -10,7 +10,7 @@ from audit.signing import SignatureInvalid, document_verify
 from consents.models import Consent, ConsentStatus
 from consents.services.consents import consent_grant
 from consents.services.notices import purpose_version_publish
-from tests.factories import DataCategoryFactory
+from tests.factories import DataCategoryFactory, notice_translations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -105,6 +105,11 @@ def test_changed_notice_is_reviewed_with_a_diff_and_accepted(
         material=True,
         change_summary="We now also use your location.",
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            description="We suggest offers that fit how and where you use your account.",
+            retention="Until you withdraw, then 90 days",
+            change_summary="We now also use your location.",
+        ),
     )
     _sign_in(page.context, live_server, consumer)
     page.goto(live_server.url)

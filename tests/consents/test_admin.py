@@ -7,7 +7,14 @@ from audit.services import Actor
 from consents.models import Consent, ConsentStatus, Partner, Purpose, PurposeVersion, Sharing
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.partners import secret_fingerprint
-from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
+from tests.factories import (
+    DataCategoryFactory,
+    PartnerFactory,
+    PurposeFactory,
+    SharingFactory,
+    StaffFactory,
+    publish_form_texts,
+)
 
 # The publish form's terms as the offers purpose has them (the browser submits them prefilled).
 TERMS = {"legal_basis": "consent", "default_duration_type": "persistent"}
@@ -137,6 +144,8 @@ def test_publishing_a_material_version_asks_consumers_again(staff_client, mfa_st
             "retention": "Two years after your last activity",
             "data_categories": [transactions.pk, balances.pk],
             **TERMS,
+            **publish_form_texts(offers.current_version),
+            **publish_form_texts(offers.current_version),
             "material": "on",
             "change_summary": "We now also look at your account balances.",
         },
@@ -170,6 +179,8 @@ def test_publishing_a_non_material_version_keeps_consents(staff_client, offers, 
             "retention": "Two years after your last activity",
             "data_categories": [transactions.pk],
             **TERMS,
+            **publish_form_texts(offers.current_version),
+            **publish_form_texts(offers.current_version),
             "change_summary": "Clearer wording.",
         },
         follow=True,
@@ -198,6 +209,7 @@ def test_publish_form_refuses_bad_input_and_publishes_nothing(staff_client, offe
         "retention": "Two years after your last activity",
         "data_categories": [transactions.pk],
         **TERMS,
+        **publish_form_texts(offers.current_version),
         "material": "on",
         "change_summary": "Nothing really",
     } | change

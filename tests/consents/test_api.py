@@ -27,7 +27,7 @@ from consents.services.feed import outbox_event_ack, outbox_feed_sequence
 from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure
 from tests.conftest import oauth_token
-from tests.factories import PurposeFactory, SharingFactory, UserFactory, outbox_event_create
+from tests.factories import PurposeFactory, SharingFactory, UserFactory, notice_translations, outbox_event_create
 
 PROBLEM = "application/problem+json"
 
@@ -131,6 +131,11 @@ def test_check_answers_not_granted_when_a_material_notice_change_needs_a_new_dec
         material=True,
         change_summary="New recipients",
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            description="We now also share with advertisers.",
+            retention="One year",
+            change_summary="New recipients",
+        ),
     )
     body = check(client, api_world.a, api_world.sid("a", "alice"), "marketing").json()
     assert body["status"] == "reconsent_required"

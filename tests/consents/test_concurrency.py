@@ -21,7 +21,7 @@ from audit.services import Actor, event_record
 from consents.models import Consent, ConsentReceipt, ConsentStatus
 from consents.services.consents import consent_expire, consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
-from tests.factories import PurposeFactory, UserFactory
+from tests.factories import PurposeFactory, UserFactory, notice_translations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,6 +93,11 @@ def _publish_material(purpose) -> Callable[[], Any]:
         material=True,
         change_summary="Adds a credit bureau",
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            description="Now also shared with a credit bureau.",
+            retention="Five years",
+            change_summary="Adds a credit bureau",
+        ),
     )
 
 

@@ -20,7 +20,14 @@ from consents.services.consents import consent_expire, consent_grant, consent_re
 from consents.services.notices import purpose_version_publish
 from consents.services.outbox import DELIVER_TASK, delivery_queue, outbox_subject_erasure
 from consents.tasks.delivery import outbox_event_deliver, outbox_relay
-from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, UserFactory
+from tests.factories import (
+    DataCategoryFactory,
+    PartnerFactory,
+    PurposeFactory,
+    SharingFactory,
+    UserFactory,
+    notice_translations,
+)
 
 CONSENT_DATA_KEYS = {
     "subject_id",
@@ -115,6 +122,11 @@ def test_every_kind_of_consent_change_writes_its_event_type(consumer, purpose, r
         material=True,
         change_summary="Text messages",
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            description="Now also by text message.",
+            retention="One year",
+            change_summary="Text messages",
+        ),
     )
     revoke(consumer, purpose)
 

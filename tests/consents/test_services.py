@@ -20,7 +20,7 @@ from consents.models import (
 )
 from consents.services.consents import consent_expire, consent_grant, consent_reminder_mark, consent_revoke
 from consents.services.notices import purpose_version_publish
-from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, StaffFactory
+from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, StaffFactory, notice_translations
 
 
 @pytest.fixture
@@ -46,6 +46,11 @@ def _publish(purpose, *, material: bool, summary: str = "Now also shared with a 
         material=material,
         change_summary=summary,
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            description="We use your balances and a credit bureau's score to decide credit limits.",
+            retention="Five years after the account closes",
+            change_summary=summary,
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from audit.signing import SignatureInvalid, document_verify
 from consents.models import Consent, ConsentReceipt, ConsentStatus, Purpose
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
-from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory
+from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, notice_translations
 
 HTMX = {"HX-Request": "true"}
 
@@ -461,6 +461,11 @@ def reconsent(consumer, consent_catalogue):
         material=True,
         change_summary="We now also use your location, and keep data for 90 days.",
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            description="We suggest offers that fit how and where you use your account.",
+            retention="Until you withdraw, then 90 days",
+            change_summary="We now also use your location, and keep data for 90 days.",
+        ),
     )
     offers.refresh_from_db()
     return offers

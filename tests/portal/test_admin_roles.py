@@ -46,6 +46,7 @@ from tests.factories import (
     StaffFactory,
     UserFactory,
     connected_app_create_for_tests,
+    publish_form_texts,
 )
 from tests.privacy_requests.helpers import consumer_data_seed
 
@@ -504,6 +505,7 @@ def test_new_legal_basis_is_published_with_a_notice_and_asks_consumers_again(cli
         "legal_basis": "legitimate_interest",
         "default_duration_type": "persistent",
         "change_summary": "We now rely on our legitimate interest.",
+        **publish_form_texts(current),
     }
     url = reverse("admin:consents_purpose_publish", args=[purpose.pk])
 

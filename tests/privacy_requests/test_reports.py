@@ -27,7 +27,14 @@ from portal.roles import AUDITOR, PARTNER_MANAGER, PRIVACY_OFFICER, SUPPORT_AGEN
 from privacy_requests.models import PrivacyRequest
 from privacy_requests.reports.ccpa import CSV_COLUMNS, ccpa_metrics, ccpa_metrics_csv
 from privacy_requests.reports.processing import processing_record, processing_record_csv, processing_record_json
-from tests.factories import DataCategoryFactory, PartnerFactory, PrivacyRequestFactory, PurposeFactory, UserFactory
+from tests.factories import (
+    DataCategoryFactory,
+    PartnerFactory,
+    PrivacyRequestFactory,
+    PurposeFactory,
+    UserFactory,
+    notice_translations,
+)
 
 TZ = "America/Los_Angeles"
 # When the reports are made: after every request of 2025 has had its answer.
@@ -251,6 +258,11 @@ def catalogue_history(db):
             material=True,
             change_summary="No more browsing data",
             actor=actor,
+            translations=notice_translations(
+                description="Offers by email only.",
+                retention="One year",
+                change_summary="No more browsing data",
+            ),
         )
         Sharing.objects.get(partner=adco).data_categories.set([contact])
         adco.country = "IE"
