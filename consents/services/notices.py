@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +12,7 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.models import Consent, ConsentStatus, DataCategory, Purpose, PurposeVersion
+from consents.notifications import material_change_notify_queue
 from consents.services.consents import consent_reconsent_require
 
 # Consumers who agreed under another legal basis or GPC coverage agreed to something else.
@@ -89,4 +91,6 @@ def purpose_version_publish(
         stale = Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).exclude(version=version)
         for consent_id in stale.order_by("pk").values_list("pk", flat=True):
             consent_reconsent_require(consent_id=consent_id, version=version, actor=actor)
+        # Those asked to decide again hear of it by email (batched by a task, once per consumer).
+        transaction.on_commit(partial(material_change_notify_queue, version.pk), robust=True)
     return version
