@@ -228,3 +228,32 @@ def catalogue(field: Literal["partner", "purpose", "category"]) -> "models.Manag
     model = AccessCategorySeen if field == "category" else AccessDaily
     related = cast(type[models.Model], model._meta.get_field(field).related_model)
     return related._default_manager
+
+
+class NotificationKind(models.TextChoices):
+    """The emails a consumer can choose to get, each once per what it is about."""
+
+    MATERIAL_CHANGE = "material_change", _("Notice changed")
+    FLAGGED_ACCESS = "flagged_access", _("Flagged access")
+    MONTHLY_DIGEST = "monthly_digest", _("Monthly summary")
+
+
+class NotificationSent(models.Model):
+    """An email the consumer was sent about one thing (a notice version, flagged accesses up to an
+    event, a month), so that a task run twice sends it once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=24, choices=NotificationKind.choices)
+    # What the email was about: a notice version's id, the last access event covered, or a month (2026-11).
+    key = models.CharField(max_length=32)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("notification sent")
+        verbose_name_plural = _("notifications sent")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind", "key"], name="notificationsent_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key} to {self.user_id}"

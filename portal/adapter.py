@@ -5,12 +5,16 @@ from typing import Any
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core import context as allauth_context
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sites.shortcuts import get_current_site
 from django.core.exceptions import BadRequest, ImproperlyConfigured
+from django.forms import BaseForm
 from django.http import HttpRequest
 from django.utils import translation
 
 from portal import emails
+from portal.models import User
+from portal.services import user_language_record
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -37,3 +41,17 @@ class AccountAdapter(DefaultAccountAdapter):
             subject_prefix=settings.ACCOUNT_EMAIL_SUBJECT_PREFIX,
             request=request,
         )
+
+    def save_user(
+        self, request: HttpRequest, user: AbstractBaseUser, form: BaseForm, commit: bool = True
+    ) -> AbstractBaseUser:
+        """A new account starts with the language its owner signed up in (their emails use it)."""
+        if isinstance(user, User):
+            user.language = translation.get_supported_language_variant(translation.get_language())
+        return super().save_user(request, user, form, commit=commit)
+
+    def login(self, request: HttpRequest, user: AbstractBaseUser) -> None:
+        """Logging in remembers the language the consumer is using the site in, for their emails."""
+        super().login(request, user)
+        if isinstance(user, User):
+            user_language_record(user=user, language=translation.get_language())

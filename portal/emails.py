@@ -7,6 +7,8 @@ callers handle. allauth's own emails come through here too (``portal/adapter.py`
 """
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from datetime import tzinfo
 from functools import partial
 from smtplib import SMTPException
 from typing import Any
@@ -17,7 +19,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.template import TemplateDoesNotExist
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.utils import timezone, translation
 
 from portal.models import User
 
@@ -33,15 +35,18 @@ def render_mail(
     *,
     subject_prefix: str = "",
     request: HttpRequest | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> EmailMultiAlternatives:
-    """The email ``template_prefix`` to ``to``, rendered in the active language.
+    """The email ``template_prefix`` to ``to``, rendered in the active language, with extra ``headers``.
 
     Every template sees ``site_url``; ``request``, when given, runs the context processors.
     """
     context = {"site_url": settings.SITE_URL, **context}
     subject = render_to_string(f"{template_prefix}_subject.txt", context, request)
     text = render_to_string(f"{template_prefix}_message.txt", context, request)
-    message = EmailMultiAlternatives(subject=subject_prefix + " ".join(subject.split()), body=text.strip(), to=to)
+    message = EmailMultiAlternatives(
+        subject=subject_prefix + " ".join(subject.split()), body=text.strip(), to=to, headers=dict(headers or {})
+    )
     try:
         html = render_to_string(f"{template_prefix}_message.html", context, request)
     except TemplateDoesNotExist:
@@ -56,18 +61,24 @@ def send_mail(
     to: str | Sequence[str],
     context: Mapping[str, Any],
     language: str | None = None,
+    time_zone: tzinfo | None = None,
     subject_prefix: str = "",
     request: HttpRequest | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """Render the email ``template_prefix`` in ``language`` and hand it to the mail server.
 
     ``language`` is the recipient's (the one they used for what the email is about); the site's
-    default language when not given, since accounts store none. Raises ``EmailError`` when the
-    mail server cannot be reached or refuses the message.
+    default language when not given. ``time_zone`` is the recipient's (``portal.timezones.user_zone``): the
+    times the templates show are in it. ``headers`` are added to the message (``List-Unsubscribe``).
+    Raises ``EmailError`` when the mail server cannot be reached or refuses the message.
     """
     recipients = [to] if isinstance(to, str) else list(to)
-    with translation.override(language or settings.LANGUAGE_CODE):
-        message = render_mail(template_prefix, context, recipients, subject_prefix=subject_prefix, request=request)
+    zone = timezone.override(time_zone) if time_zone is not None else nullcontext()
+    with translation.override(language or settings.LANGUAGE_CODE), zone:
+        message = render_mail(
+            template_prefix, context, recipients, subject_prefix=subject_prefix, request=request, headers=headers
+        )
     try:
         message.send()
     except (SMTPException, OSError) as error:

@@ -1,8 +1,10 @@
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
+from django.db import models
 from django.http import HttpRequest
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import Jurisdiction, User
@@ -61,3 +63,19 @@ class SignupTimeZoneForm(forms.Form):
         if zone_is_valid(name):
             user.time_zone = name
             user.save(update_fields=["time_zone"])
+
+
+def _setting_label(name: str) -> Any:
+    return capfirst(cast(models.Field, User._meta.get_field(name)).verbose_name)
+
+
+class NotificationSettingsForm(forms.Form):
+    """Which emails the consumer gets; on the profile and behind the link in every email."""
+
+    notify_material_changes = forms.BooleanField(label=_setting_label("notify_material_changes"), required=False)
+    notify_flagged_access = forms.BooleanField(
+        label=_setting_label("notify_flagged_access"),
+        required=False,
+        help_text=_("Within minutes, and once for several accesses close together."),
+    )
+    monthly_digest = forms.BooleanField(label=_setting_label("monthly_digest"), required=False)

@@ -1,10 +1,12 @@
 """State changes of the consumer's own account data."""
 
 from django.db import transaction
+from django.utils import translation
 
 from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from portal.models import User
+from portal.notifications import SETTING_NAMES
 
 
 @transaction.atomic
@@ -46,3 +48,34 @@ def time_zone_prefill(*, user: User, time_zone: str, actor: Actor) -> bool:
         actor=actor, subject=user, action=AuditAction.PROFILE_UPDATED, target=user, data={"fields": ["time_zone"]}
     )
     return True
+
+
+def notification_settings_update(*, user: User, actor: Actor, **values: bool) -> list[str]:
+    """Change which emails the consumer gets (``portal.notifications.SETTING_NAMES``); the changed names."""
+    unknown = values.keys() - set(SETTING_NAMES)
+    if unknown:
+        raise ValueError(f"not notification settings: {sorted(unknown)}")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    changed = [name for name, value in values.items() if getattr(user, name) != value]
+    if not changed:
+        return []
+    for name in changed:
+        setattr(user, name, values[name])
+    user.save(update_fields=changed)
+    event_record(actor=actor, subject=user, action=AuditAction.PROFILE_UPDATED, target=user, data={"fields": changed})
+    return changed
+
+
+def user_language_record(*, user: User, language: str) -> None:
+    """Remember the language the consumer uses the site in, for the emails they get later.
+
+    Writes only when it changed, so calling it at every login or language switch costs a comparison.
+    """
+    try:
+        code = translation.get_supported_language_variant(language)
+    except LookupError:
+        return
+    if user.language == code:
+        return
+    User.objects.filter(pk=user.pk).update(language=code)
+    user.language = code

@@ -403,6 +403,9 @@ CELERY_TASK_ROUTES = {
     "consents.tasks.consents_expire_due": {"queue": "default"},
     "consents.tasks.consents_remind_expiring": {"queue": "default"},
     "consents.tasks.app_grants_expire_due": {"queue": "default"},
+    "consents.tasks.material_change_notify": {"queue": "default"},
+    "consents.tasks.flagged_access_notify": {"queue": "default"},
+    "consents.tasks.monthly_digests_send": {"queue": "default"},
     "portal.requests.tasks.privacy_export_build": {"queue": "requests"},
     "portal.requests.tasks.privacy_deletion_execute": {"queue": "requests"},
     "portal.requests.tasks.privacy_requests_tick": {"queue": "requests"},
@@ -453,6 +456,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "consents-remind-expiring": {
         "task": "consents.tasks.consents_remind_expiring",
         "schedule": crontab(minute=7),
+        "options": {"expires": 3000},
+    },
+    # The monthly "who accessed your data" email. Hourly, because the 1st comes at a different hour in
+    # each consumer's zone; the task works only while it is the 1st somewhere and mails each once.
+    "monthly-digests-send": {
+        "task": "consents.tasks.monthly_digests_send",
+        "schedule": crontab(minute=41),
         "options": {"expires": 3000},
     },
     # Re-send outbox events whose delivery task was lost or whose retry is due.
@@ -651,6 +661,10 @@ if MAILERS["default"]["BACKEND"].endswith("smtp.EmailBackend"):
         "use_tls": env_bool("EMAIL_USE_TLS", default=True),
         "timeout": 10,
     }
+# A flagged access is emailed this many seconds after it arrives, with any others that follow meanwhile.
+FLAGGED_ACCESS_NOTIFY_DELAY = env_int("FLAGGED_ACCESS_NOTIFY_DELAY_SECONDS", 180)
+# How long the email-settings link in a notification email works (it needs no login).
+NOTIFICATION_LINK_MAX_AGE = timedelta(days=env_int("NOTIFICATION_LINK_MAX_AGE_DAYS", 90))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Privacy Portal <privacy@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 

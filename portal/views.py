@@ -7,12 +7,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import loader
+from django.urls import reverse
+from django.utils.translation import check_for_language
 from django.utils.translation import gettext as _
-from django.views import defaults
+from django.views import defaults, i18n
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.selectors import access_summary
@@ -26,10 +29,11 @@ from consents.api.problems import (
 )
 from consents.selectors.consents import consent_summary
 from portal.celery import app as celery_app
-from portal.forms import ProfileForm, TimeZoneForm
+from portal.forms import NotificationSettingsForm, ProfileForm, TimeZoneForm
 from portal.http import AuthenticatedHttpRequest
 from portal.models import User
-from portal.services import profile_update, time_zone_prefill
+from portal.notifications import KIND_SETTINGS, SETTING_NAMES, TokenError, settings_token_user
+from portal.services import notification_settings_update, profile_update, time_zone_prefill, user_language_record
 from privacy_requests.selectors import requests_overview
 
 logger = logging.getLogger(__name__)
@@ -75,7 +79,9 @@ def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
         profile_update(user=user, actor=Actor.consumer(user), **form.cleaned_data)
         messages.success(request, _("Your profile is saved."))
         return redirect("profile")
-    return render(request, "portal/profile.html", {"form": form}, status=400 if form.is_bound else 200)
+    notifications = NotificationSettingsForm(initial={name: getattr(user, name) for name in SETTING_NAMES})
+    context = {"form": form, "notifications_form": notifications}
+    return render(request, "portal/profile.html", context, status=400 if form.is_bound else 200)
 
 
 @login_required
@@ -204,4 +210,68 @@ def server_error(request: HttpRequest) -> HttpResponse:
         page = loader.get_template("400.html").render({"title": title, "explanation": explanation})
         response = HttpResponse(page, status=503)
     response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+@login_required
+@require_POST
+def profile_notifications(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The notifications section of the profile: which emails the consumer gets."""
+    form = NotificationSettingsForm(request.POST)
+    if form.is_valid():
+        notification_settings_update(user=request.user, actor=Actor.consumer(request.user), **form.cleaned_data)
+        messages.success(request, _("Your email settings are saved."))
+    return redirect(reverse("profile") + "#notifications")
+
+
+def _token_problem(request: HttpRequest, error: TokenError) -> HttpResponse:
+    return render(request, "portal/notification_link_invalid.html", {"expired": error.expired}, status=400)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def notification_settings(request: HttpRequest, token: str) -> HttpResponse:
+    """The email settings behind the link in every email, without logging in: the token names the consumer."""
+    try:
+        user = settings_token_user(token)
+    except TokenError as error:
+        return _token_problem(request, error)
+    form = NotificationSettingsForm(request.POST or None, initial={name: getattr(user, name) for name in SETTING_NAMES})
+    if request.method == "POST" and form.is_valid():
+        notification_settings_update(user=user, actor=Actor.consumer(user), **form.cleaned_data)
+        messages.success(request, _("Your email settings are saved."))
+        return redirect("notification_settings", token=token)
+    return render(request, "portal/notification_settings.html", {"form": form, "email": user.email})
+
+
+# Mail clients POST here without a CSRF token (RFC 8058); the signed token is the authorisation, and
+# all it can do is turn one kind of email off.
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def notification_unsubscribe(request: HttpRequest, token: str, kind: str) -> HttpResponse:
+    """One-click unsubscribe (RFC 8058): a POST of ``List-Unsubscribe=One-Click`` turns ``kind`` off.
+
+    A GET (a link scanner, or a person following the header) changes nothing and shows the settings.
+    """
+    if kind not in KIND_SETTINGS:
+        raise Http404
+    try:
+        user = settings_token_user(token)
+    except TokenError as error:
+        return _token_problem(request, error)
+    if request.method == "GET":
+        return redirect("notification_settings", token=token)
+    if request.POST.get("List-Unsubscribe") != "One-Click":
+        return HttpResponseBadRequest("List-Unsubscribe=One-Click expected", content_type="text/plain")
+    notification_settings_update(user=user, actor=Actor.consumer(user), **{KIND_SETTINGS[kind]: False})
+    return render(request, "portal/notification_unsubscribed.html", {"settings_token": token})
+
+
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's language switch, which also remembers a signed-in consumer's choice for their emails."""
+    response = i18n.set_language(request)
+    language = request.POST.get("language", "") if request.method == "POST" else ""
+    if isinstance(request.user, User) and language and check_for_language(language):
+        user_language_record(user=request.user, language=request.POST["language"])
     return response

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from portal import emails
+from portal.timezones import user_zone
 from privacy_requests.models import PrivacyRequest
 
 
@@ -26,6 +27,7 @@ def request_email_on_commit(
         to=to or request.user.email,
         context={"request": request, "request_url": request_url(request)} | (extra or {}),
         language=request.language,
+        time_zone=user_zone(request.user),
     )
 
 

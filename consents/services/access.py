@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +32,7 @@ from consents.models import (
     Purpose,
     Sharing,
 )
+from consents.notifications import flagged_access_notify_schedule
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,10 @@ def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResul
         results.append(ItemResult(report.event_id, "created", verdict=verdict))
     access_events_insert(new_events)
     access_rollups_add(new_events, categories)
+    flagged_users = sorted({event.user_id for event in new_events if event.verdict != AccessVerdict.COVERED})
+    if flagged_users:
+        # The consumer hears of it within minutes, in one email per burst (consents.tasks.notifications).
+        transaction.on_commit(partial(flagged_access_notify_schedule, flagged_users), robust=True)
     return results
 
 

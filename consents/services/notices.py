@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from audit.services import Actor, event_record
 from consents.errors import DomainError
 from consents.models import Consent, ConsentStatus, DataCategory, Purpose, PurposeVersion
 from consents.models.translations import Translations, missing_languages
+from consents.notifications import material_change_notify_queue
 from consents.services.consents import consent_reconsent_require
 
 # What a notice says in each language; a change summary is needed only where one is written.
@@ -175,4 +177,6 @@ def purpose_version_publish(
         stale = Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).exclude(version=version)
         for consent_id in stale.order_by("pk").values_list("pk", flat=True):
             consent_reconsent_require(consent_id=consent_id, version=version, actor=actor)
+        # Those asked to decide again hear of it by email (batched by a task, once per consumer).
+        transaction.on_commit(partial(material_change_notify_queue, version.pk), robust=True)
     return version
