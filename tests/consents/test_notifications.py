@@ -16,7 +16,14 @@ from consents.services.consents import consent_grant
 from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure
 from consents.tasks.notifications import flagged_access_notify, material_change_notify, monthly_digests_send
-from tests.factories import DataCategoryFactory, PartnerFactory, PurposeFactory, SharingFactory, UserFactory
+from tests.factories import (
+    DataCategoryFactory,
+    PartnerFactory,
+    PurposeFactory,
+    SharingFactory,
+    UserFactory,
+    notice_translations,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +66,12 @@ def _publish(purpose, *, material: bool = True):
         material=material,
         change_summary="We now also send offers by text message.",
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            name=purpose.name,
+            description="Now also by text message.",
+            retention="One year",
+            change_summary="We now also send offers by text message.",
+        ),
     )
 
 
@@ -199,7 +212,7 @@ def test_flagged_access_email_is_in_the_consumers_language_and_zone(people, flag
     message = _mail_to("zh@example.com")
     assert "合作方未经您同意使用了您的数据" in message.subject
     assert "AdCo Media：\n" in message.body
-    assert " CST：阅读，用途“Personalised offers”。" in message.body
+    assert " CST：查看，用途“中文 Personalised offers”。" in message.body
     assert "No consent at the time" not in message.body
 
 

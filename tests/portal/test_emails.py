@@ -20,7 +20,7 @@ CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 def reminder_context() -> dict[str, object]:
     return {
-        "purpose": SimpleNamespace(name="Research"),
+        "purpose": SimpleNamespace(l10n=SimpleNamespace(name="Research")),
         "expires_at": datetime(2026, 7, 9, 8, 0),
         "consents_url": "https://portal.example/consents/",
     }
