@@ -104,6 +104,14 @@ def _consumer_history(consumer, catalogue) -> dict[str, str]:
         material=True,
         change_summary="We now also use your location.",
         actor=Actor.system("tests"),
+        translations={
+            "zh-hans": {
+                "name": "个性化优惠",
+                "description": "我们根据您使用账户的方式和地点推荐合适的优惠。",
+                "retention": "直到您撤回同意，之后 90 天",
+                "change_summary": "我们现在也会使用您的位置。",
+            }
+        },
     )
     request = PrivacyRequestFactory(user=consumer, kind="export")
     receipt = Consent.objects.get(user=consumer, purpose=catalogue["credit"]).receipts.get()
