@@ -24,6 +24,21 @@ class PartnerKind(models.TextChoices):
     DATA_BROKER = "data_broker", _("Data broker")
     ACQUIRER = "acquirer", _("Acquirer")
 
+    @property
+    def explanation(self) -> str:
+        """What this kind of partner is, in a few plain words for consumers."""
+        return str(_KIND_EXPLANATIONS[self])
+
+
+_KIND_EXPLANATIONS = {
+    PartnerKind.INTERNAL: _("people in our own organisation who work on this purpose"),
+    PartnerKind.SERVICE_PROVIDER: _("a company that handles data only on our instructions, for example to send emails"),
+    PartnerKind.ADVERTISER: _("a company that uses data to choose which adverts to show you"),
+    PartnerKind.AFFILIATE: _("a separate company in the same group as us"),
+    PartnerKind.DATA_BROKER: _("a company that collects and sells data about people"),
+    PartnerKind.ACQUIRER: _("a bank or payment company that processes card payments for shops"),
+}
+
 
 class PartnerStatus(models.TextChoices):
     ACTIVE = "active", _("Active")
@@ -70,6 +85,14 @@ class Partner(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == PartnerStatus.ACTIVE
+
+    @property
+    def kind_explanation(self) -> str:
+        """The kind and what it means, e.g. "Data broker — a company that collects and sells data about people"."""
+        return _("%(kind)s — %(explanation)s") % {
+            "kind": self.get_kind_display(),
+            "explanation": PartnerKind(self.kind).explanation,
+        }
 
 
 class Sharing(models.Model):

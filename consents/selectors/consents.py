@@ -15,6 +15,7 @@ from consents.models import (
     DataCategory,
     DurationType,
     GpcSignal,
+    Partner,
     Purpose,
     PurposeQuerySet,
     PurposeVersion,
@@ -233,13 +234,36 @@ class NoticeDiff:
     retention: list[DiffSegment]
     categories: list[tuple[str, DataCategory]]
     changes: list[PurposeVersion]
+    recipients: list[tuple[str, Partner]] = field(default_factory=list)
 
     @property
     def categories_changed(self) -> bool:
         return any(op != "equal" for op, _category in self.categories)
 
 
-def notice_diff(old: PurposeVersion, new: PurposeVersion) -> NoticeDiff:
+def _recipients_diff(purpose_id: int, agreed_at: datetime) -> list[tuple[str, Partner]]:
+    """Partners now receiving the purpose's data against those that did when the consumer agreed.
+
+    Sharings are not part of a notice version, so their history (django-simple-history) says who
+    received the data at the moment of the consumer's decision.
+    """
+    before = set(
+        Sharing.history.as_of(agreed_at)  # type: ignore[attr-defined]
+        .filter(purpose_id=purpose_id, is_active=True)
+        .values_list("partner_id", flat=True)
+    )
+    now = set(Sharing.objects.filter(purpose_id=purpose_id, is_active=True).values_list("partner_id", flat=True))
+    partners = Partner.objects.in_bulk(before | now)
+    ops = (
+        {pk: "equal" for pk in before & now}
+        | {pk: "delete" for pk in before - now}
+        | {pk: "insert" for pk in now - before}
+    )
+    return sorted(((op, partners[pk]) for pk, op in ops.items() if pk in partners), key=lambda item: item[1].name)
+
+
+def notice_diff(old: PurposeVersion, new: PurposeVersion, *, agreed_at: datetime | None = None) -> NoticeDiff:
+    """The notice as changed since ``old``; with ``agreed_at`` (when the consumer decided), the recipients too."""
     old_categories = set(old.data_categories.all())
     new_categories = set(new.data_categories.all())
     categories = sorted(
@@ -260,4 +284,5 @@ def notice_diff(old: PurposeVersion, new: PurposeVersion) -> NoticeDiff:
         retention=text_diff(old.retention, new.retention),
         categories=categories,
         changes=changes,
+        recipients=_recipients_diff(new.purpose_id, agreed_at) if agreed_at is not None else [],
     )
