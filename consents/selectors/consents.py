@@ -248,16 +248,16 @@ def _recipients_diff(purpose_id: int, agreed_at: datetime) -> list[tuple[str, Pa
     received the data at the moment of the consumer's decision.
     """
     before = set(
-        Sharing.history.as_of(agreed_at)  # type: ignore[attr-defined]
+        Sharing.history.as_of(agreed_at)
         .filter(purpose_id=purpose_id, is_active=True)
         .values_list("partner_id", flat=True)
     )
     now = set(Sharing.objects.filter(purpose_id=purpose_id, is_active=True).values_list("partner_id", flat=True))
     partners = Partner.objects.in_bulk(before | now)
     ops = (
-        {pk: "equal" for pk in before & now}
-        | {pk: "delete" for pk in before - now}
-        | {pk: "insert" for pk in now - before}
+        dict.fromkeys(before & now, "equal")
+        | dict.fromkeys(before - now, "delete")
+        | dict.fromkeys(now - before, "insert")
     )
     return sorted(((op, partners[pk]) for pk, op in ops.items() if pk in partners), key=lambda item: item[1].name)
 
