@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from consents.countries import country_name
 from consents.models.fields import EncryptedSecretField
 from consents.models.notices import DataCategory, Purpose
 
@@ -85,6 +86,11 @@ class Partner(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == PartnerStatus.ACTIVE
+
+    @property
+    def country_name(self) -> str:
+        """The country's full name in the active language ("Germany", "德国"), not its code."""
+        return country_name(self.country)
 
     @property
     def kind_explanation(self) -> str:

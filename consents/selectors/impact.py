@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 from django.utils.translation import gettext as _
 
-from consents.countries import country_name
 from consents.models import DataCategory, Partner, PartnerKind, PurposeVersion
 from consents.selectors.consents import ConsentCard
 
@@ -49,7 +48,7 @@ def withdrawal_impact(card: ConsentCard) -> list[PartnerImpact]:
     return [
         PartnerImpact(
             partner=sharing.partner,
-            country=country_name(sharing.partner.country),
+            country=sharing.partner.country_name,
             categories=list(sharing.data_categories.all()),
             data_already_shared=_data_already_shared(sharing.partner, card.version),
         )

@@ -127,6 +127,7 @@ def _recipient(body: str, name: str) -> str:
 def test_review_labels_added_and_removed_partners_and_categories_in_words(consumer_client, changed_recipients):
     body = consumer_client.get(reverse("consents:review", args=["personalised-offers"])).content.decode()
     bureau = _recipient(body, "Credit Bureau Ltd")
+    assert "Data broker — a company that collects and sells data about people · United Kingdom" in bureau
     assert ">Added</span>" in bureau
     assert '<ins class="diff-ins">Credit Bureau Ltd</ins>' in bureau
     mailer = _recipient(body, "Mailer GmbH")
