@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audit.csvsafe import csv_cell
 from audit.forms import AccessFilterForm
+from audit.glance import access_glance
 from audit.presenters import activity_entries
 from audit.selectors import ACCESS_LOG_COLUMNS, access_events_for, access_overview, access_timeline_page, activity_page
 from audit.timestamps import spreadsheet_time
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 @login_required
 def access_overview_view(request: AuthenticatedHttpRequest) -> HttpResponse:
-    return render(request, "audit/access.html", {"rows": access_overview(request.user)})
+    rows = access_overview(request.user)
+    return render(request, "audit/access.html", {"rows": rows, "glance": access_glance(rows)})
 
 
 @login_required

@@ -10,31 +10,22 @@ from datetime import datetime, time, timedelta
 from typing import Any, cast
 from urllib.parse import urlencode
 
-from babel import Locale, UnknownLocaleError
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from consents.authorization_details import DetailsError, RequestedAccess, details_validate
+from consents.countries import country_name
 from consents.errors import DomainError
 from consents.models import REQUEST_URI_PREFIX, DataCategory, DurationType, PushedAuthorization
 from consents.services.apps import app_grant_create, one_time_expiry, pushed_authorization_deny
 from portal.http import AuthenticatedHttpRequest
-
-
-def country_name(code: str) -> str:
-    """The country spelled out in the page's language (Babel's CLDR data), or the code if unknown."""
-    try:
-        locale = Locale.parse(translation.to_locale(translation.get_language() or settings.LANGUAGE_CODE))
-    except (UnknownLocaleError, ValueError):
-        locale = Locale("en")
-    return str(locale.territories.get(code.upper(), code))
 
 
 class AuthorizeForm(forms.Form):

@@ -33,6 +33,7 @@ from consents.selectors.consents import (
     gpc_signal_for,
     notice_diff,
 )
+from consents.selectors.impact import withdrawal_impact
 from consents.selectors.receipts import readable_receipt, receipts_for
 from consents.services.consents import consent_grant, consent_revoke
 from portal.http import AuthenticatedHttpRequest
@@ -143,7 +144,11 @@ def consent_withdraw(request: ConsentRequest, slug: str) -> HttpResponse:
             )
         except DomainError as error:
             return _outcome(request, slug, error=error.message)
-        message = _("You withdrew your consent to “%(purpose)s”.") % {"purpose": card.purpose.name}
+        if card.needs_review:
+            message = _("You declined the new notice for “%(purpose)s”, so your consent is withdrawn.")
+        else:
+            message = _("You withdrew your consent to “%(purpose)s”.")
+        message %= {"purpose": card.purpose.name}
         if card.sharings:
             partners = ", ".join(sharing.partner.name for sharing in card.sharings)
             message += " " + _("We are telling these partners to stop: %(partners)s.") % {"partners": partners}
@@ -154,7 +159,7 @@ def consent_withdraw(request: ConsentRequest, slug: str) -> HttpResponse:
             slug,
             error=_("There is no consent to withdraw for “%(purpose)s”.") % {"purpose": card.purpose.name},
         )
-    context = {"card": card, "form": form}
+    context = {"card": card, "form": form, "impact": withdrawal_impact(card)}
     if request.htmx:
         return render(request, "consents/_withdraw_preview.html", context | {"focus": True, "level": 3})
     return render(request, "consents/withdraw.html", context | {"level": 2}, status=400 if form.errors else 200)
@@ -174,20 +179,23 @@ def consent_review(request: ConsentRequest, slug: str) -> HttpResponse:
         return redirect(_card_url(slug))
     form = ReviewForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        actor = Actor.consumer(request.user)
+        if form.cleaned_data["decision"] == ReviewForm.DECLINE:
+            # Declining withdraws consent, so it shows the same preview and asks the same confirmation.
+            return redirect("consents:withdraw", slug)
         try:
-            if form.cleaned_data["decision"] == ReviewForm.ACCEPT:
-                consent_grant(user=request.user, purpose=card.purpose, actor=actor)
-                message = _("You accepted the new notice for “%(purpose)s”.")
-            else:
-                consent_revoke(user=request.user, purpose=card.purpose, actor=actor)
-                message = _("You declined the new notice for “%(purpose)s”, so your consent is withdrawn.")
+            consent_grant(user=request.user, purpose=card.purpose, actor=Actor.consumer(request.user))
         except DomainError as error:
             messages.error(request, error.message, extra_tags=_card_tag(slug))
         else:
-            messages.success(request, message % {"purpose": card.purpose.name}, extra_tags=_card_tag(slug))
+            messages.success(
+                request,
+                _("You accepted the new notice for “%(purpose)s”.") % {"purpose": card.purpose.l10n.name},
+                extra_tags=_card_tag(slug),
+            )
         return redirect(_card_url(slug))
-    context = {"card": card, "diff": notice_diff(card.consent.version, card.version), "form": form}
+    old = card.consent.version
+    diff = notice_diff(old, card.version, agreed_at=card.consent.granted_at or old.published_at)
+    context = {"card": card, "diff": diff, "form": form}
     return render(request, "consents/review.html", context, status=400 if form.errors else 200)
 
 

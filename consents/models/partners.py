@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
+from consents.countries import country_name
 from consents.models.fields import EncryptedSecretField
 from consents.models.notices import DataCategory, Purpose
 
@@ -23,6 +24,21 @@ class PartnerKind(models.TextChoices):
     AFFILIATE = "affiliate", _("Affiliate")
     DATA_BROKER = "data_broker", _("Data broker")
     ACQUIRER = "acquirer", _("Acquirer")
+
+    @property
+    def explanation(self) -> str:
+        """What this kind of partner is, in a few plain words for consumers."""
+        return str(_KIND_EXPLANATIONS[self])
+
+
+_KIND_EXPLANATIONS = {
+    PartnerKind.INTERNAL: _("people in our own organisation who work on this purpose"),
+    PartnerKind.SERVICE_PROVIDER: _("a company that handles data only on our instructions, for example to send emails"),
+    PartnerKind.ADVERTISER: _("a company that uses data to choose which adverts to show you"),
+    PartnerKind.AFFILIATE: _("a separate company in the same group as us"),
+    PartnerKind.DATA_BROKER: _("a company that collects and sells data about people"),
+    PartnerKind.ACQUIRER: _("a bank or payment company that processes card payments for shops"),
+}
 
 
 class PartnerStatus(models.TextChoices):
@@ -70,6 +86,19 @@ class Partner(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == PartnerStatus.ACTIVE
+
+    @property
+    def country_name(self) -> str:
+        """The country's full name in the active language ("Germany", "德国"), not its code."""
+        return country_name(self.country)
+
+    @property
+    def kind_explanation(self) -> str:
+        """The kind and what it means, e.g. "Data broker — a company that collects and sells data about people"."""
+        return _("%(kind)s — %(explanation)s") % {
+            "kind": self.get_kind_display(),
+            "explanation": PartnerKind(self.kind).explanation,
+        }
 
 
 class Sharing(models.Model):

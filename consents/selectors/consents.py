@@ -16,6 +16,7 @@ from consents.models import (
     DataCategory,
     DurationType,
     GpcSignal,
+    Partner,
     Purpose,
     PurposeQuerySet,
     PurposeVersion,
@@ -237,14 +238,39 @@ class NoticeDiff:
     changes: list[PurposeVersion]
     # The language both texts are compared in: the consumer's when both notices have it.
     language: LocalizedText = field(default_factory=lambda: LocalizedText("", settings.LANGUAGE_CODE))
+    recipients: list[tuple[str, Partner]] = field(default_factory=list)
 
     @property
     def categories_changed(self) -> bool:
         return any(op != "equal" for op, _category in self.categories)
 
 
-def notice_diff(old: PurposeVersion, new: PurposeVersion) -> NoticeDiff:
-    """The changes from ``old`` to ``new``, compared in the consumer's language when both notices have it."""
+def _recipients_diff(purpose_id: int, agreed_at: datetime) -> list[tuple[str, Partner]]:
+    """Partners now receiving the purpose's data against those that did when the consumer agreed.
+
+    Sharings are not part of a notice version, so their history (django-simple-history) says who
+    received the data at the moment of the consumer's decision.
+    """
+    before = set(
+        Sharing.history.as_of(agreed_at)
+        .filter(purpose_id=purpose_id, is_active=True)
+        .values_list("partner_id", flat=True)
+    )
+    now = set(Sharing.objects.filter(purpose_id=purpose_id, is_active=True).values_list("partner_id", flat=True))
+    partners = Partner.objects.in_bulk(before | now)
+    ops = (
+        dict.fromkeys(before & now, "equal")
+        | dict.fromkeys(before - now, "delete")
+        | dict.fromkeys(now - before, "insert")
+    )
+    return sorted(((op, partners[pk]) for pk, op in ops.items() if pk in partners), key=lambda item: item[1].name)
+
+
+def notice_diff(old: PurposeVersion, new: PurposeVersion, *, agreed_at: datetime | None = None) -> NoticeDiff:
+    """The changes from ``old`` to ``new``, in the consumer's language when both notices have it.
+
+    With ``agreed_at`` (when the consumer decided) the recipients' changes too.
+    """
     language = new.l10n.description.lang
     if old.l10n.description.lang != language:
         language = settings.LANGUAGE_CODE
@@ -270,4 +296,5 @@ def notice_diff(old: PurposeVersion, new: PurposeVersion) -> NoticeDiff:
         categories=categories,
         changes=changes,
         language=LocalizedText("", language),
+        recipients=_recipients_diff(new.purpose_id, agreed_at) if agreed_at is not None else [],
     )

@@ -59,7 +59,10 @@ def test_grant_then_withdraw_with_impact_preview_then_verify_the_downloaded_rece
     card.get_by_role("link", name="Withdraw consent").click()
     expect(card.get_by_role("heading", name="Withdraw your consent to “Personalised offers”?")).to_be_focused()
     expect(card.get_by_text("AdCo Media")).to_be_visible()
-    expect(card.get_by_text("(Advertiser, US)")).to_be_visible()
+    expect(
+        card.get_by_text("Advertiser — a company that uses data to choose which adverts to show you")
+    ).to_be_visible()
+    expect(card.get_by_text("United States")).to_be_visible()
     expect(card.get_by_text("Mailer GmbH")).to_be_visible()
     card.get_by_role("link", name="Keep my consent").click()
     expect(card.get_by_text("Granted since")).to_be_visible()
@@ -133,6 +136,41 @@ def test_changed_notice_is_reviewed_with_a_diff_and_accepted(
     consent = Consent.objects.get(user=consumer)
     assert consent.status == ConsentStatus.GRANTED
     assert consent.version.number == 2
+
+
+def test_declining_a_changed_notice_shows_the_withdrawal_preview_first(
+    page: Page, live_server, consumer, consent_catalogue, artifacts_dir
+):
+    offers = consent_catalogue["offers"]
+    consent_grant(user=consumer, purpose=offers, actor=Actor.consumer(consumer))
+    purpose_version_publish(
+        purpose=offers,
+        description="We suggest offers that fit where you use your account.",
+        retention="Until you withdraw, then 30 days",
+        data_categories=[DataCategoryFactory(slug="contact-details"), DataCategoryFactory(slug="location")],
+        material=True,
+        change_summary="We now also use your location.",
+        actor=Actor.system("tests"),
+    )
+    _sign_in(page.context, live_server, consumer)
+    page.goto(f"{live_server.url}/consents/personalised-offers/review/")
+    expect(page.get_by_text("Added", exact=True).first).to_be_visible()
+    expect(page.get_by_text("Removed", exact=True).first).to_be_visible()
+    style = "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).fontSize, e.getBoundingClientRect().height]"
+    accept = page.get_by_role("button", name="Accept the new notice").evaluate(style)
+    decline = page.get_by_role("button", name="Decline and withdraw my consent").evaluate(style)
+    assert accept == decline, "neither choice is nudged"
+    page.get_by_role("button", name="Decline and withdraw my consent").click()
+
+    expect(
+        page.get_by_text("Decline the new notice and withdraw your consent to “Personalised offers”?")
+    ).to_be_visible()
+    expect(page.get_by_text("Germany")).to_be_visible()
+    page.screenshot(path=artifacts_dir / "consent-decline-preview.png", full_page=True)
+    assert Consent.objects.get(user=consumer).status == ConsentStatus.RECONSENT_REQUIRED
+    page.get_by_role("button", name="Confirm withdrawal").click()
+    expect(page.get_by_text("You declined the new notice for “Personalised offers”", exact=False)).to_be_visible()
+    assert Consent.objects.get(user=consumer).status == ConsentStatus.REVOKED
 
 
 def test_grant_and_withdraw_work_with_javascript_disabled(

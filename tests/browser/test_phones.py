@@ -108,7 +108,7 @@ def _consumer_history(consumer, catalogue) -> dict[str, str]:
             "zh-hans": {
                 "name": "个性化优惠",
                 "description": "我们根据您使用账户的方式和地点推荐合适的优惠。",
-                "retention": "直到您撤回同意，之后 90 天",
+                "retention": "直到您撤回同意后 90 天",
                 "change_summary": "我们现在也会使用您的位置。",
             }
         },

@@ -149,8 +149,8 @@ def test_withdraw_preview_is_its_own_page_without_javascript(consumer_client, co
     assert "<h1>Withdraw consent</h1>" in body
     assert "Withdraw your consent to “Personalised offers”?" in body
     assert "We stop using your data for this purpose: Contact details, Transaction history." in body
-    assert re.search(r"<strong>AdCo Media</strong> <span class=\"muted\">\(Advertiser, US\)</span>", body)
-    assert re.search(r"<strong>Mailer GmbH</strong> <span class=\"muted\">\(Service provider, DE\)</span>", body)
+    assert "<strong>AdCo Media</strong>" in body
+    assert "<strong>Mailer GmbH</strong>" in body
     assert 'name="note"' in body
     assert "Confirm withdrawal" in body
     assert Consent.objects.get(user=consumer).status == ConsentStatus.GRANTED, "the preview changes nothing"
@@ -506,6 +506,10 @@ def test_accepting_the_new_notice_grants_consent_to_the_current_version(consumer
 def test_declining_the_new_notice_withdraws_consent(consumer_client, consumer, reconsent):
     response = consumer_client.post(reverse("consents:review", args=["personalised-offers"]), {"decision": "decline"})
     assert response.status_code == 302
+    assert response["Location"] == reverse("consents:withdraw", args=["personalised-offers"])
+    assert Consent.objects.get(user=consumer).status == ConsentStatus.RECONSENT_REQUIRED, "declining asks first"
+    response = consumer_client.post(reverse("consents:withdraw", args=["personalised-offers"]))
+    assert _messages(response)[0].startswith("You declined the new notice for “Personalised offers”, so your")
     consent = Consent.objects.get(user=consumer)
     assert consent.status == ConsentStatus.REVOKED
     assert consent.receipts.first().event == "revoked"
