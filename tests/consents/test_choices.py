@@ -13,7 +13,7 @@ from audit.services import Actor
 from consents.models import Consent, ConsentStatus, Sharing
 from consents.services.consents import consent_grant
 from consents.services.notices import purpose_version_publish
-from tests.factories import DataCategoryFactory, SharingFactory
+from tests.factories import DataCategoryFactory, SharingFactory, notice_translations
 
 ZH = {"accept-language": "zh-hans"}
 
@@ -113,6 +113,12 @@ def changed_recipients(consumer, consent_catalogue):
         material=True,
         change_summary="Location instead of transactions; a credit bureau instead of the mailer.",
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            name=offers.name,
+            description="We suggest offers that fit where you use your account.",
+            retention="Until you withdraw, then 30 days",
+            change_summary="Location instead of transactions; a credit bureau instead of the mailer.",
+        ),
     )
     yield offers
     later.stop()

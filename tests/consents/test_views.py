@@ -43,10 +43,10 @@ def test_consents_page_shows_everything_needed_for_an_informed_choice(consumer_c
     assert re.search(r"Transaction history <span class=\"badge badge-warn\">sensitive</span>", card)
     assert "AdCo Media" in card
     assert "Advertiser" in card
-    assert "US" in card
+    assert "United States" in card
     assert "Mailer GmbH" in card
     assert "Service provider" in card
-    assert "DE" in card
+    assert "Germany" in card
     assert "Until you withdraw, then 30 days" in card
     assert "Your consent" in card, "legal basis"
     assert "Version 1, published" in card
