@@ -19,7 +19,7 @@ DEMO_PARTNER_LISTEN = "127.0.0.1:8001"
 DEMO_APP_CLIENT_ID = "meridian-offers-demo"
 DEMO_APP_NAME = "Meridian Offers"
 DEMO_APP_PURPOSE = "personalised-offers"
-DEMO_APP_CATEGORIES = ("transaction-history", "account-balances")
+DEMO_APP_CATEGORIES = ("transaction-history", "account-balances", "contact-details")
 
 
 def demo_partner_ensure(*, staff: User) -> Path:

@@ -153,7 +153,11 @@ def test_seed_demo_registers_the_demo_partners_connected_app_with_a_secret_only_
     assert config["app_client_id"] == DEMO_APP_CLIENT_ID
     assert app.redirect_uri_list == ["http://127.0.0.1:8001/callback"]
     assert app.partner.slug == "meridian-research-labs"
-    assert sorted(app.data_categories.values_list("slug", flat=True)) == ["account-balances", "transaction-history"]
+    assert sorted(app.data_categories.values_list("slug", flat=True)) == [
+        "account-balances",
+        "contact-details",
+        "transaction-history",
+    ]
     assert check_password(config["app_client_secret"], app.application.client_secret)
 
     call_command("seed_demo")  # the secret on file still works: kept
