@@ -173,6 +173,6 @@ def authorize(request: AuthenticatedHttpRequest) -> HttpResponse:
     # Browsers apply CSP form-action to the redirect that answers a form (Chromium blocks it), and
     # this form's answer is a redirect to the app: this page alone also allows the app's origin.
     target = urlsplit(redirect_uri)
-    form_action = [*settings.SECURE_CSP["form-action"], f"{target.scheme}://{target.netloc}"]
+    form_action = [*cast(list[str], settings.SECURE_CSP["form-action"]), f"{target.scheme}://{target.netloc}"]
     setattr(response, "_csp_config", {**settings.SECURE_CSP, "form-action": form_action})  # noqa: B010 (Django's hook)
     return response
