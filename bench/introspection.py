@@ -32,7 +32,7 @@ os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="bench-introspec
 os.environ.setdefault("PORTAL_ENV", "development")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-os.environ["OAUTH_TOKEN_RATE_PER_CLIENT"] = os.environ["OAUTH_TOKEN_RATE_PER_IP"] = "100000000/minute"
+os.environ.update(dict.fromkeys(("OAUTH_TOKEN_RATE_PER_CLIENT", "OAUTH_TOKEN_RATE_PER_IP"), "100000000/minute"))
 
 import django
 
@@ -69,7 +69,9 @@ def build() -> tuple[str, str, str]:
         actor=Actor.system("bench"),
     )
     purpose.refresh_from_db()
-    partner = Partner.objects.create(slug=f"bench-{run}", name="Bench partner", kind=PartnerKind.ADVERTISER, country="DE")
+    partner = Partner.objects.create(
+        slug=f"bench-{run}", name="Bench partner", kind=PartnerKind.ADVERTISER, country="DE"
+    )
     app, secret = connected_app_create(
         partner=partner,
         name="Bench app",
