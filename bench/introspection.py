@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -83,7 +84,7 @@ def build() -> tuple[str, str, str]:
         actor=Actor.system("bench"),
     )
     client_id = app.application.client_id
-    basic = {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+    basic = {"authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     details = {
@@ -107,11 +108,11 @@ def build() -> tuple[str, str, str]:
             "state": "bench",
             "authorization_details": json.dumps([details]),
         },
-        **basic,
+        headers=basic,
     )
     assert par.status_code == 201, par.content
     client.force_login(User.objects.create_user(f"bench-{run}@example.com", "bench-password-2026"))
-    until = (timezone.localdate() + timezone.timedelta(days=30)).isoformat()
+    until = (timezone.localdate() + timedelta(days=30)).isoformat()
     approved = client.post(
         f"/connect/authorize?client_id={client_id}&request_uri={par.json()['request_uri']}",
         {"decision": "approve", "duration": "time_bound", "until": until, "optional_categories": [categories[1].slug]},
@@ -121,7 +122,7 @@ def build() -> tuple[str, str, str]:
     token = Client().post(
         "/oauth/token/",
         {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
-        **basic,
+        headers=basic,
     )
     assert token.status_code == 200, token.content
     return client_id, secret, token.json()["access_token"]
