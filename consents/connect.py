@@ -8,7 +8,7 @@ until the request is matched to the app.
 
 from datetime import datetime, time, timedelta
 from typing import Any, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django import forms
 from django.conf import settings
@@ -147,7 +147,7 @@ def authorize(request: AuthenticatedHttpRequest) -> HttpResponse:
                 )
             return _redirect(redirect_uri, code=code, state=state)
     partner = pushed.app.partner
-    return render(
+    response = render(
         request,
         "consents/connect_authorize.html",
         {
@@ -161,3 +161,9 @@ def authorize(request: AuthenticatedHttpRequest) -> HttpResponse:
         },
         status=400 if form.is_bound else 200,
     )
+    # Browsers apply CSP form-action to the redirect that answers a form (Chromium blocks it), and
+    # this form's answer is a redirect to the app: this page alone also allows the app's origin.
+    target = urlsplit(redirect_uri)
+    form_action = [*cast(list[str], settings.SECURE_CSP["form-action"]), f"{target.scheme}://{target.netloc}"]
+    setattr(response, "_csp_config", {**settings.SECURE_CSP, "form-action": form_action})  # noqa: B010 (Django's hook)
+    return response

@@ -393,3 +393,15 @@ def test_metadata_names_the_endpoints_and_what_is_supported(client, db):
     assert meta["require_pushed_authorization_requests"] is True
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["authorization_details_types_supported"] == ["portal_data_access"]
+
+
+def test_the_consent_screen_lets_its_form_answer_redirect_to_the_app_and_nowhere_else(client, world):
+    # Chromium applies CSP form-action to the redirect after a form post: the app's origin must be in it.
+    request_uri = _par(client, world).json()["request_uri"]
+    client.force_login(UserFactory())
+
+    page = client.get(_authorize_url(world, request_uri))
+
+    directives = dict(d.strip().split(" ", 1) for d in page["Content-Security-Policy"].split(";"))
+    assert directives["form-action"].split() == ["'self'", "https://app.example.com"]
+    assert client.get(reverse("connected:list"))["Content-Security-Policy"].count("app.example.com") == 0

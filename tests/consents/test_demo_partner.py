@@ -4,6 +4,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -11,6 +12,7 @@ from django.core.management.base import CommandError
 from consents.management.commands.demo_partner import DemoPartner, DemoPartnerConfig, config_load
 from consents.models import webhook_secret_generate
 from consents.webhook_client import encode_body, webhook_headers, webhook_send
+from portal.demo.app_client import COOKIE
 
 
 class FakePortal:
@@ -183,3 +185,24 @@ def test_demo_partner_refuses_to_run_in_production(settings, tmp_path):
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="production"):
         call_command("demo_partner", config=str(tmp_path / "none.json"))
+
+
+def test_demo_site_escapes_what_it_shows_and_refuses_a_callback_it_did_not_start(demo, portal):
+    base = demo.url.removesuffix("/webhooks")
+    cookie, conn = demo.app.connection("")
+    conn.grant_id, conn.categories = "g-1", ["<b>balances</b>"]
+    demo.events.append({"id": "<script>alert(1)</script>", "type": "consent.revoked", "data": {"grant_id": "g-1"}})
+    demo.events.append({"id": "other", "type": "consent.revoked", "data": {"grant_id": "g-2"}})
+    http = httpx.Client(base_url=base, cookies={COOKIE: cookie}, trust_env=False)
+
+    page = http.get("/").text
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b&gt;balances&lt;/b&gt;" in page
+    assert "other" not in page  # another grant's webhook is not this connection's
+
+    refused = http.get("/callback", params={"code": "c", "state": "forged", "iss": portal.url})
+    assert refused.status_code == 303
+    assert "not for a request from this browser" in http.get("/").text
+    assert portal.token_requests == []
+    assert http.get("/nowhere").status_code == 404

@@ -135,3 +135,38 @@ def test_seed_demo_twice_adds_nothing_the_second_time(db):
 
     assert _snapshot() == first
     assert list(audit_chain_breaks()) == []
+
+
+def test_seed_demo_registers_the_demo_partners_connected_app_with_a_secret_only_in_var(db, settings, tmp_path):
+    import json
+
+    from django.contrib.auth.hashers import check_password
+
+    from consents.models import ConnectedApp
+    from portal.demo.partner import DEMO_APP_CLIENT_ID
+
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo")
+    path = tmp_path / "demo_partner.json"
+    config = json.loads(path.read_text())
+    app = ConnectedApp.objects.get(application__client_id=DEMO_APP_CLIENT_ID)
+    assert config["app_client_id"] == DEMO_APP_CLIENT_ID
+    assert app.redirect_uri_list == ["http://127.0.0.1:8001/callback"]
+    assert app.partner.slug == "meridian-research-labs"
+    assert sorted(app.data_categories.values_list("slug", flat=True)) == [
+        "account-balances",
+        "contact-details",
+        "transaction-history",
+    ]
+    assert check_password(config["app_client_secret"], app.application.client_secret)
+
+    call_command("seed_demo")  # the secret on file still works: kept
+    assert json.loads(path.read_text())["app_client_secret"] == config["app_client_secret"]
+
+    path.unlink()  # lost: the app gets a new secret, written for the demo partner
+    call_command("seed_demo")
+    app.application.refresh_from_db()
+    renewed = json.loads(path.read_text())["app_client_secret"]
+    assert renewed != config["app_client_secret"]
+    assert check_password(renewed, app.application.client_secret)
+    assert ConnectedApp.objects.count() == 1

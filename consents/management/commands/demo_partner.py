@@ -4,9 +4,13 @@ It behaves like a well-built partner integration, so a new user sees the whole l
 demo: revoke in the browser → the partner receives the signed event → it acknowledges through the
 partner API with its own OAuth client credentials → the portal shows "confirmed".
 
+On the same port it serves the partner's website (``portal.demo.app_client``): a consumer connects
+their Privacy Portal account to the partner's connected app, and the app reads their demo data.
+
 Configuration comes from ``var/demo_partner.json`` (written by ``seed_demo``)::
 
     {"client_id": "...", "client_secret": "...", "webhook_secret": "whsec_...",
+     "app_client_id": "...", "app_client_secret": "...",
      "portal_url": "http://127.0.0.1:8000", "listen": "127.0.0.1:8001"}
 
 or from the command's options, which win over the file.
@@ -16,12 +20,13 @@ import json
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from django.conf import settings
@@ -29,8 +34,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from portal.demo.app_client import COOKIE, DemoApp
+
 MAX_BODY_BYTES = 1_000_000
 SEEN_IDS_KEPT = 10_000
+EVENTS_SHOWN = 100
+# One token for everything the demo partner does with the partner API.
+PARTNER_API_SCOPES = "acks:write access:write"
 ACK_ATTEMPTS = 5
 TOKEN_EARLY_REFRESH_SECONDS = 30
 ACK_DETAILS = {
@@ -53,6 +63,9 @@ class DemoPartnerConfig:
     webhook_secret: str
     portal_url: str = "http://127.0.0.1:8000"
     listen: str = "127.0.0.1:8001"
+    # The connected app's OAuth client (its website's), separate from the partner API credential.
+    app_client_id: str = ""
+    app_client_secret: str = ""
 
     @property
     def address(self) -> tuple[str, int]:
@@ -77,7 +90,7 @@ class PortalClient:
             try:
                 response = self.http.post(
                     f"{self.config.portal_url.rstrip('/')}/oauth/token/",
-                    data={"grant_type": "client_credentials", "scope": "acks:write"},
+                    data={"grant_type": "client_credentials", "scope": PARTNER_API_SCOPES},
                     auth=(self.config.client_id, self.config.client_secret),
                 )
             except httpx.HTTPError as exc:
@@ -112,6 +125,24 @@ class PortalClient:
                 raise AckError(f"acknowledgement answered {response.status_code}: {response.text[:200]}")
             return
 
+    def report_access(self, event: dict[str, Any]) -> str:
+        """Report one access to the portal; returns the portal's verdict for it, or why it failed."""
+        url = f"{self.config.portal_url.rstrip('/')}/api/v1/access-events"
+        for retry_with_new_token in (True, False):
+            try:
+                response = self.http.post(
+                    url, json={"events": [event]}, headers={"Authorization": f"Bearer {self.access_token()}"}
+                )
+            except (httpx.HTTPError, AckError) as exc:
+                return f"failed: {exc}"
+            if response.status_code == 401 and retry_with_new_token:
+                self.forget_token()
+                continue
+            if response.status_code >= 300:
+                return f"failed: {response.status_code}"
+            return str(response.json()["results"][0].get("status"))
+        return "failed"
+
 
 class DemoPartner:
     """Verifies and de-duplicates incoming webhooks; acknowledges each new event from a background thread."""
@@ -132,7 +163,9 @@ class DemoPartner:
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.seen_lock = threading.Lock()
         self.acks: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.events: deque[dict[str, Any]] = deque(maxlen=EVENTS_SHOWN)
         self.server: ThreadingHTTPServer | None = None
+        self.app = DemoApp(config, portal=self.portal, webhooks=lambda: list(self.events), log=log)
 
     def receive(self, headers: dict[str, str], body: bytes) -> tuple[int, str]:
         """Handle one webhook request; returns the HTTP status and a short reason."""
@@ -154,6 +187,7 @@ class DemoPartner:
             f"received {event.get('type')} {msg_id} subject={data.get('subject_id')} "
             f"purpose={data.get('purpose', '-')} at {event.get('timestamp')}"
         )
+        self.events.append(event)
         self.acks.put(event)
         return 200, "ok"
 
@@ -179,11 +213,32 @@ class DemoPartner:
                 if length > MAX_BODY_BYTES:
                     self.reply(413, "too large")
                     return
-                status, reason = partner.receive(dict(self.headers.items()), self.rfile.read(length))
+                body = self.rfile.read(length)
+                if urlsplit(self.path).path in ("/connect", "/read"):
+                    self.website("POST", dict(parse_qsl(body.decode(errors="replace"))))
+                    return
+                status, reason = partner.receive(dict(self.headers.items()), body)
                 self.reply(status, reason)
 
             def do_GET(self) -> None:
-                self.reply(404, "this endpoint only receives webhooks")
+                self.website("GET", {})
+
+            def website(self, method: str, form: dict[str, str]) -> None:
+                url = urlsplit(self.path)
+                cookies = dict(
+                    part.strip().partition("=")[::2] for part in (self.headers.get("Cookie") or "").split(";")
+                )
+                page = partner.app.handle(method, url.path, dict(parse_qsl(url.query)), form, cookies.get(COOKIE, ""))
+                body = page.body.encode()
+                self.send_response(page.status)
+                self.send_header("Content-Type", page.content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Set-Cookie", page.cookie)
+                if page.location:
+                    self.send_header("Location", page.location)
+                self.end_headers()
+                self.wfile.write(body)
 
             def reply(self, status: int, reason: str) -> None:
                 body = json.dumps({"result": reason}).encode()

@@ -16,7 +16,7 @@ from django.db import transaction
 from portal import roles
 from portal.demo.catalogue import catalogue_ensure
 from portal.demo.history import access_history_ensure, consumer_consents_ensure
-from portal.demo.partner import DEMO_PARTNER, DEMO_PARTNER_LISTEN, demo_partner_ensure
+from portal.demo.partner import DEMO_APP_CLIENT_ID, DEMO_PARTNER, DEMO_PARTNER_LISTEN, demo_partner_ensure
 from portal.models import User
 
 DEMO_CONSUMER = "demo@example.com"
@@ -78,4 +78,5 @@ class Command(BaseCommand):
             self.stdout.write(f"            two-factor (TOTP) secret for an authenticator app: {secret}")
             self.stdout.write(f"            or a one-time recovery code: {', '.join(unused)}")
         self.stdout.write(f"  demo partner ({DEMO_PARTNER}) receives webhooks on {DEMO_PARTNER_LISTEN}")
-        self.stdout.write(f"            its API credentials: {partner_config}")
+        self.stdout.write(f"            its API credentials and its connected app's: {partner_config}")
+        self.stdout.write(f"            connect page: http://{DEMO_PARTNER_LISTEN}/ (client id {DEMO_APP_CLIENT_ID})")

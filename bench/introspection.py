@@ -1,0 +1,183 @@
+"""Server time of token introspection for a connected app, against a bare endpoint in the same run.
+
+Usage: .venv/bin/python bench/introspection.py [--requests 2000] [--rounds 10]
+Uses a throwaway SQLite database unless DATABASE_URL is set (then that database is migrated and
+used; the bench adds its own uniquely named rows, so a scratch database is best). It connects one
+consumer to one app through the real flow (PAR, consent screen, code with PKCE, token), then
+measures in-process (Django's test client: server time, no network) ``POST /oauth/introspect/``
+with the app's own client credentials against ``GET /api/v1/ping`` (bare DRF, no authentication).
+The two alternate in rounds so that both see the same background load on a shared machine.
+Prints requests per second and p50/p95 of each, and the ratio; targets: ratio >= 0.5, p95 <= 10 ms.
+
+The OAuth endpoints' rate limits are lifted for the run (this measures the endpoint's cost, not
+the limiter): introspection shares ``OAUTH_TOKEN_RATE_PER_CLIENT`` with the token endpoint.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("PORTAL_VAR_DIR", tempfile.mkdtemp(prefix="bench-introspection-"))
+os.environ.setdefault("PORTAL_ENV", "development")
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+os.environ.update(dict.fromkeys(("OAUTH_TOKEN_RATE_PER_CLIENT", "OAUTH_TOKEN_RATE_PER_IP"), "100000000/minute"))
+
+import django
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from audit.services import Actor  # noqa: E402
+from consents.models import DataCategory, Partner, PartnerKind, Purpose  # noqa: E402
+from consents.services.apps import connected_app_create  # noqa: E402
+from consents.services.notices import purpose_version_publish  # noqa: E402
+from portal.models import User  # noqa: E402
+
+REDIRECT = "https://bench.example.com/callback"
+
+
+def build() -> tuple[str, str, str]:
+    """One app, one consumer connected through the real flow; returns client id, secret and access token."""
+    call_command("migrate", verbosity=0)
+    run = uuid.uuid4().hex[:8]
+    categories = [DataCategory.objects.create(slug=f"bench-{run}-{i}", name=f"Category {i}") for i in range(3)]
+    purpose = Purpose.objects.create(slug=f"bench-{run}", name="Bench purpose", legal_basis="consent")
+    purpose_version_publish(
+        purpose=purpose,
+        description="Bench",
+        retention="1 year",
+        data_categories=categories,
+        material=False,
+        change_summary="",
+        actor=Actor.system("bench"),
+    )
+    purpose.refresh_from_db()
+    partner = Partner.objects.create(
+        slug=f"bench-{run}", name="Bench partner", kind=PartnerKind.ADVERTISER, country="DE"
+    )
+    app, secret = connected_app_create(
+        partner=partner,
+        name="Bench app",
+        redirect_uris=[REDIRECT],
+        purposes=[purpose],
+        data_categories=categories,
+        max_duration_days=90,
+        max_lookback_days=365,
+        actor=Actor.system("bench"),
+    )
+    client_id = app.application.client_id
+    basic = {"authorization": "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()}
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    details = {
+        "type": "portal_data_access",
+        "purpose": purpose.slug,
+        "data_categories": [
+            {"category": categories[0].slug, "required": True, "reason": "Bench."},
+            {"category": categories[1].slug},
+        ],
+        "duration": {"type": "time_bound", "period_days": 90},
+        "lookback_days": 365,
+    }
+    client = Client()
+    par = client.post(
+        "/connect/par",
+        {
+            "response_type": "code",
+            "redirect_uri": REDIRECT,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": "bench",
+            "authorization_details": json.dumps([details]),
+        },
+        headers=basic,
+    )
+    assert par.status_code == 201, par.content
+    client.force_login(User.objects.create_user(f"bench-{run}@example.com", "bench-password-2026"))
+    until = (timezone.localdate() + timedelta(days=30)).isoformat()
+    approved = client.post(
+        f"/connect/authorize?client_id={client_id}&request_uri={par.json()['request_uri']}",
+        {"decision": "approve", "duration": "time_bound", "until": until, "optional_categories": [categories[1].slug]},
+    )
+    assert approved.status_code == 302, approved.content
+    code = approved["Location"].split("code=")[1].split("&")[0]
+    token = Client().post(
+        "/oauth/token/",
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
+        headers=basic,
+    )
+    assert token.status_code == 200, token.content
+    return client_id, secret, token.json()["access_token"]
+
+
+def timed(call: Callable[[], Any], requests: int, samples: list[float]) -> float:
+    """Run ``requests`` calls, append each one's milliseconds; returns the seconds they took in all."""
+    started = time.perf_counter()
+    for _ in range(requests):
+        start = time.perf_counter()
+        response = call()
+        samples.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, response.content
+    return time.perf_counter() - started
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[18]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000, help="per endpoint, in all")
+    parser.add_argument("--rounds", type=int, default=10)
+    args = parser.parse_args()
+    client_id, secret, token = build()
+    client = Client()
+    basic = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+    def ping() -> Any:
+        return client.get("/api/v1/ping")
+
+    def introspect() -> Any:
+        response = client.post("/oauth/introspect/", {"token": token}, HTTP_AUTHORIZATION=basic)
+        assert response.json()["active"] is True, response.content
+        return response
+
+    timed(ping, 50, [])  # warm up: connections, caches, the client secret check
+    timed(introspect, 50, [])
+    per_round = max(1, args.requests // args.rounds)
+    results: dict[str, tuple[list[float], list[float]]] = {"ping": ([], []), "introspect": ([], [])}
+    for _ in range(args.rounds):
+        for name, call in (("ping", ping), ("introspect", introspect)):
+            samples, seconds = results[name]
+            seconds.append(timed(call, per_round, samples))
+    print(f"database: {connection.vendor}; {per_round * args.rounds} requests per endpoint in {args.rounds} rounds")
+    print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}")
+    rates = {}
+    for name, path in (("ping", "GET /api/v1/ping"), ("introspect", "POST /oauth/introspect/")):
+        samples, seconds = results[name]
+        rates[name] = len(samples) / sum(seconds)
+        print(f"{path:<28}{rates[name]:>10.0f}{statistics.median(samples):>10.2f}{p95(samples):>10.2f}")
+    print(f"ratio introspect / ping: {rates['introspect'] / rates['ping']:.2f}")
+    print("target: ratio >= 0.5 and introspection p95 <= 10 ms")
+
+
+if __name__ == "__main__":
+    main()
