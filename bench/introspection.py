@@ -58,7 +58,12 @@ def build() -> tuple[str, str, str]:
     """One app, one consumer connected through the real flow; returns client id, secret and access token."""
     call_command("migrate", verbosity=0)
     run = uuid.uuid4().hex[:8]
-    categories = [DataCategory.objects.create(slug=f"bench-{run}-{i}", name=f"Category {i}") for i in range(3)]
+    categories = [
+        DataCategory.objects.create(
+            slug=f"bench-{run}-{i}", name=f"Category {i}", translations={"zh-hans": {"name": f"类别 {i}"}}
+        )
+        for i in range(3)
+    ]
     purpose = Purpose.objects.create(slug=f"bench-{run}", name="Bench purpose", legal_basis="consent")
     purpose_version_publish(
         purpose=purpose,
@@ -68,6 +73,7 @@ def build() -> tuple[str, str, str]:
         material=False,
         change_summary="",
         actor=Actor.system("bench"),
+        translations={"zh-hans": {"name": "基准用途", "description": "基准测试", "retention": "一年"}},
     )
     purpose.refresh_from_db()
     partner = Partner.objects.create(
