@@ -565,6 +565,9 @@ OAUTH2_PROVIDER = {
 # need a token an hour per process, so these leave room for a fleet restarting at once.
 OAUTH_TOKEN_RATE_PER_CLIENT = env_str("OAUTH_TOKEN_RATE_PER_CLIENT", "60/minute")
 OAUTH_TOKEN_RATE_PER_IP = env_str("OAUTH_TOKEN_RATE_PER_IP", "300/minute")
+# Introspection per client: a partner's resource servers ask on every call they serve (connected apps).
+OAUTH_INTROSPECT_RATE_PER_CLIENT = env_str("OAUTH_INTROSPECT_RATE_PER_CLIENT", "6000/minute")
+OAUTH_INTROSPECT_RATE_PER_IP = env_str("OAUTH_INTROSPECT_RATE_PER_IP", "12000/minute")
 # Live access tokens one credential may hold; issuing another revokes the oldest.
 OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL = env_int("OAUTH_MAX_LIVE_TOKENS_PER_CREDENTIAL", 20)
 

@@ -35,22 +35,34 @@ from consents.services.apps import app_grant_code_replayed, app_grant_is_live
 from portal.http import client_ip
 
 
+def _owners(application: AbstractApplication) -> tuple[PartnerCredential | None, ConnectedApp | None]:
+    """The client's partner credential and connected app (each with its partner), loaded once per instance.
+
+    One query for both, kept in the instance's relation cache: authentication, scopes and
+    introspection all ask within one request, about the application DOT loaded for it.
+    """
+    cache = application._state.fields_cache
+    if "partner_credential" not in cache or "connected_app" not in cache:
+        row = (
+            type(application)
+            .objects.select_related("partner_credential__partner", "connected_app__partner")
+            .get(pk=application.pk)
+        )
+        for name in ("partner_credential", "connected_app"):
+            cache[name] = row._state.fields_cache.get(name)
+    return cache["partner_credential"], cache["connected_app"]
+
+
 def credential_for(application: AbstractApplication | None) -> PartnerCredential | None:
     if application is None or application.pk is None:
         return None
-    try:
-        return PartnerCredential.objects.select_related("partner").get(application_id=application.pk)
-    except PartnerCredential.DoesNotExist:
-        return None
+    return _owners(application)[0]
 
 
 def connected_app_for(application: AbstractApplication | None) -> ConnectedApp | None:
     if application is None or application.pk is None:
         return None
-    try:
-        return ConnectedApp.objects.select_related("partner").get(application_id=application.pk)
-    except ConnectedApp.DoesNotExist:
-        return None
+    return _owners(application)[1]
 
 
 def partner_of(application: AbstractApplication | None) -> Partner | None:
@@ -192,7 +204,7 @@ def claimed_client_id(request: HttpRequest) -> str:
     return str(request.POST.get("client_id", ""))
 
 
-def oauth_throttle_wait(request: HttpRequest) -> int | None:
+def oauth_throttle_wait(request: HttpRequest, client_rate: str, ip_rate: str, bucket: str = "token") -> int | None:
     """Count the request against its client's and its address's windows; seconds to wait if over either.
 
     Counted before any work, so a flood costs one cache round trip per request. The client_id is
@@ -203,14 +215,14 @@ def oauth_throttle_wait(request: HttpRequest) -> int | None:
     """
     now = time.time()
     wait: int | None = None
-    limits = [("ip", client_ip(request), settings.OAUTH_TOKEN_RATE_PER_IP)]
+    limits = [("ip", client_ip(request), ip_rate)]
     if client_id := claimed_client_id(request):
-        limits.append(("client", client_id, settings.OAUTH_TOKEN_RATE_PER_CLIENT))
+        limits.append(("client", client_id, client_rate))
     for scope, ident, rate in limits:
         limit, duration = rate_parse(rate)
         window = int(now // duration)
         digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
-        key = f"oauth-throttle:{scope}:{digest}:{duration}:{window}"
+        key = f"oauth-throttle:{bucket}:{scope}:{digest}:{duration}:{window}"
         count = shared_counter_add(key, 1, duration + 1, scope=f"oauth_{scope}")
         if count is not None and count > limit:
             wait = max(wait or 0, max(1, int((window + 1) * duration - now + 0.999)))
@@ -233,8 +245,15 @@ def slow_down_response(wait: int) -> JsonResponse:
 class OAuthThrottleMixin:
     """Rate limits an /oauth/ endpoint before it authenticates the client (the costly part)."""
 
+    # Each bucket counts in its own windows: a resource server's introspections never use up its
+    # partner's token requests.
+    throttle_bucket = "token"
+    client_rate_setting = "OAUTH_TOKEN_RATE_PER_CLIENT"
+    ip_rate_setting = "OAUTH_TOKEN_RATE_PER_IP"
+
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if (wait := oauth_throttle_wait(request)) is not None:
+        rates = getattr(settings, self.client_rate_setting), getattr(settings, self.ip_rate_setting)
+        if (wait := oauth_throttle_wait(request, *rates, bucket=self.throttle_bucket)) is not None:
             return slow_down_response(wait)
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
@@ -259,6 +278,10 @@ class IntrospectTokenView(OAuthThrottleMixin, oauth_views.IntrospectTokenView):
     """
 
     caller: AbstractApplication | None = None
+    # Resource servers introspect on every call they serve, so the per-client limit is their own.
+    throttle_bucket = "introspect"
+    client_rate_setting = "OAUTH_INTROSPECT_RATE_PER_CLIENT"
+    ip_rate_setting = "OAUTH_INTROSPECT_RATE_PER_IP"
 
     def authenticate_client(self, request: HttpRequest) -> bool:
         # DOT's own check, keeping the client it authenticated, which DOT does not hand back.
@@ -276,14 +299,16 @@ class IntrospectTokenView(OAuthThrottleMixin, oauth_views.IntrospectTokenView):
         if self.caller is None or self.caller.pk is None:
             return JsonResponse({"active": False})
         checksum = hashlib.sha256(token_value.encode()).hexdigest()
-        token = AccessToken.objects.filter(token_checksum=checksum).select_related("application").first()
-        if token is None:
-            return JsonResponse({"active": False})
-        link = (
-            AppGrantToken.objects.select_related("grant__app__partner", "grant__purpose")
-            .filter(access_token=token)
+        # One query: the token, its client, and the grant it was issued under (if any) with its app,
+        # partner and purpose; the grant's state is read here, live, never from a cache.
+        token = (
+            AccessToken.objects.filter(token_checksum=checksum)
+            .select_related("application", "app_grant_link__grant__app__partner", "app_grant_link__grant__purpose")
             .first()
         )
+        if token is None:
+            return JsonResponse({"active": False})
+        link = token._state.fields_cache.get("app_grant_link")
         if link is None:
             if token.application_id != self.caller.pk:
                 return JsonResponse({"active": False})
@@ -309,7 +334,8 @@ class IntrospectTokenView(OAuthThrottleMixin, oauth_views.IntrospectTokenView):
                 "sub": subject.subject_id if subject is not None else None,
                 "grant_id": str(grant.id),
                 "purpose": grant.purpose.slug,
-                "data_categories": sorted(grant.data_categories.values_list("slug", flat=True)),
+                # What the consumer approved, as recorded in the granted details (no extra query).
+                "data_categories": sorted(item["category"] for item in grant.authorization_details["data_categories"]),
                 "authorization_details": [grant.authorization_details],
             }
         )

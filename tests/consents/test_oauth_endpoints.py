@@ -151,6 +151,20 @@ def test_token_requests_beyond_the_per_address_limit_get_429_whatever_the_client
         assert oauth_token_from(client, second, second.secret, REMOTE_ADDR="198.51.100.7").status_code == 200
 
 
+def test_introspection_has_its_own_windows_and_leaves_the_token_endpoints_alone(client, api_partner_factory, settings):
+    """A resource server introspects on every call it serves: that must not lock its partner out of tokens."""
+    with time_machine.travel(WINDOW_START, tick=False):
+        partner = api_partner_factory()  # one token request
+        settings.OAUTH_TOKEN_RATE_PER_CLIENT = "2/minute"
+        settings.OAUTH_INTROSPECT_RATE_PER_CLIENT = "5/minute"
+        ask = {"token": partner.token}
+        answers = [client.post("/oauth/introspect/", ask, headers=basic(partner)) for _ in range(6)]
+
+        assert [a.status_code for a in answers] == [200] * 5 + [429]
+        assert answers[0].json()["active"] is True
+        assert oauth_token(client, partner.credential, partner.secret).status_code == 200
+
+
 def oauth_token_from(client, partner, secret: str, **extra):
     raw = f"{partner.credential.application.client_id}:{secret}".encode()
     return client.post(
@@ -168,6 +182,9 @@ def test_every_oauth_endpoint_is_rate_limited_before_it_checks_the_secret(
     with time_machine.travel(WINDOW_START, tick=False):
         partner = api_partner_factory()
         settings.OAUTH_TOKEN_RATE_PER_CLIENT = "1/minute"  # the factory's request already used it
+        settings.OAUTH_INTROSPECT_RATE_PER_CLIENT = "1/minute"
+        if path == "/oauth/introspect/":  # introspection counts in its own window: use it up first
+            client.post(path, {"token": partner.token}, headers=basic(partner))
         verifier_calls = count_calls(type(get_hasher("hmac_sha256")), "verify")
 
         data = {"token": partner.token, "grant_type": "client_credentials"}
