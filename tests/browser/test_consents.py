@@ -151,6 +151,11 @@ def test_declining_a_changed_notice_shows_the_withdrawal_preview_first(
         material=True,
         change_summary="We now also use your location.",
         actor=Actor.system("tests"),
+        translations=notice_translations(
+            description="We suggest offers that fit where you use your account.",
+            retention="Until you withdraw, then 30 days",
+            change_summary="We now also use your location.",
+        ),
     )
     _sign_in(page.context, live_server, consumer)
     page.goto(f"{live_server.url}/consents/personalised-offers/review/")
@@ -193,7 +198,7 @@ def test_grant_and_withdraw_work_with_javascript_disabled(
         card.get_by_role("link", name="Withdraw consent").click()
         expect(page).to_have_url(re.compile(r"/consents/credit-check/withdraw/$"))
         expect(page.get_by_role("heading", level=1)).to_have_text("Withdraw consent")
-        expect(page.get_by_text("(Data broker, GB)")).to_be_visible()
+        expect(page.get_by_text("United Kingdom")).to_be_visible()
         page.screenshot(path=artifacts_dir / "consents-withdraw-nojs.png", full_page=True)
         page.get_by_label("Why are you withdrawing? (optional)").fill("Application finished")
         page.get_by_role("button", name="Confirm withdrawal").click()
