@@ -137,7 +137,7 @@ class ConnectedAppAdmin(admin.ModelAdmin):
         response = TemplateResponse(
             request,
             "admin/consents/connectedapp/secret.html",
-            self._context(request, title, app=app, client_secret=secret),
+            self._context(request, title, client=app, client_secret=secret),
         )
         add_never_cache_headers(response)
         return response
@@ -156,7 +156,9 @@ class ConnectedAppAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request,
             "admin/consents/connectedapp/confirm.html",
-            self._context(request, _("Give “%(app)s” a new client secret?") % {"app": app}, app=app, action="rotate"),
+            self._context(
+                request, _("Give “%(app)s” a new client secret?") % {"app": app}, client=app, action="rotate"
+            ),
         )
 
     def disable_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -170,5 +172,5 @@ class ConnectedAppAdmin(admin.ModelAdmin):
         return TemplateResponse(
             request,
             "admin/consents/connectedapp/confirm.html",
-            self._context(request, _("Disable “%(app)s”?") % {"app": app}, app=app, action="disable"),
+            self._context(request, _("Disable “%(app)s”?") % {"app": app}, client=app, action="disable"),
         )

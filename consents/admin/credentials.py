@@ -114,7 +114,7 @@ class PartnerCredentialAdmin(admin.ModelAdmin):
         response = TemplateResponse(
             request,
             "admin/consents/partnercredential/secret.html",
-            self._context(request, title, credential=credential, client_secret=secret),
+            self._context(request, title, client=credential, client_secret=secret),
         )
         add_never_cache_headers(response)
         return response
@@ -155,7 +155,7 @@ class PartnerCredentialAdmin(admin.ModelAdmin):
             self._context(
                 request,
                 _("Rotate the secret of “%(credential)s”?") % {"credential": credential},
-                credential=credential,
+                client=credential,
                 action="rotate",
             ),
         )
@@ -174,7 +174,7 @@ class PartnerCredentialAdmin(admin.ModelAdmin):
             self._context(
                 request,
                 _("Revoke “%(credential)s”?") % {"credential": credential},
-                credential=credential,
+                client=credential,
                 action="revoke",
             ),
         )
