@@ -17,7 +17,7 @@ run: $(VENV)/.installed
 	$(PY) manage.py compilemessages --ignore '.venv/*' -v 0
 	$(PY) manage.py seed_demo
 	@echo ""
-	@echo "  Privacy Portal: http://127.0.0.1:8000/   (Ctrl-C stops everything)"
+	@echo "  Privacy Portal: http://localhost:8000/   (Ctrl-C stops everything)"
 	@echo ""
 	$(PY) manage.py runall
 

@@ -1,8 +1,12 @@
 """Marking stored text that is in another language than the page (WCAG 3.1.2 Language of Parts)."""
 
+from collections.abc import Iterable
+from typing import Any
+
 from django import template
 from django.utils import translation
 from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import mark_safe
 
 from consents.models.translations import language_of
 
@@ -31,3 +35,9 @@ def with_lang(value: object) -> str:
     if not attr:
         return conditional_escape(str(value))
     return format_html("<span{}>{}</span>", attr, value)
+
+
+@register.filter
+def names_with_lang(objects: Iterable[Any]) -> str:
+    """The translated names of models with ``l10n`` (data categories, purposes), comma-separated, each marked."""
+    return mark_safe(", ".join(with_lang(obj.l10n.name) for obj in objects))  # noqa: S308 (each part escaped)

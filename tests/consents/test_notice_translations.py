@@ -1,6 +1,7 @@
 """Notices in every shipped language: storage, publication, consumer pages, receipts and the data migration."""
 
 import importlib
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -124,6 +125,12 @@ def test_consumer_reads_the_notice_in_the_page_language(consumer_client, consent
     assert zh["name"] in chinese
     assert zh["retention"] in chinese
     assert "中文 Contact details" in chinese
+    # What each partner receives is named in the page's language too.
+    receives = re.findall(r'<span class="recipient-data">([^<]*)</span>', chinese)
+    assert receives
+    assert all(
+        "中文" in line and "Contact details" not in line.replace("中文 Contact details", "") for line in receives
+    )
     assert f">{offers.current_version.description}</p>" not in chinese
     assert '<p class="consent-description" lang' not in chinese
     assert offers.current_version.description in english
