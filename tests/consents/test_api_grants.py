@@ -80,6 +80,16 @@ def test_revocation_needs_a_known_reason(client, world):
     assert grant.status == "granted"
 
 
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer not-a-token"}], ids=["anonymous", "bad token"])
+def test_without_a_valid_token_nothing_is_read_or_ended(client, world, headers):
+    _a, _b, grant = world
+    assert _get(client, grant.pk, headers).status_code == 401
+    assert _revoke(client, grant.pk, headers).status_code == 401
+    grant.refresh_from_db()
+    assert grant.status == "granted"
+    assert not OutboxEvent.objects.exists()
+
+
 def test_scopes_are_required(client, api_partner_factory, consumer):
     reader = api_partner_factory("reader", scopes=("consents:read",))
     grant = AppGrantFactory(user=consumer, app=ConnectedAppFactory(partner=reader.partner))

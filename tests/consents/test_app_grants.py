@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
@@ -17,9 +18,17 @@ from consents.services.access import AccessReport, access_events_ingest
 from consents.services.apps import app_grant_revoke
 from consents.services.partners import partner_subject_ensure
 from consents.tasks.expiry import app_grants_expire_due
+from portal.roles import ROLE_PERMISSIONS
 from privacy_requests.services.deletion import privacy_request_deletion_execute
 from privacy_requests.services.requests import privacy_request_deletion_create
-from tests.factories import AppGrantFactory, DataCategoryFactory, PurposeFactory, app_grant_tokens
+from tests.factories import (
+    AppGrantFactory,
+    DataCategoryFactory,
+    PurposeFactory,
+    StaffFactory,
+    UserFactory,
+    app_grant_tokens,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -188,6 +197,42 @@ def test_another_consumer_cannot_see_or_withdraw_a_grant(client, grant, other_co
     assert _ended_state(grant) == ("granted", "", "consumer")
     assert AppGrantToken.objects.filter(grant=grant).count() == 2
     assert not OutboxEvent.objects.exists()
+
+
+def _visitor(kind: str):
+    """Someone who is not the grant's consumer: another consumer, a member of one staff role, a superuser."""
+    if kind == "anonymous":
+        return None
+    if kind == "superuser":
+        return StaffFactory()
+    if kind == "consumer":
+        return UserFactory()
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get_or_create(name=kind)[0])
+    return user
+
+
+@pytest.mark.parametrize("kind", ["anonymous", "consumer", "superuser", *ROLE_PERMISSIONS])
+def test_nobody_but_its_consumer_sees_or_withdraws_a_grant(client, grant, kind):
+    """The consumer pages for connected apps, against everyone else; the database stays as it was."""
+    app_grant_tokens(grant)
+    if (visitor := _visitor(kind)) is not None:
+        client.force_login(visitor)
+    withdraw = reverse("connected:withdraw", args=[grant.pk])
+
+    answers = [client.get(withdraw), client.post(withdraw, {"note": "not mine"})]
+    listing = client.get(reverse("connected:list"))
+
+    if visitor is None:
+        assert all(a.status_code == 302 and a["Location"].startswith(reverse("account_login")) for a in answers)
+        assert listing.status_code == 302
+    else:
+        assert [a.status_code for a in answers] == [404, 404]
+        assert grant.app.name not in listing.content.decode()
+    assert _ended_state(grant) == ("granted", "", "consumer")
+    assert AppGrantToken.objects.filter(grant=grant).count() == 2
+    assert not OutboxEvent.objects.exists()
+    assert not ConsentReceipt.objects.filter(app_grant=grant).exists()
 
 
 def test_withdrawing_an_ended_grant_says_so(consumer_client, grant, consumer):
