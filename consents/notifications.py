@@ -5,7 +5,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from celery import current_app
 from django.conf import settings
@@ -58,17 +57,7 @@ def expiry_reminder_send(consent: Consent) -> None:
 
 
 # --- Times in the consumer's zone ---------------------------------------------------------------
-# The portal's one time formatting path (``portal.timezones``), named for these emails.
-
-
-def consumer_zone(user: User) -> ZoneInfo:
-    """The consumer's time zone, the site's while theirs is unknown (or no longer exists)."""
-    return user_zone(user)
-
-
-def consumer_time(user: User, moment: datetime) -> str:
-    """``moment`` as the consumer reads it: their zone, the active language's format, the zone's abbreviation."""
-    return format_datetime(moment, user_zone(user))
+# Times go through the portal's one formatting path (``portal.timezones``); a month is named here.
 
 
 def consumer_month(user: User, month_start: datetime) -> str:
@@ -103,7 +92,7 @@ def material_change_send(*, user: User, version: PurposeVersion) -> None:
     Raises ``portal.emails.EmailError`` when the mail server refuses it.
     """
     with translation.override(_user_language(user)):
-        published_at = consumer_time(user, version.published_at)
+        published_at = format_datetime(version.published_at, user_zone(user))
     context = {
         "purpose": version.purpose,
         "change_summary": version.in_language(_user_language(user)).change_summary,
@@ -144,7 +133,7 @@ def flagged_access_send(*, user: User, events: Sequence[AccessEvent], total: int
             if group is None:
                 query = urlencode({"partner": event.partner.slug, "flagged": "on"})
                 group = by_partner[event.partner_id] = PartnerFlaggedAccesses(event.partner, f"{timeline}?{query}", [])
-            group.accesses.append(FlaggedAccessLine(event, consumer_time(user, event.accessed_at)))
+            group.accesses.append(FlaggedAccessLine(event, format_datetime(event.accessed_at, user_zone(user))))
     context = {
         "partners": list(by_partner.values()),
         "total": total,

@@ -12,12 +12,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
-from django.utils.cache import add_never_cache_headers
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider import models as dot_models
 
 from audit.services import Actor
+from consents.admin.clients import OAuthClientAdmin
 from consents.errors import DomainError
 from consents.models import ConnectedApp
 from consents.services.apps import (
@@ -67,7 +67,8 @@ class ConnectedAppForm(forms.ModelForm):
 
 
 @admin.register(ConnectedApp)
-class ConnectedAppAdmin(admin.ModelAdmin):
+class ConnectedAppAdmin(OAuthClientAdmin):
+    end_action = "disable"
     form = ConnectedAppForm
     list_display = ("name", "partner", "client_id", "created_at", "disabled_at")
     list_filter = ("partner",)
@@ -113,34 +114,6 @@ class ConnectedAppAdmin(admin.ModelAdmin):
             "admin/consents/connectedapp/create.html",
             self._context(request, _("Add connected app"), form=form, **(extra_context or {})),
         )
-
-    def get_urls(self) -> list[URLPattern]:
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<int:object_id>/rotate/",
-                self.admin_site.admin_view(self.rotate_view),
-                name="{}_{}_rotate".format(*info),
-            ),
-            path(
-                "<int:object_id>/disable/",
-                self.admin_site.admin_view(self.disable_view),
-                name="{}_{}_disable".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def _context(self, request: HttpRequest, title: Any, **extra: Any) -> dict[str, Any]:
-        return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **extra}
-
-    def _secret_page(self, request: HttpRequest, app: ConnectedApp, secret: str, title: Any) -> HttpResponse:
-        response = TemplateResponse(
-            request,
-            "admin/consents/connectedapp/secret.html",
-            self._context(request, title, client=app, client_secret=secret),
-        )
-        add_never_cache_headers(response)
-        return response
 
     def rotate_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         app = get_object_or_404(ConnectedApp.objects.select_related("partner", "application"), pk=object_id)

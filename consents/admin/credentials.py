@@ -14,12 +14,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
-from django.utils.cache import add_never_cache_headers
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
 from audit.services import Actor
+from consents.admin.clients import OAuthClientAdmin
 from consents.errors import DomainError
 from consents.models import PARTNER_SCOPES, Partner, PartnerCredential, PartnerStatus
 from consents.services.partners import partner_credential_create, partner_credential_revoke, partner_credential_rotate
@@ -63,7 +63,8 @@ class RevokedFilter(admin.SimpleListFilter):
 
 
 @admin.register(PartnerCredential)
-class PartnerCredentialAdmin(admin.ModelAdmin):
+class PartnerCredentialAdmin(OAuthClientAdmin):
+    end_action = "revoke"
     list_display = ("label", "partner", "client_id", "scopes", "created_at", "rotated_at", "revoked_at")
     list_filter = (RevokedFilter, "partner")
     search_fields = ("label", "partner__name", "application__client_id")
@@ -88,36 +89,6 @@ class PartnerCredentialAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: PartnerCredential | None = None) -> bool:
         return False  # revoke instead: the record stays for the audit trail
-
-    def get_urls(self) -> list[URLPattern]:
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<int:object_id>/rotate/",
-                self.admin_site.admin_view(self.rotate_view),
-                name="{}_{}_rotate".format(*info),
-            ),
-            path(
-                "<int:object_id>/revoke/",
-                self.admin_site.admin_view(self.revoke_view),
-                name="{}_{}_revoke".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def _context(self, request: HttpRequest, title: Any, **extra: Any) -> dict[str, Any]:
-        return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **extra}
-
-    def _secret_page(
-        self, request: HttpRequest, credential: PartnerCredential, secret: str, title: Any
-    ) -> HttpResponse:
-        response = TemplateResponse(
-            request,
-            "admin/consents/partnercredential/secret.html",
-            self._context(request, title, client=credential, client_secret=secret),
-        )
-        add_never_cache_headers(response)
-        return response
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         if not self.has_add_permission(request):

@@ -272,9 +272,8 @@ def app_grant_code_replayed(*, grant: AppGrant) -> None:
     The grant itself stays: the consumer's decision was not compromised, only this app's tokens;
     the app connects again to get new ones.
     """
-    links = AppGrantToken.objects.filter(grant=grant)
-    RefreshToken.objects.filter(pk__in=links.exclude(refresh_token=None).values("refresh_token")).delete()
-    AccessToken.objects.filter(pk__in=links.exclude(access_token=None).values("access_token")).delete()
+    # The used code stays (expired) so that a further replay is recognised too.
+    _tokens_delete(grant, codes=False)
 
 
 def app_grant_is_live(grant: AppGrant) -> bool:
@@ -288,17 +287,17 @@ def pushed_authorization_deny(*, pushed: PushedAuthorization) -> None:
     PushedAuthorization.objects.filter(pk=pushed.pk, used_at__isnull=True).update(used_at=timezone.now())
 
 
-def _tokens_delete(grant: AppGrant) -> int:
-    """Delete every code and token issued under the grant; their links go with them (cascade)."""
+def _tokens_delete(grant: AppGrant, *, codes: bool = True) -> int:
+    """Delete every token (and, with ``codes``, code) issued under the grant; their links go too (cascade)."""
     links = list(grant.token_links.values_list("code_id", "access_token_id", "refresh_token_id"))
-    codes = {code for code, _access, _refresh in links if code is not None}
+    code_ids = {code for code, _access, _refresh in links if code is not None} if codes else set()
     access = {token for _code, token, _refresh in links if token is not None}
     refresh = {token for _code, _access, token in links if token is not None}
     # Refresh tokens first: each points at its access token, and a refresh token that outlived its
     # access token could otherwise be exchanged for a new one until the delete below.
     deleted = RefreshToken.objects.filter(pk__in=refresh).delete()[0]
     deleted += AccessToken.objects.filter(pk__in=access).delete()[0]
-    deleted += Grant.objects.filter(pk__in=codes).delete()[0]
+    deleted += Grant.objects.filter(pk__in=code_ids).delete()[0]
     return deleted
 
 

@@ -16,13 +16,13 @@ from audit.notifications import notification_claim, notification_last_key, notif
 from consents.models import Consent, ConsentStatus, Partner, PurposeVersion
 from consents.notifications import (
     PartnerMonth,
-    consumer_zone,
     flagged_access_send,
     material_change_send,
     monthly_digest_send,
 )
 from portal.emails import EmailError
 from portal.models import User
+from portal.timezones import user_zone
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def monthly_digests_send() -> int:
             ).values_list("user_id", "key")
         )
         for user in batch:
-            local_now = now.astimezone(consumer_zone(user))
+            local_now = now.astimezone(user_zone(user))
             if local_now.day != 1:
                 continue
             start, end = _previous_month(local_now)
