@@ -5,16 +5,18 @@ from drf_spectacular.views import SpectacularAPIView
 from consents import connect as connect_views
 from consents import views as consents_views
 from consents.api import connect as connect_api
+from consents.api import introspection
 from consents.api import oauth as oauth_views
 from consents.api.docs import DocsView
 from portal import monitoring, views
 
 # Partners' credentials use the client-credentials grant, connected apps the authorisation code (see /connect/).
-# The views are django-oauth-toolkit's, rate limited, and introspection is limited to the caller's tokens.
+# Token and revocation are django-oauth-toolkit's views, rate limited; introspection is the portal's own
+# lean path (consents/api/introspection.py), limited to the caller's tokens.
 oauth_urlpatterns = [
     path("token/", oauth_views.TokenView.as_view(), name="token"),
     path("revoke_token/", oauth_views.RevokeTokenView.as_view(), name="revoke-token"),
-    path("introspect/", oauth_views.IntrospectTokenView.as_view(), name="introspect"),
+    path("introspect/", introspection.IntrospectView.as_view(), name="introspect"),
 ]
 
 # Connected apps: the pushed request (RFC 9126) and the consumer's consent screen.

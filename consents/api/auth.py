@@ -167,7 +167,7 @@ def rate_parse(rate: str) -> tuple[int, int]:
 
 @dataclass
 class _WindowCount:
-    """This process's view of one partner's counter in the current window."""
+    """This process's view of one shared counter in the current window."""
 
     key: str
     known: int = 0  # the shared count when this process last added to it
@@ -175,9 +175,13 @@ class _WindowCount:
     synced_at: float = 0.0
 
 
-_windows: dict[int, _WindowCount] = {}
+_windows: dict[str, _WindowCount] = {}
 SYNC_SECONDS = 1.0
 SYNC_BATCH_MAX = 50
+# Counters are per partner, or per claimed client id and per address at the OAuth endpoints (which
+# anyone can vary): past this many a process forgets them all and starts again, losing at most one
+# unsent batch per counter.
+WINDOWS_MAX = 10_000
 
 
 # What the shared cache raises when it cannot count: Redis unreachable, timing out or refusing
@@ -219,16 +223,41 @@ def shared_counter_add(key: str, amount: int, timeout: int, *, scope: str) -> in
         return None
 
 
-class PartnerRateThrottle(BaseThrottle):
-    """Requests per partner per fixed window (``PARTNER_API_RATE``), counted in the shared cache.
+def window_admit(name: str, rate: str, *, scope: str) -> int | None:
+    """Count one request against the fixed window ``name`` at ``rate``; seconds to wait if over it.
 
-    Every server process adds to one counter per partner and window, so the limit holds across
-    processes. To keep the cache off the hot path, a process adds its admissions in batches of up
-    to 1% of the limit (at most 50), or after a second, and always before it would refuse; so the
-    shared count lags by at most one batch per process. A fixed window lets a client burst up to
-    twice the rate across a window boundary, which is acceptable for abuse protection. While the
-    cache is down each process counts alone (the limit then holds per process) and adds its count
-    to the shared one when the cache is back.
+    Every server process adds to one shared counter per name and window. To keep the cache off the
+    hot path, a process adds its admissions in batches of up to 1% of the limit (at most 50), or
+    after a second, and always before it would refuse; so the shared count lags by at most one batch
+    per process. While the cache is down each process counts alone (the limit then holds per
+    process) and adds its count to the shared one when the cache is back.
+    """
+    limit, duration = rate_parse(rate)
+    now = time.time()
+    window = int(now // duration)
+    key = f"{name}:{duration}:{window}"
+    count = _windows.get(name)
+    if count is None or count.key != key:
+        if count is None and len(_windows) >= WINDOWS_MAX:
+            _windows.clear()
+        count = _windows[name] = _WindowCount(key=key, synced_at=now)
+    count.pending += 1
+    batch = min(SYNC_BATCH_MAX, max(1, limit // 100))
+    if count.known + count.pending > limit or count.pending >= batch or now - count.synced_at >= SYNC_SECONDS:
+        total = shared_counter_add(key, count.pending, duration + 1, scope=scope)
+        if total is not None:
+            count.known, count.pending = total, 0
+        count.synced_at = now
+    if count.known + count.pending <= limit:
+        return None
+    return max(1, int((window + 1) * duration - now + 0.999))
+
+
+class PartnerRateThrottle(BaseThrottle):
+    """Requests per partner per fixed window (``PARTNER_API_RATE``), counted in batches (``window_admit``).
+
+    A fixed window lets a client burst up to twice the rate across a window boundary, which is
+    acceptable for abuse protection.
     """
 
     scope = "partner_api"
@@ -240,23 +269,10 @@ class PartnerRateThrottle(BaseThrottle):
         token = request.auth
         if not isinstance(token, PartnerToken):
             return True
-        limit, duration = rate_parse(settings.PARTNER_API_RATE)
-        now = time.time()
-        window = int(now // duration)
-        key = f"partner-api-throttle:{token.partner_id}:{duration}:{window}"
-        count = _windows.get(token.partner_id)
-        if count is None or count.key != key:
-            count = _windows[token.partner_id] = _WindowCount(key=key, synced_at=now)
-        count.pending += 1
-        batch = min(SYNC_BATCH_MAX, max(1, limit // 100))
-        if count.known + count.pending > limit or count.pending >= batch or now - count.synced_at >= SYNC_SECONDS:
-            total = shared_counter_add(key, count.pending, duration + 1, scope=self.scope)
-            if total is not None:
-                count.known, count.pending = total, 0
-            count.synced_at = now
-        if count.known + count.pending <= limit:
+        wait = window_admit(f"partner-api-throttle:{token.partner_id}", settings.PARTNER_API_RATE, scope=self.scope)
+        if wait is None:
             return True
-        self.retry_after = max(1, int((window + 1) * duration - now + 0.999))
+        self.retry_after = wait
         return False
 
     def wait(self) -> float:

@@ -10,7 +10,6 @@ address, and a client can introspect or revoke only its own tokens.
 import base64
 import binascii
 import hashlib
-import time
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -26,11 +25,10 @@ from oauth2_provider.models import AbstractApplication, AccessToken, Grant
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import BaseScopes
 from oauth2_provider.settings import oauth2_settings
-from oauthlib.common import Request as OauthlibRequest
 
-from consents.api.auth import rate_parse, shared_counter_add
+from consents.api.auth import window_admit
 from consents.api.client_secrets import client_secret_check
-from consents.models import AppGrant, AppGrantToken, ConnectedApp, Partner, PartnerCredential, PartnerSubject
+from consents.models import AppGrant, AppGrantToken, ConnectedApp, PartnerCredential
 from consents.services.apps import app_grant_code_replayed, app_grant_is_live
 from portal.http import client_ip
 
@@ -63,15 +61,6 @@ def connected_app_for(application: AbstractApplication | None) -> ConnectedApp |
     if application is None or application.pk is None:
         return None
     return _owners(application)[1]
-
-
-def partner_of(application: AbstractApplication | None) -> Partner | None:
-    """The partner a client belongs to, through its credential or its connected app."""
-    if (credential := credential_for(application)) is not None:
-        return credential.partner
-    if (app := connected_app_for(application)) is not None:
-        return app.partner
-    return None
 
 
 class PartnerCredentialScopes(BaseScopes):
@@ -192,40 +181,46 @@ class PartnerOAuth2Validator(OAuth2Validator):
                 AccessToken.objects.filter(pk__in=surplus_ids).delete()
 
 
-def claimed_client_id(request: HttpRequest) -> str:
-    """The client_id a request presents (HTTP Basic first, then the form body), not yet authenticated."""
+def client_credentials(request: HttpRequest) -> tuple[str, str]:
+    """The client_id and secret a request presents (HTTP Basic first, then the form body), unchecked.
+
+    RFC 6749 section 2.3.1: in the Basic header both are form-urlencoded before being joined.
+    """
     scheme, _sep, credentials = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     if scheme.lower() == "basic" and credentials:
         try:
             decoded = base64.b64decode(credentials.strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            return ""
-        return unquote_plus(decoded.partition(":")[0])
-    return str(request.POST.get("client_id", ""))
+            return "", ""
+        client_id, _sep, secret = decoded.partition(":")
+        return unquote_plus(client_id), unquote_plus(secret)
+    return str(request.POST.get("client_id", "")), str(request.POST.get("client_secret", ""))
+
+
+def claimed_client_id(request: HttpRequest) -> str:
+    """The client_id a request presents, not yet authenticated."""
+    return client_credentials(request)[0]
 
 
 def oauth_throttle_wait(request: HttpRequest, client_rate: str, ip_rate: str, bucket: str = "token") -> int | None:
     """Count the request against its client's and its address's windows; seconds to wait if over either.
 
-    Counted before any work, so a flood costs one cache round trip per request. The client_id is
-    only claimed at this point, so an attacker can use up a partner's window (not its secret):
-    the per-client limit is generous and the window short. While the cache is down the endpoints
-    answer unlimited (``shared_counter_add`` logs and counts it): client secrets are high-entropy,
-    so the limit guards capacity, not secrets.
+    Counted before any work, in batches through the shared cache (``window_admit``), so a flood
+    costs little more than a dictionary lookup per request. The client_id is only claimed at this
+    point, so an attacker can use up a partner's window (not its secret): the per-client limit is
+    generous and the window short. While the cache is down each process counts alone
+    (``shared_counter_add`` logs and counts it): client secrets are high-entropy, so the limit
+    guards capacity, not secrets.
     """
-    now = time.time()
     wait: int | None = None
     limits = [("ip", client_ip(request), ip_rate)]
     if client_id := claimed_client_id(request):
         limits.append(("client", client_id, client_rate))
     for scope, ident, rate in limits:
-        limit, duration = rate_parse(rate)
-        window = int(now // duration)
         digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
-        key = f"oauth-throttle:{bucket}:{scope}:{digest}:{duration}:{window}"
-        count = shared_counter_add(key, 1, duration + 1, scope=f"oauth_{scope}")
-        if count is not None and count > limit:
-            wait = max(wait or 0, max(1, int((window + 1) * duration - now + 0.999)))
+        over = window_admit(f"oauth-throttle:{bucket}:{scope}:{digest}", rate, scope=f"oauth_{scope}")
+        if over is not None:
+            wait = max(wait or 0, over)
     return wait
 
 
@@ -267,81 +262,3 @@ class TokenView(OAuthThrottleMixin, oauth_views.TokenView):
 class RevokeTokenView(OAuthThrottleMixin, oauth_views.RevokeTokenView):
     """RFC 7009 revocation, rate limited. django-oauth-toolkit already revokes only the caller's own
     tokens and answers 200 for anyone else's, as for an unknown token."""
-
-
-@method_decorator([csrf_exempt, login_not_required], name="dispatch")
-class IntrospectTokenView(OAuthThrottleMixin, oauth_views.IntrospectTokenView):
-    """RFC 7662 introspection of the caller's own tokens only, rate limited.
-
-    Another client's token is answered exactly like an unknown one, ``{"active": false}``, so a
-    partner learns nothing about other partners' tokens, not even that they exist.
-    """
-
-    caller: AbstractApplication | None = None
-    # Resource servers introspect on every call they serve, so the per-client limit is their own.
-    throttle_bucket = "introspect"
-    client_rate_setting = "OAUTH_INTROSPECT_RATE_PER_CLIENT"
-    ip_rate_setting = "OAUTH_INTROSPECT_RATE_PER_IP"
-
-    def authenticate_client(self, request: HttpRequest) -> bool:
-        # DOT's own check, keeping the client it authenticated, which DOT does not hand back.
-        core = self.get_oauthlib_core()
-        uri, http_method, body, headers = core._extract_params(request)
-        oauth_request = OauthlibRequest(uri, http_method, body, headers)
-        valid = bool(core.server.request_validator.authenticate_client(oauth_request))
-        self.caller = oauth_request.client if valid else None
-        return valid
-
-    def _own_token_response(self, token_value: str | None) -> HttpResponse:
-        if token_value is None:
-            return self.get_token_response(token_value)
-        # A caller let in by a bearer token (DOT's other path) has no client here: it sees nothing.
-        if self.caller is None or self.caller.pk is None:
-            return JsonResponse({"active": False})
-        checksum = hashlib.sha256(token_value.encode()).hexdigest()
-        # One query: the token, its client, and the grant it was issued under (if any) with its app,
-        # partner and purpose; the grant's state is read here, live, never from a cache.
-        token = (
-            AccessToken.objects.filter(token_checksum=checksum)
-            .select_related("application", "app_grant_link__grant__app__partner", "app_grant_link__grant__purpose")
-            .first()
-        )
-        if token is None:
-            return JsonResponse({"active": False})
-        link = token._state.fields_cache.get("app_grant_link")
-        if link is None:
-            if token.application_id != self.caller.pk:
-                return JsonResponse({"active": False})
-            return self.get_token_response(token_value)
-        return self._app_token_response(token, link.grant)
-
-    def _app_token_response(self, token: AccessToken, grant: AppGrant) -> HttpResponse:
-        """A connected app's token: any client of the app's partner may ask; the grant is checked live."""
-        caller_partner = partner_of(self.caller)
-        if caller_partner is None or caller_partner.pk != grant.app.partner_id:
-            return JsonResponse({"active": False})
-        if not token.is_valid() or not app_grant_is_live(grant):
-            return JsonResponse({"active": False})
-        subject = PartnerSubject.objects.filter(partner_id=grant.app.partner_id, user_id=grant.user_id).first()
-        return JsonResponse(
-            {
-                "active": True,
-                "scope": token.scope,
-                "client_id": token.application.client_id if token.application else None,
-                "token_type": "Bearer",
-                "exp": int(token.expires.timestamp()),
-                "iss": settings.SITE_URL,
-                "sub": subject.subject_id if subject is not None else None,
-                "grant_id": str(grant.id),
-                "purpose": grant.purpose.slug,
-                # What the consumer approved, as recorded in the granted details (no extra query).
-                "data_categories": sorted(item["category"] for item in grant.authorization_details["data_categories"]),
-                "authorization_details": [grant.authorization_details],
-            }
-        )
-
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return self._own_token_response(request.GET.get("token"))
-
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return self._own_token_response(request.POST.get("token"))
