@@ -95,7 +95,18 @@ class DemoApp:
         self.connections: dict[str, Connection] = {}
         self.lock = threading.Lock()
         self.base = config.portal_url.rstrip("/")
-        self.redirect_uri = f"http://{config.listen}/callback"
+        self.bound(config.listen)
+
+    def bound(self, listen: str) -> None:
+        """The host:port the site answers on (known once the server is bound): its one origin.
+
+        The registered redirect URI names it, and the browser's session cookie is per host, so a
+        visit through another name for the same server (``localhost`` for ``127.0.0.1``) is sent
+        to this one first; otherwise the portal's answer would come back to a browser session that
+        never started the request.
+        """
+        self.listen = listen
+        self.redirect_uri = f"http://{listen}/callback"
 
     @property
     def client_auth(self) -> tuple[str, str]:
@@ -110,8 +121,14 @@ class DemoApp:
 
     # Pages ----------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, str], form: dict[str, str], cookie: str) -> Page:
-        """Route one browser request; unknown paths are 404."""
+    def handle(
+        self, method: str, path: str, query: dict[str, str], form: dict[str, str], cookie: str, host: str = ""
+    ) -> Page:
+        """Route one browser request; unknown paths are 404, other host names are sent to the site's own."""
+        if host and host != self.listen:
+            if method == "GET":
+                return Page(302, location=f"http://{self.listen}{path}" + (f"?{urlencode(query)}" if query else ""))
+            return Page(303, location=f"http://{self.listen}/")
         cookie, conn = self.connection(cookie)
         routes: dict[tuple[str, str], Callable[[Connection, dict[str, str]], Page]] = {
             ("GET", "/"): lambda c, _p: self.home(c),

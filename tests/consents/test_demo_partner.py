@@ -206,3 +206,19 @@ def test_demo_site_escapes_what_it_shows_and_refuses_a_callback_it_did_not_start
     assert "not for a request from this browser" in http.get("/").text
     assert portal.token_requests == []
     assert http.get("/nowhere").status_code == 404
+
+
+def test_demo_site_sends_another_name_for_its_host_to_its_own_origin(demo):
+    """The session cookie is per host: a visit through localhost must start where the callback will land."""
+    port = demo.url.removesuffix("/webhooks").rpartition(":")[2]
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False)
+
+    home = http.get("/", headers={"host": f"localhost:{port}"})
+    callback = http.get("/callback", params={"state": "s"}, headers={"host": f"localhost:{port}"})
+    connect = http.post("/connect", headers={"host": f"localhost:{port}"})
+
+    assert (home.status_code, home.headers["location"]) == (302, f"http://127.0.0.1:{port}/")
+    assert callback.headers["location"] == f"http://127.0.0.1:{port}/callback?state=s"
+    assert (connect.status_code, connect.headers["location"]) == (303, f"http://127.0.0.1:{port}/")
+    assert demo.app.connections == {}  # nothing started under the other name
+    assert http.get("/").status_code == 200

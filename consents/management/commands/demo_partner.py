@@ -228,7 +228,14 @@ class DemoPartner:
                 cookies = dict(
                     part.strip().partition("=")[::2] for part in (self.headers.get("Cookie") or "").split(";")
                 )
-                page = partner.app.handle(method, url.path, dict(parse_qsl(url.query)), form, cookies.get(COOKIE, ""))
+                page = partner.app.handle(
+                    method,
+                    url.path,
+                    dict(parse_qsl(url.query)),
+                    form,
+                    cookies.get(COOKIE, ""),
+                    host=self.headers.get("Host", ""),
+                )
                 body = page.body.encode()
                 self.send_response(page.status)
                 self.send_header("Content-Type", page.content_type)
@@ -252,6 +259,8 @@ class DemoPartner:
                 pass
 
         self.server = ThreadingHTTPServer(self.config.address, Handler)
+        # The configured name, with the port the system chose when the configuration said 0.
+        self.app.bound(f"{self.config.listen.rpartition(':')[0]}:{self.server.server_address[1]}")
         return self.server
 
     def start(self) -> ThreadingHTTPServer:
