@@ -235,6 +235,8 @@ class AppGrantFactory(factory.django.DjangoModelFactory):
     status = "granted"
     duration_type = "persistent"
     changed_by = "consumer"
+    granted_at = factory.LazyFunction(timezone.now)
+    connected_at = factory.SelfAttribute("granted_at")  # the app exchanged its code (None: not yet)
     authorization_details = factory.LazyAttribute(
         lambda o: [{"type": "privacy_portal_data_access", "purpose": o.purpose.slug}]
     )

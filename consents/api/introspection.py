@@ -107,9 +107,7 @@ def token_introspect(client_id: str, secret: str, token_value: str) -> dict[str,
     caller_id, stored_secret, caller_partner_id, in_good_standing, *token = row
     if not client_secret_check(secret, stored_secret) or caller_partner_id is None or not in_good_standing:
         return None
-    application_id, expires, scope, client, grant_id, grant_partner_id, grant_live, details, purpose, sub = (
-        token
-    )
+    application_id, expires, scope, client, grant_id, grant_partner_id, grant_live, details, purpose, sub = token
     expires_at: datetime | None = _aware(expires)
     if expires_at is None or expires_at <= now:
         return INACTIVE

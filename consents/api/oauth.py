@@ -143,6 +143,8 @@ class PartnerOAuth2Validator(OAuth2Validator):
         access_token = super()._create_access_token(expires, request, token, source_refresh_token)
         if (grant := getattr(request, "app_grant", None)) is not None:
             AppGrantToken.objects.create(grant=grant, access_token=access_token)
+            # The first token makes the connection (until then the sweep may end it as unfinished).
+            AppGrant.objects.filter(pk=grant.pk, connected_at__isnull=True).update(connected_at=timezone.now())
         return access_token
 
     def _create_refresh_token(

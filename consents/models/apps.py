@@ -150,6 +150,8 @@ class AppGrant(models.Model):
     lookback_days = models.PositiveIntegerField(_("lookback (days)"), null=True, blank=True)
     authorization_details = models.JSONField(_("authorisation details"))
     granted_at = models.DateTimeField(_("granted at"), default=timezone.now)
+    # When the app first exchanged its code for tokens; until then the connection is not made.
+    connected_at = models.DateTimeField(_("connected at"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
     revocation_reason = models.CharField(
         _("withdrawal reason"), max_length=24, choices=RevocationReason.choices, blank=True

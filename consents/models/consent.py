@@ -37,6 +37,10 @@ class RevocationReason(models.TextChoices):
     BUSINESS_RULE = "business_rule", _("Business rule")
     EXPIRED = "expired", _("It expired")
     ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+    # Connected apps only: a newer approval for the same app and purpose took this one's place,
+    # or the app never exchanged its code, so the connection was never made.
+    REPLACED = "replaced", _("You connected the app again")
+    INCOMPLETE = "incomplete", _("The app did not finish connecting")
 
 
 class Initiator(models.TextChoices):

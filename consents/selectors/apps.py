@@ -4,7 +4,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Coalesce, Now
 
 from audit.models import AccessEvent
 from consents.models import AppGrant, DataCategory
@@ -21,26 +22,42 @@ class ConnectedAppRow:
     def is_active(self) -> bool:
         return self.grant.is_active
 
+    @property
+    def is_pending(self) -> bool:
+        """Approved, but the app has not yet exchanged its code: not connected (yet)."""
+        return self.grant.connected_at is None
+
 
 def connected_apps_for(user: User) -> tuple[list[ConnectedAppRow], list[ConnectedAppRow]]:
-    """The consumer's grants: (running, ended), newest first; last access by the app's partner for the purpose."""
-    grants = list(
+    """The consumer's grants: (running, ended), newest first, each with the app's last read under it.
+
+    The last read is the partner's latest access for the grant's purpose while the grant ran
+    (from its approval to its end), so a connection made again does not inherit the reads of the
+    one it replaced.
+    """
+    last_read = (
+        AccessEvent.objects.filter(
+            user=OuterRef("user"),
+            partner=OuterRef("app__partner"),
+            purpose=OuterRef("purpose"),
+            accessed_at__gte=OuterRef("granted_at"),
+            accessed_at__lte=Coalesce(OuterRef("revoked_at"), Now()),
+        )
+        .order_by("-accessed_at")
+        .values("accessed_at")[:1]
+    )
+    grants = (
         AppGrant.objects.filter(user=user)
         .select_related("app__partner", "purpose")
         .prefetch_related("data_categories")
+        .annotate(last_access=Subquery(last_read))
         .order_by("-granted_at", "pk")
     )
-    last = {
-        (row["partner_id"], row["purpose_id"]): row["last"]
-        for row in AccessEvent.objects.filter(user=user, partner_id__in={g.app.partner_id for g in grants})
-        .values("partner_id", "purpose_id")
-        .annotate(last=Max("accessed_at"))
-    }
     rows = [
         ConnectedAppRow(
             grant=grant,
             categories=sorted(grant.data_categories.all(), key=lambda c: c.name),
-            last_access=last.get((grant.app.partner_id, grant.purpose_id)),
+            last_access=grant.last_access,
         )
         for grant in grants
     ]

@@ -47,6 +47,9 @@ from portal.models import User
 # call the partner API; what it may read is its grant's authorization_details.
 APP_TOKEN_SCOPE = "grant"  # noqa: S105 (a scope name)
 ENDED = (ConsentStatus.REVOKED, ConsentStatus.EXPIRED)
+# Seconds after a grant's code expired before the grant is ended as unfinished: a token request
+# already under way when the code was about to expire has finished by then.
+UNFINISHED_GRACE = 300
 
 
 def redirect_uris_clean(uris: Iterable[str]) -> list[str]:
@@ -205,6 +208,11 @@ def app_grant_create(
 
     granted = list(categories)
     app = locked.app
+    # Connecting again replaces the running connection for this purpose (its tokens end with it):
+    # one connection per app and purpose, the one the consumer approved last.
+    previous = AppGrant.objects.filter(user=user, app=app, purpose=access.purpose, status=ConsentStatus.GRANTED)
+    for old in previous:
+        app_grant_revoke(old, initiator=Actor.consumer(user), reason=RevocationReason.REPLACED)
     version = access.purpose.current_version
     assert version is not None  # details_validate only lets published purposes through
     grant = AppGrant.objects.create(
@@ -353,6 +361,27 @@ def app_grant_revoke(grant: AppGrant, *, initiator: Actor, reason: str, note: st
     )
     outbox_app_grant_changed(grant=grant, event_type=EventType(f"consent.{event}"))
     return grant
+
+
+def app_grant_unfinished_end(*, grant_id: uuid.UUID | str) -> AppGrant | None:
+    """End a grant whose app never exchanged its code (the code has expired); ``None`` if not such a grant.
+
+    The consumer approved, so the grant was recorded and the partner told; without tokens it
+    never covered anything, and ending it keeps "Connected apps" to connections that exist.
+    """
+    grant = AppGrant.objects.select_related("user").filter(pk=grant_id).first()
+    if grant is None or grant.status != ConsentStatus.GRANTED or grant.connected_at is not None:
+        return None
+    if grant.granted_at > unfinished_before():
+        return None
+    with transaction.atomic():
+        ended = app_grant_revoke(grant, initiator=Actor.system("connect"), reason=RevocationReason.INCOMPLETE)
+    return ended if ended.revocation_reason == RevocationReason.INCOMPLETE else None
+
+
+def unfinished_before() -> datetime:
+    """Grants approved before this and still without tokens will never get any: their code expired."""
+    return timezone.now() - timedelta(seconds=oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS + UNFINISHED_GRACE)
 
 
 def app_grant_expire(*, grant_id: uuid.UUID | str) -> AppGrant | None:

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from consents.models import AppGrant, Consent, ConsentStatus
 from consents.notifications import expiry_reminder_send
-from consents.services.apps import app_grant_expire
+from consents.services.apps import app_grant_expire, app_grant_unfinished_end, unfinished_before
 from consents.services.consents import consent_expire, consent_reminder_mark
 from portal.emails import EmailError
 
@@ -74,17 +74,21 @@ def consents_remind_expiring() -> int:
 
 @shared_task(name="consents.tasks.app_grants_expire_due")
 def app_grants_expire_due() -> int:
-    """End every connected-app grant whose time has passed (revoking its tokens); the number expired.
+    """End every connected-app grant whose time has passed or whose app never finished connecting.
 
-    At most ``BATCH_SIZE`` a run, oldest first; the rest on the next run. Safe to run twice or
-    side by side: ``app_grant_revoke`` re-checks each grant under its lock.
+    Returns the number ended. At most ``BATCH_SIZE`` of each a run, oldest first; the rest on the
+    next run. Safe to run twice or side by side: ``app_grant_revoke`` re-checks each grant under
+    its lock.
     """
-    expired = 0
-    due = AppGrant.objects.filter(status=ConsentStatus.GRANTED, expires_at__lte=timezone.now())
-    for grant_id in list(due.order_by("expires_at").values_list("pk", flat=True)[:BATCH_SIZE]):
-        try:
-            if app_grant_expire(grant_id=grant_id) is not None:
-                expired += 1
-        except Exception:
-            logger.exception("could not expire app grant %s; will retry on the next run", grant_id)
-    return expired
+    running = AppGrant.objects.filter(status=ConsentStatus.GRANTED)
+    expired = running.filter(expires_at__lte=timezone.now()).order_by("expires_at")
+    unfinished = running.filter(connected_at__isnull=True, granted_at__lte=unfinished_before()).order_by("granted_at")
+    ended = 0
+    for due, end in ((expired, app_grant_expire), (unfinished, app_grant_unfinished_end)):
+        for grant_id in list(due.values_list("pk", flat=True)[:BATCH_SIZE]):
+            try:
+                if end(grant_id=grant_id) is not None:
+                    ended += 1
+            except Exception:
+                logger.exception("could not end app grant %s; will retry on the next run", grant_id)
+    return ended

@@ -292,3 +292,26 @@ def test_another_partners_grant_does_not_cover_an_access(grant, consumer):
     subject = partner_subject_ensure(partner=other, user=consumer)
     [result] = access_events_ingest(partner=other, reports=[_report(subject, ["balances"])])
     assert result.verdict == AccessVerdict.OUTSIDE_SHARING
+
+
+def test_connected_page_shows_the_last_read_while_each_grant_ran(consumer_client, grant, consumer):
+    """A connection made again does not inherit the reads of the one before it."""
+    subject = partner_subject_ensure(partner=grant.app.partner, user=consumer)
+    start = grant.granted_at
+    access_events_ingest(
+        partner=grant.app.partner,
+        reports=[
+            _report(subject, ["balances"], at=start - timedelta(days=2), event_id="earlier"),
+            _report(subject, ["balances"], at=start + timedelta(minutes=1), event_id="during"),
+        ],
+    )
+    with time_machine.travel(start + timedelta(minutes=5), tick=False):
+        app_grant_revoke(grant, initiator=Actor.consumer(consumer), reason="user_action")
+        later = AppGrantFactory(user=consumer, purpose=grant.purpose, app=grant.app)
+
+    page = consumer_client.get(reverse("connected:list"))
+
+    (running,) = page.context["active"]
+    (ended,) = page.context["past"]
+    assert (running.grant, running.last_access) == (later, None)
+    assert (ended.grant, ended.last_access) == (grant, start + timedelta(minutes=1))

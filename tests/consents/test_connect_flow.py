@@ -13,10 +13,12 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
+from oauth2_provider.settings import oauth2_settings
 
 from audit.services import Actor
-from consents.models import AppGrant, AppGrantToken, PushedAuthorization
+from consents.models import AppGrant, AppGrantToken, OutboxEvent, PushedAuthorization
 from consents.services.partners import partner_credential_create
+from consents.tasks.expiry import app_grants_expire_due
 from tests.factories import (
     DataCategoryFactory,
     PartnerFactory,
@@ -405,3 +407,74 @@ def test_the_consent_screen_lets_its_form_answer_redirect_to_the_app_and_nowhere
     directives = dict(d.strip().split(" ", 1) for d in page["Content-Security-Policy"].split(";"))
     assert directives["form-action"].split() == ["'self'", "https://app.example.com"]
     assert client.get(reverse("connected:list"))["Content-Security-Policy"].count("app.example.com") == 0
+
+
+# Connecting again, and approvals the app never finished ---------------------------------------
+
+
+def test_connecting_again_replaces_the_running_connection_and_ends_its_tokens(client, world):
+    consumer = UserFactory()
+    query, verifier = _connect(client, world, consumer)
+    first_tokens = _token(client, world, query["code"][0], verifier).json()
+    first = AppGrant.objects.get(user=consumer)
+
+    query, verifier = _connect(client, world, consumer, optional=["balances"])
+    second_tokens = _token(client, world, query["code"][0], verifier).json()
+
+    first.refresh_from_db()
+    second = AppGrant.objects.get(user=consumer, status="granted")
+    assert (first.status, first.revocation_reason) == ("revoked", "replaced")
+    assert second.pk != first.pk
+    assert second_tokens["grant_id"] == str(second.pk)
+    client_id = world["app"].application.client_id
+    assert _introspect(client, client_id, world["secret"], first_tokens["access_token"]).json() == {"active": False}
+    assert _introspect(client, client_id, world["secret"], second_tokens["access_token"]).json()["active"] is True
+    events = OutboxEvent.objects.filter(partner=world["partner"]).order_by("created_at")
+    assert [(kind, payload["data"]["grant_id"]) for kind, payload in events.values_list("event_type", "payload")] == [
+        ("consent.granted", str(first.pk)),
+        ("consent.revoked", str(first.pk)),
+        ("consent.granted", str(second.pk)),
+    ]
+    page = client.get(reverse("connected:list"))
+    assert [row.grant for row in page.context["active"]] == [second]
+    assert [row.grant for row in page.context["past"]] == [first]
+    assert "You connected the app again" in page.content.decode()
+
+
+def test_an_approval_the_app_never_finishes_is_pending_then_ended_as_unfinished(client, world):
+    consumer = UserFactory()
+    approved_at = timezone.now()
+    with time_machine.travel(approved_at, tick=False):
+        _connect(client, world, consumer)
+        grant = AppGrant.objects.get(user=consumer)
+        page = client.get(reverse("connected:list"))
+    assert grant.connected_at is None
+    (row,) = page.context["active"]
+    assert row.is_pending
+    assert "has not finished connecting yet" in page.content.decode()
+
+    code_life = oauth2_settings.AUTHORIZATION_CODE_EXPIRE_SECONDS
+    with time_machine.travel(approved_at + timedelta(seconds=code_life + 60), tick=False):
+        assert app_grants_expire_due() == 0  # a token request may still be finishing
+    with time_machine.travel(approved_at + timedelta(seconds=code_life + 301), tick=False):
+        assert app_grants_expire_due() == 1
+        assert app_grants_expire_due() == 0
+
+    grant.refresh_from_db()
+    assert (grant.status, grant.revocation_reason, grant.changed_by) == ("revoked", "incomplete", "system")
+    assert OutboxEvent.objects.filter(partner=world["partner"], event_type="consent.revoked").count() == 1
+
+
+def test_a_connection_made_is_never_ended_as_unfinished(client, world):
+    consumer = UserFactory()
+    approved_at = timezone.now()
+    with time_machine.travel(approved_at, tick=False):
+        query, verifier = _connect(client, world, consumer)
+        assert _token(client, world, query["code"][0], verifier).status_code == 200
+    grant = AppGrant.objects.get(user=consumer)
+    assert grant.connected_at == approved_at
+
+    with time_machine.travel(approved_at + timedelta(days=1), tick=False):
+        assert app_grants_expire_due() == 0
+    grant.refresh_from_db()
+    assert grant.status == "granted"
