@@ -256,6 +256,8 @@ def window_admit(name: str, rate: str, *, scope: str) -> int | None:
 class PartnerRateThrottle(BaseThrottle):
     """Requests per partner per fixed window (``PARTNER_API_RATE``), counted in batches (``window_admit``).
 
+    Its connected apps' calls with their grant tokens count in the partner's window too.
+
     A fixed window lets a client burst up to twice the rate across a window boundary, which is
     acceptable for abuse protection.
     """
@@ -266,10 +268,12 @@ class PartnerRateThrottle(BaseThrottle):
         self.retry_after = 1
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        token = request.auth
-        if not isinstance(token, PartnerToken):
+        # A partner's own tokens and the tokens of its connected apps (consents/api/grants.py) count
+        # in the partner's one window.
+        partner_id = getattr(request.auth, "partner_id", None)
+        if partner_id is None:
             return True
-        wait = window_admit(f"partner-api-throttle:{token.partner_id}", settings.PARTNER_API_RATE, scope=self.scope)
+        wait = window_admit(f"partner-api-throttle:{partner_id}", settings.PARTNER_API_RATE, scope=self.scope)
         if wait is None:
             return True
         self.retry_after = wait

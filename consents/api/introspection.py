@@ -98,7 +98,7 @@ def token_introspect(client_id: str, secret: str, token_value: str) -> dict[str,
         return None
     now = timezone.now()
     checksum = hashlib.sha256(token_value.encode()).hexdigest()
-    params = [PartnerStatus.ACTIVE, PartnerStatus.ACTIVE, client_id, ConsentStatus.GRANTED, now]
+    params: list[Any] = [PartnerStatus.ACTIVE, PartnerStatus.ACTIVE, client_id, ConsentStatus.GRANTED, now]
     with connection.cursor() as cursor:
         cursor.execute(_INTROSPECT_SQL, [*params, PartnerStatus.ACTIVE, checksum])
         row = cursor.fetchone()

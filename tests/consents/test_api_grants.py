@@ -4,6 +4,8 @@ import json
 import uuid
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from consents.models import AppGrantToken, OutboxEvent
 from tests.factories import AppGrantFactory, ConnectedAppFactory, app_grant_tokens
@@ -139,3 +141,20 @@ def test_grant_operations_are_in_the_openapi_schema(client):
     schema = client.get("/api/schema/", headers={"accept": "application/json"}).json()
     assert schema["paths"]["/api/v1/grants/{grant_id}"]["get"]["operationId"] == "grant_get"
     assert schema["paths"]["/api/v1/grants/{grant_id}/revocation"]["put"]["operationId"] == "grant_revoke"
+
+
+def test_app_tokens_count_in_their_partners_rate_window(client, world, settings):
+    a, _b, grant = world
+    settings.PARTNER_API_RATE = "3/minute"
+    app_headers = {"authorization": f"Bearer {app_grant_tokens(grant)}"}
+    partner_headers = {"authorization": f"Bearer {a.token}"}
+
+    # One frozen minute, so that the four requests share one window on any clock.
+    with time_machine.travel(timezone.now().replace(second=1), tick=False):
+        statuses = [_get(client, grant.pk, app_headers).status_code for _ in range(2)]
+        statuses.append(_get(client, grant.pk, partner_headers).status_code)
+        refused = _get(client, grant.pk, app_headers)
+
+    assert statuses == [200, 200, 200]
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "throttled"
