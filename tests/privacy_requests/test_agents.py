@@ -79,7 +79,8 @@ def test_agent_export_confirmed_by_the_consumer_becomes_their_request_marked_as_
     client.force_login(consumer)
     client.post(reverse("account_reauthenticate"), {"password": PASSWORD})
     page = client.get(path)
-    assert page.status_code == 200 and "Alex Agent (Advocates LLP)" in page.content.decode()
+    assert page.status_code == 200
+    assert "Alex Agent (Advocates LLP)" in page.content.decode()
     # The consumer answers three days after the agent asked.
     AgentRequest.objects.filter(pk=agent_request.pk).update(received_at=received - timedelta(days=3))
     agent_request.refresh_from_db()
@@ -156,10 +157,12 @@ def test_this_wasnt_me_closes_the_request_and_is_audited(
     )
     assert reauthenticated_client.post(path, {"answer": "decline"}).status_code == 302
     agent_request.refresh_from_db()
-    assert agent_request.status == AgentRequestStatus.DECLINED and agent_request.decided_at
+    assert agent_request.status == AgentRequestStatus.DECLINED
+    assert agent_request.decided_at
     assert not PrivacyRequest.objects.exists()
     event = AuditEvent.objects.filter(subject=consumer).latest("seq")
-    assert event.data["agent_step"] == "declined" and event.actor_kind == "consumer"
+    assert event.data["agent_step"] == "declined"
+    assert event.actor_kind == "consumer"
     assert reauthenticated_client.post(path, {"answer": "confirm"}).status_code == 409
 
 
@@ -193,7 +196,9 @@ def test_unknown_address_gets_the_same_answer_and_nothing_is_sent_or_kept(
     assert _without_tokens(client.get(unknown.url)) == _without_tokens(client.get(known.url))
     assert mail.outbox == []
     closed = AgentRequest.objects.get(consumer_email=address)
-    assert closed.status == AgentRequestStatus.NO_ACCOUNT and closed.user is None and closed.document_name == ""
+    assert closed.status == AgentRequestStatus.NO_ACCOUNT
+    assert closed.user is None
+    assert closed.document_name == ""
     assert export_storage().listdir("agents")[1] == [
         AgentRequest.objects.get(user=consumer).document_name.split("/")[1]
     ]
@@ -256,12 +261,15 @@ def test_staff_verification_per_role(client, consumer, agent_setup, django_captu
     agent_request.refresh_from_db()
     document = staff_client.get(reverse("admin:privacy_requests_agentrequest_document", args=[agent_request.pk]))
     if allowed:
-        assert agent_request.status == AgentRequestStatus.VERIFIED and agent_request.decided_by is not None
+        assert agent_request.status == AgentRequestStatus.VERIFIED
+        assert agent_request.decided_by is not None
         deletion = PrivacyRequest.objects.get(user=consumer, kind=RequestKind.DELETION)
         assert deletion.agent_request == agent_request
         verified = AuditEvent.objects.get(subject=consumer, data__agent_step="verified")
-        assert verified.actor_kind == "staff" and verified.note.text.startswith("Notarised")
-        assert document.status_code == 200 and b"".join(document.streaming_content) == PDF
+        assert verified.actor_kind == "staff"
+        assert verified.note.text.startswith("Notarised")
+        assert document.status_code == 200
+        assert b"".join(document.streaming_content) == PDF
         queue = staff_client.get(reverse("admin:privacy_requests_privacyrequest_changelist"), {"made_by": "agent"})
         assert "Agent: Alex Agent (Advocates LLP)" in queue.content.decode()
         mine = staff_client.get(reverse("admin:privacy_requests_privacyrequest_changelist"), {"made_by": "consumer"})
