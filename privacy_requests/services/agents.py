@@ -174,7 +174,8 @@ def confirm_token_read(token: str) -> tuple[AgentRequest, str]:
 
 
 def _locked_open(agent_request: AgentRequest, nonce: str | None) -> AgentRequest:
-    locked = AgentRequest.objects.select_for_update().select_related("user").get(pk=agent_request.pk)
+    # Not joined to the consumer: PostgreSQL cannot lock the nullable side of an outer join.
+    locked = AgentRequest.objects.select_for_update().get(pk=agent_request.pk)
     current = nonce is None or (bool(locked.confirm_nonce) and secrets.compare_digest(locked.confirm_nonce, nonce))
     if not locked.is_open or not current:
         raise DomainError(_("This request has already been answered."), code="already_answered")
