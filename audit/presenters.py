@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.actions import AuditAction, AuditReason
 from audit.models import NOTE_REMOVED, ActorKind, AuditEvent, AuditNote, catalogue
+from audit.selectors import event_note
 
 # The consumer reads their own activity: these actions get their own wording (the rest show their label).
 ACTIONS: dict[str, Promise] = {
@@ -19,6 +20,19 @@ ACTIONS: dict[str, Promise] = {
     AuditAction.CONSENT_RECONSENT_REQUIRED: _("“%(purpose)s” has a new notice and needs your decision"),
     AuditAction.ACCESS_STAFF_VIEWED: _("Our staff opened your records"),
     AuditAction.PARTNER_EVENT_ACKNOWLEDGED: _("A partner confirmed it acted on a change"),
+}
+
+# An authorised agent's request (privacy_requests.services.agents), by step; ``%(kind)s`` from AGENT_KINDS.
+AGENT_STEPS: dict[str, Promise] = {
+    "received": _("Request made for you: %(kind)s"),
+    "confirmed": _("You confirmed the request made for you: %(kind)s"),
+    "verified": _("Our staff checked your authorised agent's permission: %(kind)s"),
+    "declined": _("You declined the request made in your name: %(kind)s"),
+}
+AGENT_KINDS: dict[str, Promise] = {
+    "export": _("a copy of your data"),
+    "deletion": _("deletion of your account"),
+    "opt_out": _("opt-out of the sale or sharing of your data"),
 }
 
 SYSTEM_ACTORS: dict[str, Promise] = {
@@ -46,6 +60,11 @@ class ActivityEntry:
 
 
 def _who(event: AuditEvent) -> str:
+    if event.actor_kind == ActorKind.SYSTEM and event.actor_label == "authorised agent":
+        note = event_note(event)
+        if note is not None and note.text:
+            return str(_("%(agent)s, your authorised agent")) % {"agent": note.text}
+        return str(_("Your authorised agent"))
     if event.data.get("method") == "gpc":
         return str(SYSTEM_ACTORS["gpc"])
     if event.actor_kind == ActorKind.CONSUMER:
@@ -81,6 +100,8 @@ def activity_entries(events: list[AuditEvent]) -> list[ActivityEntry]:
         template = ACTIONS.get(event.action)
         purpose = names.get(data.get("purpose", ""), data.get("purpose", ""))
         headline = str(template) % {"purpose": purpose} if template else _headline(event.action)
+        if step := AGENT_STEPS.get(data.get("agent_step", "")):
+            headline = str(step) % {"kind": AGENT_KINDS.get(data.get("kind", ""), data.get("kind", ""))}
         note = ""
         if data.get("reason"):
             note = str(_("Reason: %(reason)s")) % {"reason": AuditReason.label_of(data["reason"])}

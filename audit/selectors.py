@@ -315,5 +315,6 @@ def access_timeline_page(
 
 def activity_page(user: User, *, after: str = "", before: str = "", size: int = 50) -> KeysetPage[AuditEvent]:
     """One page of the consumer's own audit trail, newest first, with the cursors of its neighbours."""
-    events = AuditEvent.objects.filter(subject=user).order_by("-occurred_at", "-id")
+    # The note names the authorised agent who acted for the consumer (audit.presenters).
+    events = AuditEvent.objects.filter(subject=user).select_related("note").order_by("-occurred_at", "-id")
     return _keyset_page(events, "occurred_at", after=after, before=before, size=size)

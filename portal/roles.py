@@ -4,7 +4,8 @@ This is the one place the mapping lives. ``portal/migrations/0003_staff_roles.py
 groups from a frozen copy of it (a migration must not import code that changes later; the
 privacy-request permissions it names ``portal.*`` became ``privacy_requests.*`` when
 ``portal/migrations/0005_privacy_requests_move.py`` moved their content types; later permissions are
-granted by the ``ROLES_GRANTED`` of ``privacy_requests/migrations/0002_regulator_reports.py`` and
+granted by the ``ROLES_GRANTED`` of ``privacy_requests/migrations/0002_regulator_reports.py``,
+``privacy_requests/migrations/0003_authorised_agents.py`` and
 ``consents/migrations/0009_connect_oauth.py``); a test compares
 the live groups with this mapping, so a change here needs a new migration too.
 
@@ -41,6 +42,7 @@ _REQUESTS_READ = (
     "privacy_requests.view_privacyrequest",
     "privacy_requests.view_privacyrequestextension",
     "privacy_requests.view_privacyrequestpartnertask",
+    "privacy_requests.view_agentrequest",
 )
 
 _CONSUMERS_READ = (
@@ -61,6 +63,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         *_NOTICES,
         *_REQUESTS_READ,
         "privacy_requests.decide_privacyrequest",
+        "privacy_requests.verify_agentrequest",
         "privacy_requests.record_privacyrequestpartnertask",
         "privacy_requests.view_consentproof",
         "privacy_requests.view_regulator_reports",

@@ -251,6 +251,9 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password_from_key": "20/m/ip",
     "change_password": "5/m/user",
     "reauthenticate": "10/m/user",
+    # The public authorised-agent form (privacy_requests): per client address, and per consumer
+    # address typed in (the key) so nobody can flood one consumer with confirmation emails.
+    "agent_request": "10/m/ip,30/h/ip,3/h/key",
 }
 # The client address that rate limits count against (and that portal.http.client_ip returns).
 # Behind a reverse proxy REMOTE_ADDR is the proxy's, so every visitor would share one counter:
@@ -411,6 +414,7 @@ CELERY_TASK_ROUTES = {
     "portal.requests.tasks.privacy_requests_tick": {"queue": "requests"},
     "portal.requests.tasks.privacy_exports_purge_expired": {"queue": "requests"},
     "portal.requests.tasks.consent_proofs_purge_expired": {"queue": "requests"},
+    "privacy_requests.tasks.agent_request_dispatch": {"queue": "default"},
     "portal.tasks.sessions_clear_expired": {"queue": "default"},
     "audit.tasks.audit_chains_verify": {"queue": "default"},
 }
@@ -629,6 +633,10 @@ if FAULT_CRASH_AFTER_COMMIT and PRODUCTION:
 
 EXPORT_TTL_DAYS = env_int("EXPORT_TTL_DAYS", 7)
 DELETION_GRACE_DAYS = env_int("DELETION_GRACE_DAYS", 7)
+# Authorised agents: how long the consumer's confirmation link stays valid, and the largest signed
+# permission document accepted (PDF, PNG or JPEG).
+AGENT_REQUEST_CONFIRM_DAYS = env_int("AGENT_REQUEST_CONFIRM_DAYS", 14)
+AGENT_DOCUMENT_MAX_BYTES = env_int("AGENT_DOCUMENT_MAX_BYTES", 5 * 1024 * 1024)
 CONSENT_PROOF_RETENTION_DAYS = env_int("CONSENT_PROOF_RETENTION_DAYS", 3 * 365)
 # A deletion keeps the consumer's address only to tell them it is complete, which waits for every
 # partner's confirmation. A partner may never confirm, so the address (and the free text gathered

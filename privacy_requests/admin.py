@@ -6,9 +6,10 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -21,17 +22,21 @@ from audit.admin_mixins import ReadOnlyAdminMixin
 from consents.errors import DomainError
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.models import User
-from privacy_requests.forms import ExtendForm, RecordAcknowledgementForm, RejectForm
+from privacy_requests.forms import AgentVerifyForm, ExtendForm, RecordAcknowledgementForm, RejectForm
 from privacy_requests.models import (
     ACTIVE_STATUSES,
+    AgentRequest,
+    AgentRequestStatus,
     ConsentProof,
     PartnerTaskState,
     PrivacyRequest,
     PrivacyRequestExtension,
     PrivacyRequestPartnerTask,
 )
+from privacy_requests.services.agents import agent_request_verify
 from privacy_requests.services.deletion import partner_task_record
 from privacy_requests.services.requests import privacy_request_extend, privacy_request_reject
+from privacy_requests.storage import export_storage
 
 
 class DueFilter(admin.SimpleListFilter):
@@ -58,6 +63,22 @@ class DueFilter(admin.SimpleListFilter):
                 return open_requests.filter(due_at__gt=now, due_at__lte=now + timedelta(days=30))
             case "later":
                 return open_requests.filter(due_at__gt=now + timedelta(days=30))
+        return queryset
+
+
+class MadeByFilter(admin.SimpleListFilter):
+    title = _("made by")
+    parameter_name = "made_by"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("agent", _("An authorised agent")), ("consumer", _("The consumer"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        match self.value():
+            case "agent":
+                return queryset.filter(agent_request__isnull=False)
+            case "consumer":
+                return queryset.filter(agent_request__isnull=True)
         return queryset
 
 
@@ -115,9 +136,17 @@ class PrivacyRequestAdmin(RecordsStaffAccess, ReadOnlyHistoryAdmin):
         "due_at",
         "deadline",
         "partners_confirmed",
+        "made_by",
         "escalated_at",
     )
-    list_filter = ("kind", "status", DueFilter, "jurisdiction", ("escalated_at", admin.EmptyFieldListFilter))
+    list_filter = (
+        "kind",
+        "status",
+        MadeByFilter,
+        DueFilter,
+        "jurisdiction",
+        ("escalated_at", admin.EmptyFieldListFilter),
+    )
     ordering = ("due_at",)
     date_hierarchy = "due_at"
     search_fields = ("=id",)
@@ -156,7 +185,7 @@ class PrivacyRequestAdmin(RecordsStaffAccess, ReadOnlyHistoryAdmin):
         return (
             super()
             .get_queryset(request)
-            .select_related("user")
+            .select_related("user", "agent_request")
             .annotate(tasks_total=Count("partner_tasks"), tasks_done=Count("partner_tasks", filter=done))
         )
 
@@ -180,6 +209,15 @@ class PrivacyRequestAdmin(RecordsStaffAccess, ReadOnlyHistoryAdmin):
         if obj.is_active:
             return gettext("in %(time)s") % {"time": timeuntil(obj.due_at)}
         return "—"
+
+    @admin.display(description=_("made by"))
+    def made_by(self, obj: PrivacyRequest) -> str:
+        agent = getattr(obj, "agent_request", None)
+        if agent is None:
+            return gettext("The consumer")
+        return format_html(
+            '<strong class="request-agent">{}</strong>', gettext("Agent: %(agent)s") % {"agent": agent.agent_label}
+        )
 
     @admin.display(description=_("partners confirmed"))
     def partners_confirmed(self, obj: Any) -> str:
@@ -298,3 +336,94 @@ class ConsentProofAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("event", "purpose_slug")
     search_fields = ("=principal_id", "=receipt_sha256")
     ordering = ("-issued_at",)
+
+
+@admin.register(AgentRequest)
+class AgentRequestAdmin(RecordsStaffAccess, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Requests authorised agents made: waiting for the consumer, or for staff to check the agent's authority."""
+
+    def consumer_of(self, obj: AgentRequest) -> User | None:
+        return obj.user
+
+    list_display = ("received_at", "kind", "status", "agent_name", "agent_organisation", "user", "privacy_request")
+    list_filter = ("status", "kind")
+    ordering = ("-received_at",)
+    search_fields = ("=id", "=agent_email")
+    actions = ("verify",)
+    fields = (
+        "id",
+        "kind",
+        "status",
+        "user",
+        "consumer_email",
+        "agent_name",
+        "agent_email",
+        "agent_organisation",
+        "document_link",
+        "document_type",
+        "document_size",
+        "language",
+        "received_at",
+        "decided_at",
+        "decided_by",
+        "privacy_request",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AgentRequest]:
+        # Requests for nobody (no account) are closed at once and hold no document: not staff's queue.
+        return super().get_queryset(request).exclude(status=AgentRequestStatus.NO_ACCOUNT).select_related("user")
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        view = self.admin_site.admin_view(self.document_view)
+        return [path("<uuid:pk>/document/", view, name="privacy_requests_agentrequest_document"), *super().get_urls()]
+
+    def has_verify_permission(self, request: HttpRequest) -> bool:
+        """Checking a power of attorney acts on a consumer's data without their confirmation: its own permission."""
+        return request.user.has_perm(f"{self.opts.app_label}.verify_agentrequest")
+
+    @admin.display(description=_("permission document"))
+    def document_link(self, obj: AgentRequest) -> str:
+        if not obj.document_name:
+            return "—"
+        url = reverse("admin:privacy_requests_agentrequest_document", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("Open the signed permission"))
+
+    def document_view(self, request: HttpRequest, pk: Any) -> HttpResponseBase:
+        """The agent's signed permission, for those who may verify it; read from the private storage."""
+        if not self.has_verify_permission(request):
+            raise PermissionDenied
+        agent_request = get_object_or_404(self.get_queryset(request), pk=pk)
+        if not agent_request.document_name:
+            raise Http404
+        self._staff_access_record(request, agent_request, gettext("Opened an authorised agent's permission document"))
+        handle = export_storage().open(agent_request.document_name, "rb")
+        response = FileResponse(handle, content_type=agent_request.document_type)
+        response["Cache-Control"] = "private, no-store"
+        response["Content-Security-Policy"] = "sandbox"
+        return response
+
+    @admin.action(
+        description=_("Verify the agent's power of attorney and carry out the request (note required)"),
+        permissions=["verify"],
+    )
+    def verify(self, request: HttpRequest, queryset: QuerySet[AgentRequest]) -> HttpResponse | None:
+        form = AgentVerifyForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            title = gettext("Verify the authorised agent")
+            return _action_form(self, request, queryset, form, action="verify", title=title)
+        assert isinstance(request.user, User)
+        for agent_request in queryset:
+            try:
+                agent_request_verify(agent_request=agent_request, staff=request.user, note=form.cleaned_data["note"])
+            except DomainError as error:
+                self.message_user(request, f"{agent_request}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    gettext("%(request)s: verified and carried out.") % {"request": agent_request},
+                    messages.SUCCESS,
+                )
+        return None

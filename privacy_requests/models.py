@@ -348,3 +348,99 @@ class ConsentProof(models.Model):
 
     def __str__(self) -> str:
         return f"{self.principal_id} · {self.purpose_slug} v{self.notice_version} {self.event}"
+
+
+class AgentRequestKind(models.TextChoices):
+    EXPORT = "export", _("A copy of the consumer's data")
+    DELETION = "deletion", _("Deletion of the consumer's account")
+    OPT_OUT = "opt_out", _("Opt-out of the sale or sharing of the consumer's data")
+
+
+class AgentRequestStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    AWAITING_CONSUMER = "awaiting_consumer", _("Waiting for the consumer or staff")
+    CONFIRMED = "confirmed", _("Confirmed by the consumer")
+    VERIFIED = "verified", _("Agent's authority verified by staff")
+    DECLINED = "declined", _("Declined by the consumer")
+    NO_ACCOUNT = "no_account", _("Closed: no account for that address")
+
+
+class AgentRequest(models.Model):
+    """A request an authorised agent made for a consumer (CCPA, Cal. Code Regs. tit. 11, § 7063).
+
+    Nothing happens for the consumer until they confirm it (emailed link, signed in as themselves)
+    or staff verify the agent's power of attorney; it then becomes an ordinary privacy request (or
+    an opt-out of sale/sharing) that keeps the date the agent's request was received.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(_("kind"), max_length=16, choices=AgentRequestKind.choices)
+    status = models.CharField(
+        _("status"), max_length=24, choices=AgentRequestStatus.choices, default=AgentRequestStatus.RECEIVED
+    )
+    consumer_email = models.EmailField(_("consumer's email address"))
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("consumer"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="agent_requests",
+    )
+    agent_name = models.CharField(_("agent's name"), max_length=200)
+    agent_email = models.EmailField(_("agent's email address"))
+    agent_organisation = models.CharField(_("agent's organisation"), max_length=200, blank=True)
+    # The key of the signed permission in the private ``exports`` storage (never a public URL).
+    document_name = models.CharField(_("permission document"), max_length=200, blank=True, editable=False)
+    document_type = models.CharField(_("document type"), max_length=64, blank=True)
+    document_size = models.PositiveIntegerField(_("document size (bytes)"), default=0)
+    language = models.CharField(_("language"), max_length=16, default="en")
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("verified by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    confirm_nonce = models.CharField(max_length=32, blank=True, editable=False)
+    privacy_request = models.OneToOneField(
+        PrivacyRequest,
+        verbose_name=_("privacy request"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="agent_request",
+    )
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = _("authorised agent request")
+        verbose_name_plural = _("authorised agent requests")
+        permissions = [("verify_agentrequest", _("Can verify an authorised agent's power of attorney"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status__in=["awaiting_consumer", "confirmed", "verified", "declined"])
+                | Q(user__isnull=False),
+                name="agentrequest_matched_has_consumer",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["confirmed", "verified", "declined"]) | Q(decided_at__isnull=False),
+                name="agentrequest_decided_has_date",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="agentrequest_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} · {self.agent_label}"
+
+    @property
+    def agent_label(self) -> str:
+        """The agent as the consumer reads it: name, and organisation when given."""
+        return f"{self.agent_name} ({self.agent_organisation})" if self.agent_organisation else self.agent_name
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == AgentRequestStatus.AWAITING_CONSUMER

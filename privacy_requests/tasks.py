@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.services import Actor
 from privacy_requests.models import PrivacyRequest, RequestKind, RequestStatus
 from privacy_requests.retention import late_free_text_scrub, privacy_request_retention_apply
+from privacy_requests.services.agents import agent_request_dispatch as agent_request_dispatch_service
 from privacy_requests.services.deletion import (
     consent_proofs_purge,
     privacy_request_acks_sync,
@@ -87,3 +88,8 @@ def privacy_exports_purge_expired() -> int:
 @shared_task(name="portal.requests.tasks.consent_proofs_purge_expired")
 def consent_proofs_purge_expired() -> int:
     return consent_proofs_purge()
+
+
+@shared_task(name="privacy_requests.tasks.agent_request_dispatch")
+def agent_request_dispatch(agent_request_id: str) -> None:
+    agent_request_dispatch_service(agent_request_id=agent_request_id)

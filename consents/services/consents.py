@@ -293,27 +293,32 @@ def gpc_signal_honour(*, user: User) -> GpcSignal | None:
     signal, created = GpcSignal.objects.get_or_create(user=user)
     if not created:
         return None
-    purposes = Purpose.objects.published().filter(gpc_covered=True, legal_basis=LegalBasis.CONSENT)
-    ended = set(
-        Consent.objects.filter(
-            user=user, purpose__in=purposes, status__in=[ConsentStatus.REVOKED, ConsentStatus.EXPIRED]
-        ).values_list("purpose_id", flat=True)
-    )
     actor = Actor.consumer(user)
-    opted_out = []
-    for purpose in purposes.select_related("current_version"):
-        if purpose.pk in ended:
-            continue
-        consent_revoke(
-            user=user,
-            purpose=purpose,
-            actor=actor,
-            method=ConsentMethod.GPC,
-        )
-        opted_out.append(purpose.slug)
+    opted_out = sale_sharing_opt_out(user=user, actor=actor, method=ConsentMethod.GPC)
     signal.purposes = opted_out
     signal.save(update_fields=["purposes"])
     event_record(
         actor=actor, subject=user, action=AuditAction.GPC_HONOURED, target=signal, data={"purposes": opted_out}
     )
     return signal
+
+
+def sale_sharing_opt_out(*, user: User, actor: Actor, method: str) -> list[str]:
+    """Withdraw or refuse every published sale/sharing (GPC-covered) purpose that has not ended yet.
+
+    Runs in the caller's transaction (GPC, an authorised agent's opt-out); returns the slugs of the
+    purposes it opted the consumer out of.
+    """
+    purposes = Purpose.objects.published().filter(gpc_covered=True, legal_basis=LegalBasis.CONSENT)
+    ended = set(
+        Consent.objects.filter(
+            user=user, purpose__in=purposes, status__in=[ConsentStatus.REVOKED, ConsentStatus.EXPIRED]
+        ).values_list("purpose_id", flat=True)
+    )
+    opted_out = []
+    for purpose in purposes.select_related("current_version"):
+        if purpose.pk in ended:
+            continue
+        consent_revoke(user=user, purpose=purpose, actor=actor, method=method)
+        opted_out.append(purpose.slug)
+    return opted_out

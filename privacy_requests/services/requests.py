@@ -19,12 +19,16 @@ from privacy_requests.deadlines import due_at_compute, rule_for
 from privacy_requests.emails import request_email_on_commit, staff_email_on_commit
 from privacy_requests.models import (
     ACTIVE_STATUSES,
+    AgentRequest,
     PrivacyRequest,
     PrivacyRequestExtension,
     RequestKind,
     RequestStatus,
 )
 from privacy_requests.storage import export_storage
+
+# The system actor's label on events an authorised agent caused (audit.presenters names the agent).
+AGENT_ACTOR = "authorised agent"
 
 # Named after the package these links were first signed in; a new name would void links already emailed.
 CANCEL_SALT = "portal.requests.cancel"
@@ -62,16 +66,22 @@ def _consumer_address(request: PrivacyRequest) -> str | None:
     return request.user.email if request.user.is_active else None
 
 
-def _request_new(*, user: User, kind: str, language: str, **fields: Any) -> PrivacyRequest:
+def _request_new(
+    *, user: User, kind: str, language: str, agent_request: AgentRequest | None = None, **fields: Any
+) -> PrivacyRequest:
+    """Insert the request and its audit event; one an authorised agent made counts from the agent's receipt."""
     now = timezone.now()
+    # CCPA § 7021(a): the deadline runs from the day the request is received, however long the
+    # verification (the consumer's confirmation, or staff checking a power of attorney) takes.
+    received_at = agent_request.received_at if agent_request is not None else now
     request = PrivacyRequest(
         user=user,
         kind=kind,
         jurisdiction=user.jurisdiction,
         language=language,
-        created_at=now,
+        created_at=received_at,
         updated_at=now,
-        due_at=due_at_compute(received_at=now, jurisdiction=user.jurisdiction),
+        due_at=due_at_compute(received_at=received_at, jurisdiction=user.jurisdiction),
         **fields,
     )
     try:
@@ -80,12 +90,17 @@ def _request_new(*, user: User, kind: str, language: str, **fields: Any) -> Priv
     except IntegrityError as error:
         # The partial unique constraints: another request of this kind became active concurrently.
         raise _already_active(kind) from error
+    data: dict[str, Any] = {"kind": kind, "jurisdiction": request.jurisdiction, "due_at": request.due_at}
+    if agent_request is not None:
+        data["agent_request"] = str(agent_request.pk)
     event_record(
-        actor=Actor.consumer(user),
+        # The request is the agent's; the consumer's confirmation (or staff's check) is its own event.
+        actor=Actor.system(AGENT_ACTOR) if agent_request is not None else Actor.consumer(user),
         subject=user,
         action=AuditAction.PRIVACY_REQUEST_RECEIVED,
         target=request,
-        data={"kind": kind, "jurisdiction": request.jurisdiction, "due_at": request.due_at},
+        data=data,
+        note=agent_request.agent_label if agent_request is not None else "",
     )
     return request
 
@@ -112,8 +127,13 @@ def _export_enqueue(request_id: str) -> None:
 
 
 @transaction.atomic
-def privacy_request_export_create(*, user: User, language: str) -> PrivacyRequest:
-    """Start preparing a copy of the consumer's data. Refused while another export is under way."""
+def privacy_request_export_create(
+    *, user: User, language: str, agent_request: AgentRequest | None = None
+) -> PrivacyRequest:
+    """Start preparing a copy of the consumer's data. Refused while another export is under way.
+
+    ``agent_request``: the authorised agent's request this carries out (confirmed or verified).
+    """
     user = User.objects.select_for_update().get(pk=user.pk)
     if (
         PrivacyRequest.objects.for_user(user)
@@ -121,7 +141,7 @@ def privacy_request_export_create(*, user: User, language: str) -> PrivacyReques
         .exists()
     ):
         raise _already_active(RequestKind.EXPORT)
-    request = _request_new(user=user, kind=RequestKind.EXPORT, language=language)
+    request = _request_new(user=user, kind=RequestKind.EXPORT, language=language, agent_request=agent_request)
     request_email_on_commit(request=request, template="request_received")
     # robust: if the broker is down the request stays "received" and the periodic tick enqueues it again.
     transaction.on_commit(lambda: _export_enqueue(str(request.pk)), robust=True)
@@ -156,8 +176,13 @@ def cancel_token_read(token: str) -> tuple[PrivacyRequest, bool]:
 
 
 @transaction.atomic
-def privacy_request_deletion_create(*, user: User, language: str) -> PrivacyRequest:
-    """Schedule the deletion of the consumer's account after the grace period, and email a cancel link."""
+def privacy_request_deletion_create(
+    *, user: User, language: str, agent_request: AgentRequest | None = None
+) -> PrivacyRequest:
+    """Schedule the deletion of the consumer's account after the grace period, and email a cancel link.
+
+    ``agent_request``: the authorised agent's request this carries out; the grace period still starts now.
+    """
     user = User.objects.select_for_update().get(pk=user.pk)
     if PrivacyRequest.objects.for_user(user).filter(kind=RequestKind.DELETION, status__in=ACTIVE_STATUSES).exists():
         raise _already_active(RequestKind.DELETION)
@@ -165,6 +190,7 @@ def privacy_request_deletion_create(*, user: User, language: str) -> PrivacyRequ
         user=user,
         kind=RequestKind.DELETION,
         language=language,
+        agent_request=agent_request,
         grace_ends_at=timezone.now() + timedelta(days=settings.DELETION_GRACE_DAYS),
         contact_email=user.email,
         cancel_nonce=secrets.token_hex(16),
