@@ -415,6 +415,7 @@ CELERY_TASK_ROUTES = {
     "portal.requests.tasks.privacy_exports_purge_expired": {"queue": "requests"},
     "portal.requests.tasks.consent_proofs_purge_expired": {"queue": "requests"},
     "privacy_requests.tasks.agent_request_dispatch": {"queue": "default"},
+    "privacy_requests.tasks.agent_requests_dispatch_pending": {"queue": "default"},
     "portal.tasks.sessions_clear_expired": {"queue": "default"},
     "audit.tasks.audit_chains_verify": {"queue": "default"},
 }
@@ -455,6 +456,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "consents.tasks.app_grants_expire_due",
         "schedule": crontab(),
         "options": {"expires": 55},
+    },
+    # Authorised agents' requests whose dispatch was lost with the broker: dispatched late, not never.
+    "agent-requests-dispatch-pending": {
+        "task": "privacy_requests.tasks.agent_requests_dispatch_pending",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 240},
     },
     # Remind consumers CONSENT_EXPIRY_REMINDER_DAYS before a time-bound consent ends.
     "consents-remind-expiring": {

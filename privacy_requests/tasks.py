@@ -11,7 +11,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from audit.services import Actor
-from privacy_requests.models import PrivacyRequest, RequestKind, RequestStatus
+from privacy_requests.models import AgentRequest, AgentRequestStatus, PrivacyRequest, RequestKind, RequestStatus
 from privacy_requests.retention import late_free_text_scrub, privacy_request_retention_apply
 from privacy_requests.services.agents import agent_request_dispatch as agent_request_dispatch_service
 from privacy_requests.services.deletion import (
@@ -93,3 +93,23 @@ def consent_proofs_purge_expired() -> int:
 @shared_task(name="privacy_requests.tasks.agent_request_dispatch")
 def agent_request_dispatch(agent_request_id: str) -> None:
     agent_request_dispatch_service(agent_request_id=agent_request_id)
+
+
+@shared_task(name="privacy_requests.tasks.agent_requests_dispatch_pending")
+def agent_requests_dispatch_pending() -> int:
+    """Dispatch agents' requests whose queued dispatch never ran (the broker was down when they came).
+
+    Only those older than two minutes, so the normal queued dispatch goes first; dispatching is
+    idempotent either way. Returns the number dispatched.
+    """
+    stale = AgentRequest.objects.filter(
+        status=AgentRequestStatus.RECEIVED, received_at__lte=timezone.now() - timedelta(minutes=2)
+    )
+    dispatched = 0
+    for pk in list(stale.order_by("received_at").values_list("pk", flat=True)[:100]):
+        try:
+            if agent_request_dispatch_service(agent_request_id=pk) is not None:
+                dispatched += 1
+        except Exception:
+            logger.exception("could not dispatch agent request %s; will retry on the next run", pk)
+    return dispatched

@@ -28,6 +28,8 @@ EXPECTED_QUEUES = {
     "consents.tasks.consents_expire_due": "default",
     "consents.tasks.consents_remind_expiring": "default",
     "consents.tasks.app_grants_expire_due": "default",
+    "privacy_requests.tasks.agent_request_dispatch": "default",
+    "privacy_requests.tasks.agent_requests_dispatch_pending": "default",
     "consents.tasks.material_change_notify": "default",
     "consents.tasks.flagged_access_notify": "default",
     "consents.tasks.monthly_digests_send": "default",

@@ -287,3 +287,28 @@ def test_verification_needs_a_note(client, consumer, agent_setup, django_capture
     response = _verify(_role_client(client, "privacy officer"), agent_request, note="")
     assert response.status_code == 200
     assert AgentRequest.objects.get().status == AgentRequestStatus.AWAITING_CONSUMER
+
+
+def test_a_dispatch_lost_with_the_broker_is_made_by_the_sweep(
+    client, consumer, agent_setup, django_capture_on_commit_callbacks
+):
+    """The form's queued dispatch never ran (no on-commit callbacks here): the periodic sweep does it."""
+    from privacy_requests.tasks import agent_requests_dispatch_pending
+
+    submitted_at = timezone.now()
+    with time_machine.travel(submitted_at, tick=False):
+        assert client.post(reverse("requests:agent"), _form()).status_code == 302
+        assert agent_requests_dispatch_pending() == 0  # too early: the queued dispatch goes first
+    agent_request = AgentRequest.objects.get()
+    assert agent_request.status == AgentRequestStatus.RECEIVED
+
+    with (
+        time_machine.travel(submitted_at + timedelta(minutes=3), tick=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        assert agent_requests_dispatch_pending() == 1
+        assert agent_requests_dispatch_pending() == 0
+
+    agent_request.refresh_from_db()
+    assert (agent_request.status, agent_request.user) == (AgentRequestStatus.AWAITING_CONSUMER, consumer)
+    assert mail.outbox[-1].to == [consumer.email]
