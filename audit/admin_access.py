@@ -67,12 +67,11 @@ class RecordsStaffAccess:
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        consumer = self._consumer(self._current(object_id))
-        if (gate := _reason_gate(request, consumer)) is not None:
+        obj = self._current(object_id)
+        if (gate := self._gate(request, obj)) is not None:
             return gate
         response: HttpResponse = super().change_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
         if request.method == "GET" and response.status_code == 200:
-            obj: Any = getattr(response, "context_data", {}).get("original")
             self._staff_access_record(request, obj, self.access_description)
         return response
 
@@ -84,7 +83,7 @@ class RecordsStaffAccess:
             # simple-history lists the history of deleted objects too.
             last = self._versions(object_id).order_by("-history_date").first()
             obj = last.instance if last is not None else None
-        if (gate := _reason_gate(request, self._consumer(obj))) is not None:
+        if (gate := self._gate(request, obj)) is not None:
             return gate
         response: HttpResponse = super().history_view(request, object_id, extra_context)  # type: ignore[misc]
         if request.method == "GET" and response.status_code == 200:
@@ -97,7 +96,7 @@ class RecordsStaffAccess:
         """simple-history's view of one past version (only routed on admins that have history)."""
         version = self._versions(object_id).filter(history_id=unquote(version_id)).first()
         obj = version.instance if version is not None else None
-        if (gate := _reason_gate(request, self._consumer(obj))) is not None:
+        if (gate := self._gate(request, obj)) is not None:
             return gate
         response: HttpResponse = super().history_form_view(  # type: ignore[misc]
             request, object_id, version_id, extra_context
@@ -110,14 +109,15 @@ class RecordsStaffAccess:
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """The confirmation page lists everything of the consumer's that would go with the object."""
-        if (gate := _reason_gate(request, self._consumer(self._current(object_id)))) is not None:
+        obj = self._current(object_id)
+        if (gate := self._gate(request, obj, delete=True)) is not None:
             return gate
         response: HttpResponse = super().delete_view(request, object_id, extra_context)  # type: ignore[misc]
         return response
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
-        changelist = getattr(response, "context_data", None) and response.context_data.get("cl")  # type: ignore[attr-defined]
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if not self.gate_lists or changelist is None or not (changelist.query or changelist.get_filters_params()):
             return response
         consumers = {c for c in (self._consumer(obj) for obj in changelist.result_list) if c is not None}
@@ -132,6 +132,16 @@ class RecordsStaffAccess:
                 request, consumer, f"{self.list_access_description}: {opts.verbose_name_plural}", opts.label_lower
             )
         return response
+
+    def _gate(self, request: HttpRequest, obj: Any, *, delete: bool = False) -> HttpResponse | None:
+        """The reason form, for someone allowed the page (the others get the admin's own refusal)."""
+        model_admin: Any = self
+        allowed = (
+            model_admin.has_delete_permission(request, obj)
+            if delete
+            else model_admin.has_view_or_change_permission(request, obj)
+        )
+        return _reason_gate(request, self._consumer(obj)) if allowed else None
 
     def _current(self, object_id: str) -> Any:
         model: Any = self.model  # type: ignore[attr-defined]
