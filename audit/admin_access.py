@@ -49,17 +49,19 @@ class RecordsStaffAccess:
     That covers the change view, the history list and (with simple-history) each past version:
     all of them show the consumer's data. Without a current reason for that consumer (GET or POST),
     the staff member is sent to the reason form and back. ``consumer_of(obj)`` names the consumer an
-    object belongs to. Lists across many consumers stay open, as they are how staff find records;
-    a list searched or filtered down to one consumer's records shows that consumer's records, so it is
-    gated (and recorded) like a change page, unless ``gate_lists`` is off.
+    object belongs to. Lists stay open (a queue filtered by status or date shows lines of many people's
+    records and is how staff work); a list searched, or filtered on the consumer, down to one consumer's
+    records shows that person's records, so it is gated (and recorded) like a change page, unless
+    ``gate_lists`` is off.
     """
 
     access_description = _("Opened in the admin")
     history_access_description = _("Opened its history in the admin")
     version_access_description = _("Opened a past version in the admin")
     list_access_description = _("Listed in the admin")
-    # Whether a searched or filtered list showing one consumer's records only is gated too.
+    # Whether a list searched, or filtered on ``consumer_field``, down to one consumer's records is gated too.
     gate_lists = True
+    consumer_field = "user"
 
     def consumer_of(self, obj: Any) -> User | None:
         raise NotImplementedError
@@ -118,7 +120,7 @@ class RecordsStaffAccess:
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
-        if not self.gate_lists or changelist is None or not (changelist.query or changelist.get_filters_params()):
+        if not self.gate_lists or changelist is None or not self._narrowed_to_a_person(changelist):
             return response
         consumers = {c for c in (self._consumer(obj) for obj in changelist.result_list) if c is not None}
         if len(consumers) != 1:
@@ -132,6 +134,11 @@ class RecordsStaffAccess:
                 request, consumer, f"{self.list_access_description}: {opts.verbose_name_plural}", opts.label_lower
             )
         return response
+
+    def _narrowed_to_a_person(self, changelist: Any) -> bool:
+        """Searched (by email, name or id), or filtered on the consumer field; a status filter is not."""
+        person = {self.consumer_field, f"{self.consumer_field}_id"}
+        return bool(changelist.query) or any(key.split("__")[0] in person for key in changelist.get_filters_params())
 
     def _gate(self, request: HttpRequest, obj: Any, *, delete: bool = False) -> HttpResponse | None:
         """The reason form, for someone allowed the page (the others get the admin's own refusal)."""

@@ -47,6 +47,7 @@ from tests.factories import (
     UserFactory,
     connected_app_create_for_tests,
     publish_form_texts,
+    staff_reason_state,
 )
 from tests.privacy_requests.helpers import consumer_data_seed
 
@@ -277,6 +278,8 @@ def test_every_admin_page_and_action_answers_each_role_as_its_permissions_say(ro
     user = _member(role)
     if user is not None:
         client.force_login(user)
+        # Permissions are what this matrix checks; the reason the admin asks first is tests/audit's.
+        staff_reason_state(user, *User.objects.filter(is_staff=False))
     matrix = Matrix(role, client)
     index = client.get(reverse("admin:index"))
     assert index.status_code == (302 if role in NOT_LET_IN else 200)
