@@ -372,9 +372,12 @@ def granted(db):
 
 
 def _role_client(client: Client, role: str) -> Client:
+    """A member of the role, logged in, with a reason stated for every consumer (the gate is tested in
+    tests/audit/test_staff_access.py)."""
     user = _member(role)
     assert user is not None
     client.force_login(user)
+    staff_reason_state(user, *User.objects.filter(is_staff=False))
     return client
 
 
@@ -538,6 +541,7 @@ def test_only_superusers_change_who_is_staff_and_what_they_may_do(client, grante
     support.user_permissions.add(Permission.objects.get(codename="change_user"))
     support.user_permissions.add(Permission.objects.get(codename="view_user"))
     client.force_login(support)
+    staff_reason_state(support, granted.user)
     staff_roles_ensure()
     auditors = Group.objects.get(name=AUDITOR)
     consumer = granted.user
