@@ -1,4 +1,5 @@
-"""Staff views of data-access events, and recording staff's own access to consumers' records."""
+"""Staff views of data-access events, and staff's own access to consumers' records: the reason asked
+for first (``staff_access_reason_view``), then each opening recorded with it."""
 
 from __future__ import annotations
 
@@ -248,6 +249,5 @@ def staff_access_reason_view(request: HttpRequest, site: admin.AdminSite) -> Htt
         "form": form,
         "consumer": consumer,
         "minutes": settings.STAFF_ACCESS_REASON_MINUTES,
-        "next_url": next_url,
     }
     return TemplateResponse(request, "admin/audit/staff_access_reason.html", context)
