@@ -17,7 +17,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
-from audit.models import AccessAction, AccessCategorySeen, AccessDaily, AccessEvent, AccessVerdict, catalogue
+from audit.models import (
+    AccessAction,
+    AccessCategorySeen,
+    AccessDaily,
+    AccessEvent,
+    AccessVerdict,
+    StaffAccessReason,
+    catalogue,
+)
 from audit.services import Actor, event_record
 
 if TYPE_CHECKING:
@@ -142,8 +150,14 @@ def _staff_recipient_id(field: Literal["partner", "purpose"], slug: str) -> int:
 
 
 @transaction.atomic
-def access_event_record_staff(*, staff: User, consumer: User, what: str) -> AccessEvent:
-    """A staff member opened a consumer's records: that is access too, and the consumer sees it."""
+def access_event_record_staff(
+    *, staff: User, consumer: User, what: str, records: str = "", reason: StaffAccessReason | None = None
+) -> AccessEvent:
+    """A staff member opened a consumer's records: that is access too, and the consumer sees it.
+
+    ``records`` names what was opened (a model label, "consents.consent"); ``reason`` is the reason
+    the staff member stated, whose code and reference the event keeps and the consumer reads.
+    """
     now = timezone.now()
     event = AccessEvent.objects.create(
         partner_id=_staff_recipient_id("partner", STAFF_PARTNER_SLUG),
@@ -157,6 +171,9 @@ def access_event_record_staff(*, staff: User, consumer: User, what: str) -> Acce
         detail=what[:500],
         verdict=AccessVerdict.COVERED,
         staff_user=staff,
+        staff_reason=reason.code if reason is not None else "",
+        staff_reference=reason.reference if reason is not None else "",
+        staff_records=records,
         content_hash="",
     )
     access_rollups_add([event], {})  # staff accesses name no categories
@@ -165,6 +182,8 @@ def access_event_record_staff(*, staff: User, consumer: User, what: str) -> Acce
         subject=consumer,
         action=AuditAction.ACCESS_STAFF_VIEWED,
         target=event,
-        data={"what": what[:200]},
+        data={"what": what[:200], "staff_reason": reason.code if reason is not None else ""},
+        # The reference is free text a staff member typed: an erasable note beside the sealed row.
+        note=reason.reference if reason is not None else "",
     )
     return event

@@ -64,6 +64,8 @@ def _report(request: HttpRequest, breaks: list[ChainBreak], chains: int) -> None
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(RecordsStaffAccess, ReadOnlyAdminMixin, admin.ModelAdmin):
+    consumer_field = "subject"
+
     def consumer_of(self, obj: AuditEvent) -> User | None:
         return obj.subject
 

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.http import QueryDict
 from django.utils.translation import gettext_lazy as _
 
-from audit.models import AccessCategorySeen, AccessDaily, catalogue
+from audit.models import AccessCategorySeen, AccessDaily, StaffAccessReasonCode, catalogue
 from audit.selectors import AccessFilter
+from audit.staff_access import is_ticket_reference, privacy_requests_referenced
 
 if TYPE_CHECKING:
     from portal.models import User
@@ -58,3 +59,42 @@ class AccessFilterForm(forms.Form):
             until=data["until"],
             flagged_only=data["flagged"],
         )
+
+
+class StaffAccessReasonForm(forms.Form):
+    """Why a staff member is about to open one consumer's records: a reason code and its reference."""
+
+    code = forms.ChoiceField(
+        label=_("Reason"), choices=StaffAccessReasonCode.choices, widget=forms.RadioSelect, required=True
+    )
+    reference = forms.CharField(
+        label=_("Reference"),
+        max_length=64,
+        help_text=_(
+            "The ticket number (for example #4821 or SUP-4821), or for privacy request handling the "
+            "request's reference (the first 8 characters of its id, as the queue shows it). "
+            "The consumer will see it."
+        ),
+    )
+
+    def __init__(self, *args: Any, consumer: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.consumer = consumer
+
+    def clean(self) -> dict[str, Any] | None:
+        cleaned = super().clean() or {}
+        code, reference = cleaned.get("code"), cleaned.get("reference", "")
+        if not code or not reference:
+            return cleaned
+        if code == StaffAccessReasonCode.PRIVACY_REQUEST:
+            if not privacy_requests_referenced(consumer_id=self.consumer.pk, reference=reference):
+                self.add_error(
+                    "reference",
+                    _(
+                        "This person has no privacy request with that reference "
+                        "(its id, or the first 8 characters of it)."
+                    ),
+                )
+        elif not is_ticket_reference(reference):
+            self.add_error("reference", _("Give the ticket number, for example #4821 or SUP-4821."))
+        return cleaned

@@ -124,6 +124,15 @@ class AccessVerdict(models.TextChoices):
     OUTSIDE_SHARING = "outside_sharing", _("Outside what was shared")
 
 
+class StaffAccessReasonCode(models.TextChoices):
+    """Why a staff member opens a consumer's records; the consumer reads it beside each access."""
+
+    SUPPORT_REQUEST = "support_request", _("Support request")
+    FRAUD_INVESTIGATION = "fraud_investigation", _("Fraud investigation")
+    LEGAL_REQUEST = "legal_request", _("Legal request")
+    PRIVACY_REQUEST = "privacy_request", _("Privacy request handling")
+
+
 class AccessEvent(models.Model):
     """A partner (or our staff) used a consumer's data: a fact, stored with a verdict at ingest."""
 
@@ -151,6 +160,18 @@ class AccessEvent(models.Model):
         blank=True,
         related_name="+",
     )
+    # A staff access carries the reason stated for it and what was opened (a model label such as
+    # "consents.consent"); db_default keeps the partners' raw bulk insert (``access_events_insert``) valid.
+    staff_reason = models.CharField(
+        _("staff's reason"),
+        max_length=24,
+        choices=StaffAccessReasonCode.choices,
+        blank=True,
+        default="",
+        db_default="",
+    )
+    staff_reference = models.CharField(_("staff's reference"), max_length=64, blank=True, default="", db_default="")
+    staff_records = models.CharField(_("records opened"), max_length=64, blank=True, default="", db_default="")
     content_hash = models.CharField(_("content hash"), max_length=64)
 
     class Meta:
@@ -171,6 +192,35 @@ class AccessEvent(models.Model):
     @property
     def is_flagged(self) -> bool:
         return self.verdict != AccessVerdict.COVERED
+
+
+class StaffAccessReason(models.Model):
+    """A staff member's stated reason to open one consumer's records, good until ``expires_at``."""
+
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("staff member"), on_delete=models.CASCADE, related_name="+"
+    )
+    consumer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("consumer"), on_delete=models.CASCADE, related_name="+"
+    )
+    code = models.CharField(_("reason"), max_length=24, choices=StaffAccessReasonCode.choices)
+    reference = models.CharField(_("reference"), max_length=64)
+    stated_at = models.DateTimeField(_("stated at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+
+    class Meta:
+        verbose_name = _("staff access reason")
+        verbose_name_plural = _("staff access reasons")
+        constraints = [
+            models.CheckConstraint(condition=~Q(reference=""), name="staffaccessreason_has_reference"),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("stated_at")), name="staffaccessreason_expires_after"
+            ),
+        ]
+        indexes = [models.Index(fields=["staff", "consumer", "-expires_at"], name="staffreason_current")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.reference} ({self.staff_id} → {self.consumer_id})"
 
 
 class AccessDaily(models.Model):

@@ -9,7 +9,15 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from audit.actions import AuditAction, AuditReason
-from audit.models import NOTE_REMOVED, ActorKind, AuditEvent, AuditNote, catalogue
+from audit.models import (
+    NOTE_REMOVED,
+    AccessEvent,
+    ActorKind,
+    AuditEvent,
+    AuditNote,
+    StaffAccessReasonCode,
+    catalogue,
+)
 from audit.selectors import event_note
 
 # The consumer reads their own activity: these actions get their own wording (the rest show their label).
@@ -39,6 +47,40 @@ SYSTEM_ACTORS: dict[str, Promise] = {
     "expiry": _("Automatic expiry"),
     "gpc": _("Your browser's Global Privacy Control signal"),
 }
+
+
+# What a staff member opened, by the model label ``access_event_record_staff`` keeps.
+STAFF_RECORDS: dict[str, Promise] = {
+    "portal.user": _("your account"),
+    "account.emailaddress": _("your email addresses"),
+    "consents.consent": _("your consents"),
+    "consents.consentreceipt": _("your consent receipts"),
+    "privacy_requests.privacyrequest": _("your privacy requests"),
+    "audit.auditevent": _("your activity history"),
+    "audit.accessevent": _("your access log"),
+}
+
+STAFF_REASONS: dict[str, Promise] = {
+    StaffAccessReasonCode.SUPPORT_REQUEST: _("your support request %(reference)s"),
+    StaffAccessReasonCode.FRAUD_INVESTIGATION: _("a fraud investigation, reference %(reference)s"),
+    StaffAccessReasonCode.LEGAL_REQUEST: _("a legal request, reference %(reference)s"),
+    StaffAccessReasonCode.PRIVACY_REQUEST: _("your privacy request %(reference)s"),
+}
+
+
+def staff_access_text(event: AccessEvent) -> str:
+    """A staff access in the consumer's words and language: what was looked at, and why.
+
+    Plain text: templates escape it, so a reference is shown exactly as the staff member typed it.
+    """
+    records = str(STAFF_RECORDS.get(event.staff_records, _("your records")))
+    reason = STAFF_REASONS.get(event.staff_reason)
+    if reason is None:
+        return str(_("Customer support looked at %(records)s")) % {"records": records}
+    return str(_("Customer support looked at %(records)s — %(reason)s")) % {
+        "records": records,
+        "reason": str(reason) % {"reference": event.staff_reference},
+    }
 
 
 def note_shown(note: AuditNote | None) -> str:
@@ -90,7 +132,19 @@ def _purpose_name(row: tuple[str, str, dict[str, Any]]) -> str:
     return str((translations.get(language) or {}).get("name") or name)
 
 
+def _staff_accesses(events: list[AuditEvent]) -> dict[str, AccessEvent]:
+    """The access events behind the staff openings listed, only ever the listed subjects' own."""
+    opened = [e for e in events if e.action == AuditAction.ACCESS_STAFF_VIEWED and e.target_id]
+    if not opened:
+        return {}
+    found = AccessEvent.objects.filter(
+        pk__in=[e.target_id for e in opened], user_id__in={e.subject_id for e in opened}
+    ).only("staff_reason", "staff_reference", "staff_records")
+    return {str(access.pk): access for access in found}
+
+
 def activity_entries(events: list[AuditEvent]) -> list[ActivityEntry]:
+    staff_accesses = _staff_accesses(events)
     slugs = {e.data.get("purpose") for e in events if e.data.get("purpose")}
     rows = catalogue("purpose").filter(slug__in=slugs).values_list("slug", "name", "translations") if slugs else []
     names = {row[0]: _purpose_name(row) for row in rows}
@@ -102,6 +156,8 @@ def activity_entries(events: list[AuditEvent]) -> list[ActivityEntry]:
         headline = str(template) % {"purpose": purpose} if template else _headline(event.action)
         if step := AGENT_STEPS.get(data.get("agent_step", "")):
             headline = str(step) % {"kind": AGENT_KINDS.get(data.get("kind", ""), data.get("kind", ""))}
+        if event.action == AuditAction.ACCESS_STAFF_VIEWED and event.target_id in staff_accesses:
+            headline = staff_access_text(staff_accesses[event.target_id])
         note = ""
         if data.get("reason"):
             note = str(_("Reason: %(reason)s")) % {"reason": AuditReason.label_of(data["reason"])}

@@ -36,6 +36,9 @@ class UserAdmin(RecordsStaffAccess, DjangoUserAdmin):
     # a crafted POST setting them changes nothing.
     privilege_fields = ("is_staff", "is_superuser", "groups", "user_permissions")
 
+    # The people list is the directory staff find someone in before stating why they open their records.
+    gate_lists = False
+
     def consumer_of(self, obj: User) -> User:
         return obj
 

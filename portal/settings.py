@@ -593,6 +593,8 @@ ONE_TIME_CONSENT_HOURS = env_int("ONE_TIME_CONSENT_HOURS", 24)
 CONSENT_EXPIRY_REMINDER_DAYS = env_int("CONSENT_EXPIRY_REMINDER_DAYS", 14)
 # How far in the future a partner's reported access time may lie (clock skew), in seconds.
 ACCESS_EVENT_CLOCK_SKEW_SECONDS = env_int("ACCESS_EVENT_CLOCK_SKEW_SECONDS", 300)
+# How long a staff member's stated reason lets them open one consumer's records in the admin.
+STAFF_ACCESS_REASON_MINUTES = env_int("STAFF_ACCESS_REASON_MINUTES", 30)
 
 # The organisation's privacy notice and accessibility statement, linked from every page's footer;
 # empty means the built-in pages (/privacy-notice/, /accessibility/).

@@ -277,3 +277,11 @@ def app_grant_tokens(grant, *, with_code: bool = False) -> str:
         )
         AppGrantToken.objects.create(grant=grant, code=code)
     return raw
+
+
+def staff_reason_state(staff: User, *consumers: User, reference: str = "#4821") -> None:
+    """Let ``staff`` open these consumers' records in the admin: a support request each."""
+    from audit.staff_access import staff_access_reason_state
+
+    for consumer in consumers:
+        staff_access_reason_state(staff=staff, consumer=consumer, code="support_request", reference=reference)

@@ -8,6 +8,7 @@ from django.utils import timezone
 from audit.access import access_event_record_staff
 from audit.models import AccessEvent
 from audit.services import Actor
+from audit.staff_access import staff_access_reason_state
 from consents.models import Consent, Partner, Purpose
 from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant, consent_revoke
@@ -130,4 +131,11 @@ def access_history_ensure(*, consumer: User, staff: User) -> None:
             detail=detail,
         )
         access_events_ingest(partner=partner, reports=[report])
-    access_event_record_staff(staff=staff, consumer=consumer, what="Looked up the account after a phone call")
+    reason = staff_access_reason_state(staff=staff, consumer=consumer, code="support_request", reference="#4821")
+    access_event_record_staff(
+        staff=staff,
+        consumer=consumer,
+        what="Looked up the account after a phone call",
+        records="consents.consent",
+        reason=reason,
+    )

@@ -4,7 +4,7 @@ from django.utils import translation
 
 from audit.models import NOTE_REMOVED, AuditEvent
 from audit.services import Actor, audit_notes_scrub, event_record
-from tests.factories import StaffFactory, UserFactory
+from tests.factories import StaffFactory, UserFactory, staff_reason_state
 
 
 @pytest.fixture
@@ -16,6 +16,13 @@ def events(consumer, other_consumer):
         event_record(actor=Actor.system("tests"), subject=None, action="purpose.version_published"),
     ]
     return made
+
+
+@pytest.fixture
+def staff_client(staff_client, mfa_staff, consumer, other_consumer):
+    """The admin asks why before showing a consumer's records: a support request for each."""
+    staff_reason_state(mfa_staff, consumer, other_consumer)
+    return staff_client
 
 
 def _messages(response) -> list[str]:

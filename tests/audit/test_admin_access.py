@@ -10,7 +10,8 @@ from audit.signing import document_verify
 from audit.trail import audit_trail_document
 from consents.services.access import AccessReport, access_events_ingest
 from consents.services.partners import partner_subject_ensure
-from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory
+from portal.models import User
+from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, staff_reason_state
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +47,7 @@ def _flagged_event(user):
 
 
 def test_staff_opening_a_consumer_creates_an_access_event_the_consumer_sees(staff_client, client, consumer):
+    staff_reason_state(User.objects.get(email="agent@example.com"), consumer)
     response = staff_client.get(reverse("admin:portal_user_change", args=[consumer.pk]))
     assert response.status_code == 200
     event = AccessEvent.objects.get(user=consumer)

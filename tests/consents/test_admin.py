@@ -14,10 +14,18 @@ from tests.factories import (
     SharingFactory,
     StaffFactory,
     publish_form_texts,
+    staff_reason_state,
 )
 
 # The publish form's terms as the offers purpose has them (the browser submits them prefilled).
 TERMS = {"legal_basis": "consent", "default_duration_type": "persistent"}
+
+
+@pytest.fixture
+def staff_client(staff_client, mfa_staff, consumer):
+    """The admin asks why before showing a consumer's records: a support request."""
+    staff_reason_state(mfa_staff, consumer)
+    return staff_client
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ from tests.factories import (
     UserFactory,
     connected_app_create_for_tests,
     publish_form_texts,
+    staff_reason_state,
 )
 from tests.privacy_requests.helpers import consumer_data_seed
 
@@ -278,6 +279,8 @@ def test_every_admin_page_and_action_answers_each_role_as_its_permissions_say(ro
     user = _member(role)
     if user is not None:
         client.force_login(user)
+        # Permissions are what this matrix checks; the reason the admin asks first is tests/audit's.
+        staff_reason_state(user, *User.objects.filter(is_staff=False))
     matrix = Matrix(role, client)
     index = client.get(reverse("admin:index"))
     assert index.status_code == (302 if role in NOT_LET_IN else 200)
@@ -370,9 +373,12 @@ def granted(db):
 
 
 def _role_client(client: Client, role: str) -> Client:
+    """A member of the role, logged in, with a reason stated for every consumer (the gate is tested in
+    tests/audit/test_staff_access.py)."""
     user = _member(role)
     assert user is not None
     client.force_login(user)
+    staff_reason_state(user, *User.objects.filter(is_staff=False))
     return client
 
 
@@ -536,6 +542,7 @@ def test_only_superusers_change_who_is_staff_and_what_they_may_do(client, grante
     support.user_permissions.add(Permission.objects.get(codename="change_user"))
     support.user_permissions.add(Permission.objects.get(codename="view_user"))
     client.force_login(support)
+    staff_reason_state(support, granted.user)
     staff_roles_ensure()
     auditors = Group.objects.get(name=AUDITOR)
     consumer = granted.user

@@ -9,10 +9,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from portal.models import User
 from privacy_requests.models import PartnerTaskState, PrivacyRequest, RequestStatus
 from privacy_requests.services.deletion import privacy_request_deletion_execute
 from privacy_requests.services.requests import privacy_request_deletion_create, privacy_request_export_create
-from tests.factories import StaffFactory, UserFactory
+from tests.factories import StaffFactory, UserFactory, staff_reason_state
 from tests.privacy_requests.helpers import consumer_data_seed
 
 CHANGELIST = "admin:privacy_requests_privacyrequest_changelist"
@@ -139,6 +140,7 @@ def test_record_acknowledgement_received_by_other_means_completes_the_request(
 ):
     consumer = UserFactory(email="leaving@example.com")
     consumer_data_seed(consumer)
+    staff_reason_state(User.objects.get(email="dpo@example.com"), consumer)
     request = privacy_request_deletion_create(user=consumer, language="en")
     with time_machine.travel(request.grace_ends_at + timedelta(minutes=1)):
         privacy_request_deletion_execute(request_id=request.pk)
@@ -191,6 +193,7 @@ def test_requests_cannot_be_added_or_deleted_in_the_admin(staff_client):
 def test_bookmarks_of_the_queue_under_the_portal_app_lead_to_its_new_address(staff_client):
     # The queue moved from /admin/portal/ to /admin/privacy_requests/ with its models.
     _overdue, recent = _requests()
+    staff_reason_state(User.objects.get(email="dpo@example.com"), recent.user)
     moved = {
         f"/admin/portal/privacyrequest/{recent.pk}/change/": reverse(
             "admin:privacy_requests_privacyrequest_change", args=[recent.pk]
