@@ -11,12 +11,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from audit.services import Actor
 from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import Partner, Sharing
+from consents.selectors.self_service import partner_self_service_changes
 from consents.services.partners import partner_webhook_secret_rotate, secret_fingerprint, webhook_url_validate
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.http import AuthenticatedHttpRequest
@@ -50,12 +52,19 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
                     "webhook_disabled_at",
                     "signing_secret_fingerprint",
                     "previous_secret_fingerprint",
+                    "self_service_changes",
                 )
             },
         ),
         (_("Record"), {"fields": ("created_at",)}),
     )
-    readonly_fields = ("webhook_disabled_at", "signing_secret_fingerprint", "previous_secret_fingerprint", "created_at")
+    readonly_fields = (
+        "webhook_disabled_at",
+        "signing_secret_fingerprint",
+        "previous_secret_fingerprint",
+        "self_service_changes",
+        "created_at",
+    )
     actions = ("rotate_webhook_secret", partner_webhook_enable_action)
 
     def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
@@ -80,6 +89,22 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
             "when": f"{obj.webhook_secret_previous_expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
             "fingerprint": fingerprint,
         }
+
+    @admin.display(description=_("changes by the partner over the API"))
+    def self_service_changes(self, obj: Partner) -> str:
+        if not obj.pk:
+            return "-"
+        changes = partner_self_service_changes(partner=obj)
+        if not changes:
+            return str(_("none"))
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{} UTC — {}: {}</li>",
+                ((f"{c.at.astimezone(UTC):%Y-%m-%d %H:%M}", c.what, c.detail) for c in changes),
+            ),
+        )
 
     def _secrets_page(self, request: HttpRequest, partners: list[Partner], title: str) -> HttpResponse:
         """The one page that shows signing secrets: rendered directly, never stored, never cached."""

@@ -330,3 +330,27 @@ def test_new_credentials_do_not_get_the_scope_by_default():
 def test_unauthenticated_is_401(client, db):
     assert client.get(WEBHOOK).status_code == 401
     assert reverse("api:webhook") == WEBHOOK
+
+
+def test_the_partners_own_changes_are_on_its_admin_page(api_world, client, staff_client, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    partner = api_world.a.partner
+    put = client.put(
+        WEBHOOK, {"url": "http://127.0.0.1:9/hooks"}, content_type="application/json", headers=api_world.a.headers
+    )
+    assert put.status_code == 200
+    rotated = _post(client, ROTATION, api_world.a).json()
+    dead = _dead_letter(partner, api_world.alice)
+    assert _post(client, f"{DELIVERIES}/{dead.pk}/redelivery", api_world.a).status_code == 202
+    page = staff_client.get(reverse("admin:consents_partner_change", args=[partner.pk])).content.decode()
+    assert "Webhook URL changed" in page
+    assert "http://127.0.0.1:9/hooks" in page
+    assert "Partner webhook secret rotated" in page
+    assert rotated["secret_fingerprint"] in page
+    assert rotated["secret"] not in page
+    assert "Partner event sent again" in page
+    assert str(dead.pk) in page
+    # Another partner's page shows none of it.
+    other = staff_client.get(reverse("admin:consents_partner_change", args=[api_world.b.partner.pk])).content.decode()
+    assert "Webhook URL changed" not in other
+    assert "Partner webhook secret rotated" not in other
