@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audit.actions import AuditAction
 from audit.models import ActorKind, AuditEvent
@@ -47,5 +48,6 @@ def _audit_detail(event: AuditEvent) -> str:
     if event.action == AuditAction.PARTNER_WEBHOOK_SECRET_ROTATED:
         return _("new secret %(fingerprint)s") % {"fingerprint": data.get("fingerprint", "")}
     if "events" in data:
-        return _("%(count)s dead letters") % {"count": data["events"]}
+        count = int(data["events"])
+        return ngettext("%(count)d dead letter", "%(count)d dead letters", count) % {"count": count}
     return _("event %(id)s") % {"id": event.target_id}
