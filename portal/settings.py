@@ -526,8 +526,8 @@ SPECTACULAR_SETTINGS = {
         "GrantRevocationReasonEnum": "consents.api.grants.GRANT_REVOCATION_REASONS",
         "GrantRevocationRequestReasonEnum": "consents.api.grants.REVOCATION_REQUEST_REASONS",
         "GrantInitiatorEnum": "consents.api.grants.GRANT_INITIATORS",
-        "DeliveryStatusEnum": "consents.api.webhooks.DELIVERY_STATUSES",
-        "DeliveryOutcomeEnum": "consents.api.webhooks.DELIVERY_OUTCOMES",
+        "DeliveryStatusEnum": "consents.api.webhook_deliveries.DELIVERY_STATUSES",
+        "DeliveryOutcomeEnum": "consents.api.webhook_deliveries.DELIVERY_OUTCOMES",
     },
 }
 

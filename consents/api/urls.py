@@ -3,15 +3,14 @@ from django.urls import path, re_path
 from consents.api import views
 from consents.api.access_events import AccessEventIngestApi
 from consents.api.grants import GrantDetailApi, GrantRevocationApi
-from consents.api.webhooks import (
+from consents.api.webhook_deliveries import (
     WebhookDeadLettersRedeliveryApi,
     WebhookDeliveriesApi,
     WebhookDeliveryApi,
     WebhookDeliveryRedeliveryApi,
-    WebhookEndpointApi,
-    WebhookSecretRotationApi,
     WebhookTestApi,
 )
+from consents.api.webhooks import WebhookEndpointApi, WebhookSecretRotationApi
 
 app_name = "api"
 
