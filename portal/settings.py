@@ -537,6 +537,8 @@ SPECTACULAR_SETTINGS = {
         "GrantRevocationReasonEnum": "consents.api.grants.GRANT_REVOCATION_REASONS",
         "GrantRevocationRequestReasonEnum": "consents.api.grants.REVOCATION_REQUEST_REASONS",
         "GrantInitiatorEnum": "consents.api.grants.GRANT_INITIATORS",
+        "DeliveryStatusEnum": "consents.api.webhook_deliveries.DELIVERY_STATUSES",
+        "DeliveryOutcomeEnum": "consents.api.webhook_deliveries.DELIVERY_OUTCOMES",
     },
 }
 
@@ -566,6 +568,7 @@ OAUTH2_PROVIDER = {
         "events:read": "Read the consent and erasure event feed",
         "access:write": "Report data-access events",
         "acks:write": "Acknowledge events",
+        "webhooks:manage": "Manage your webhook endpoint, signing secret and deliveries",
     },
     "OAUTH2_VALIDATOR_CLASS": "consents.api.oauth.PartnerOAuth2Validator",
     "SCOPES_BACKEND_CLASS": "consents.api.oauth.PartnerCredentialScopes",
@@ -622,6 +625,9 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=PORTAL_ENV == "development")
 WEBHOOK_TIMEOUT_SECONDS = 10.0
+# After a signing-secret rotation (by staff or by the partner over the API), deliveries are signed
+# with the old secret too for this many hours, so the partner can deploy the new one without a gap.
+WEBHOOK_SECRET_OVERLAP_HOURS = env_int("WEBHOOK_SECRET_OVERLAP_HOURS", 24)
 # How many attempts one partner may have in flight at once, across all workers. Keep it below the
 # number of delivery slots (worker processes consuming deliveries), so that a partner whose endpoint
 # answers slowly can never hold every slot and delay other partners' withdrawals. `runall` starts 4.

@@ -21,7 +21,7 @@ from oauth2_provider.settings import oauth2_settings
 from audit.services import Actor
 from consents.admin.clients import OAuthClientAdmin
 from consents.errors import DomainError
-from consents.models import PARTNER_SCOPES, Partner, PartnerCredential, PartnerStatus
+from consents.models import PARTNER_DEFAULT_SCOPES, PARTNER_SCOPES, Partner, PartnerCredential, PartnerStatus
 from consents.services.partners import partner_credential_create, partner_credential_revoke, partner_credential_rotate
 from portal.models import User
 
@@ -41,7 +41,7 @@ class CredentialCreateForm(forms.Form):
     scopes = forms.MultipleChoiceField(
         label=_("Scopes"),
         choices=[(scope, f"{scope} — {oauth2_settings.SCOPES[scope]}") for scope in PARTNER_SCOPES],
-        initial=list(PARTNER_SCOPES),
+        initial=list(PARTNER_DEFAULT_SCOPES),
         widget=forms.CheckboxSelectMultiple,
         help_text=_("Grant only what the partner needs."),
     )

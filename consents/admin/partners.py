@@ -1,21 +1,25 @@
 """Partners (data recipients) and what each receives for which purpose."""
 
+from datetime import UTC
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from audit.services import Actor
 from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import Partner, Sharing
-from consents.services.partners import partner_webhook_secret_rotate, secret_fingerprint
-from consents.webhook_client import webhook_url_refusal
+from consents.selectors.self_service import partner_self_service_changes
+from consents.services.partners import partner_webhook_secret_rotate, secret_fingerprint, webhook_url_validate
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.http import AuthenticatedHttpRequest
 
@@ -23,13 +27,8 @@ from portal.http import AuthenticatedHttpRequest
 class PartnerForm(forms.ModelForm):
     def clean_webhook_url(self) -> str:
         url = self.cleaned_data.get("webhook_url", "")
-        # The same guard that every delivery passes, so staff learn of a refused endpoint now.
-        if url and (reason := webhook_url_refusal(url)):
-            raise forms.ValidationError(
-                _("Webhooks cannot be sent to this URL: %(reason)s."),
-                code="webhook_url_refused",
-                params={"reason": reason},
-            )
+        # The check the partner API applies too, with the guard every delivery passes.
+        webhook_url_validate(url)
         return url
 
 
@@ -53,12 +52,19 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
                     "webhook_disabled_at",
                     "signing_secret_fingerprint",
                     "previous_secret_fingerprint",
+                    "self_service_changes",
                 )
             },
         ),
         (_("Record"), {"fields": ("created_at",)}),
     )
-    readonly_fields = ("webhook_disabled_at", "signing_secret_fingerprint", "previous_secret_fingerprint", "created_at")
+    readonly_fields = (
+        "webhook_disabled_at",
+        "signing_secret_fingerprint",
+        "previous_secret_fingerprint",
+        "self_service_changes",
+        "created_at",
+    )
     actions = ("rotate_webhook_secret", partner_webhook_enable_action)
 
     def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
@@ -73,11 +79,32 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
 
     @admin.display(description=_("previous signing secret"))
     def previous_secret_fingerprint(self, obj: Partner) -> str:
-        if not obj.webhook_secret_previous:
+        now = timezone.now()
+        if len(obj.webhook_signing_secrets(at=now)) < 2:
             return str(_("none"))
-        return str(_("still accepted, fingerprint %(fingerprint)s")) % {
-            "fingerprint": secret_fingerprint(obj.webhook_secret_previous)
+        fingerprint = secret_fingerprint(obj.webhook_secret_previous)
+        if obj.webhook_secret_previous_expires_at is None:
+            return str(_("still accepted, fingerprint %(fingerprint)s")) % {"fingerprint": fingerprint}
+        return str(_("still accepted until %(when)s, fingerprint %(fingerprint)s")) % {
+            "when": f"{obj.webhook_secret_previous_expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+            "fingerprint": fingerprint,
         }
+
+    @admin.display(description=_("changes by the partner over the API"))
+    def self_service_changes(self, obj: Partner) -> str:
+        if not obj.pk:
+            return "-"
+        changes = partner_self_service_changes(partner=obj)
+        if not changes:
+            return str(_("none"))
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li>{} UTC — {}: {}</li>",
+                ((f"{c.at.astimezone(UTC):%Y-%m-%d %H:%M}", c.what, c.detail) for c in changes),
+            ),
+        )
 
     def _secrets_page(self, request: HttpRequest, partners: list[Partner], title: str) -> HttpResponse:
         """The one page that shows signing secrets: rendered directly, never stored, never cached."""
@@ -103,13 +130,13 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
         self.message_user(
             request,
             ngettext(
-                "A new signing secret was issued for %(count)d partner. The previous secret stays valid until it "
-                "is cleared; copy the new one below, it is not shown again.",
-                "New signing secrets were issued for %(count)d partners. The previous secrets stay valid until "
-                "they are cleared; copy the new ones below, they are not shown again.",
+                "A new signing secret was issued for %(count)d partner. The previous secret stays valid for "
+                "%(hours)d hours; copy the new one below, it is not shown again.",
+                "New signing secrets were issued for %(count)d partners. The previous secrets stay valid for "
+                "%(hours)d hours; copy the new ones below, they are not shown again.",
                 len(partners),
             )
-            % {"count": len(partners)},
+            % {"count": len(partners), "hours": settings.WEBHOOK_SECRET_OVERLAP_HOURS},
             messages.SUCCESS,
         )
         return self._secrets_page(request, partners, str(_("New webhook signing secrets")))

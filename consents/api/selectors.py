@@ -18,6 +18,7 @@ from audit.timestamps import iso_utc
 from consents.models import (
     Consent,
     ConsentStatus,
+    EventType,
     LegalBasis,
     OutboxEvent,
     PartnerSubject,
@@ -303,6 +304,7 @@ def feed_page(*, partner_id: int, after: int, limit: int) -> list[tuple[int, dic
     """The partner's next events in commit order: (feed position, event) pairs."""
     events = (
         OutboxEvent.objects.filter(partner_id=partner_id, feed_seq__gt=after)
+        .exclude(event_type=EventType.WEBHOOK_TEST)
         .order_by("feed_seq")
         .values_list("feed_seq", "payload")[:limit]
     )

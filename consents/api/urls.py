@@ -3,6 +3,14 @@ from django.urls import path, re_path
 from consents.api import views
 from consents.api.access_events import AccessEventIngestApi
 from consents.api.grants import GrantDetailApi, GrantRevocationApi
+from consents.api.webhook_deliveries import (
+    WebhookDeadLettersRedeliveryApi,
+    WebhookDeliveriesApi,
+    WebhookDeliveryApi,
+    WebhookDeliveryRedeliveryApi,
+    WebhookTestApi,
+)
+from consents.api.webhooks import WebhookEndpointApi, WebhookSecretRotationApi
 
 app_name = "api"
 
@@ -16,5 +24,16 @@ urlpatterns = [
     path("access-events", AccessEventIngestApi.as_view(), name="access-events"),
     path("grants/<str:grant_id>", GrantDetailApi.as_view(), name="grant"),
     path("grants/<str:grant_id>/revocation", GrantRevocationApi.as_view(), name="grant-revocation"),
+    path("webhook", WebhookEndpointApi.as_view(), name="webhook"),
+    path("webhook/secret/rotation", WebhookSecretRotationApi.as_view(), name="webhook-secret-rotation"),
+    path("webhook/test", WebhookTestApi.as_view(), name="webhook-test"),
+    path("webhook/deliveries", WebhookDeliveriesApi.as_view(), name="webhook-deliveries"),
+    path("webhook/deliveries/<str:delivery_id>", WebhookDeliveryApi.as_view(), name="webhook-delivery"),
+    path(
+        "webhook/deliveries/<str:delivery_id>/redelivery",
+        WebhookDeliveryRedeliveryApi.as_view(),
+        name="webhook-delivery-redelivery",
+    ),
+    path("webhook/dead-letters/redelivery", WebhookDeadLettersRedeliveryApi.as_view(), name="webhook-dead-letters"),
     re_path(r"", views.NotFoundApi.as_view(), name="not-found"),
 ]

@@ -21,7 +21,9 @@ from consents.models.gpc import GpcSignal
 from consents.models.notices import DataCategory, DurationType, LegalBasis, Purpose, PurposeQuerySet, PurposeVersion
 from consents.models.outbox import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, EventType, OutboxEvent
 from consents.models.partners import (
+    PARTNER_DEFAULT_SCOPES,
     PARTNER_SCOPES,
+    WEBHOOKS_MANAGE_SCOPE,
     Partner,
     PartnerCredential,
     PartnerKind,
@@ -33,8 +35,10 @@ from consents.models.partners import (
 )
 
 __all__ = [
+    "PARTNER_DEFAULT_SCOPES",
     "PARTNER_SCOPES",
     "REQUEST_URI_PREFIX",
+    "WEBHOOKS_MANAGE_SCOPE",
     "AppGrant",
     "AppGrantQuerySet",
     "AppGrantToken",

@@ -16,6 +16,7 @@ class EventType(models.TextChoices):
     CONSENT_EXPIRED = "consent.expired", _("Consent expired")
     CONSENT_RECONSENT_REQUIRED = "consent.reconsent_required", _("Consent needs renewing")
     SUBJECT_ERASURE_REQUESTED = "subject.erasure_requested", _("Erasure requested")
+    WEBHOOK_TEST = "webhook.test", _("Test event")
 
 
 class DeliveryStatus(models.TextChoices):
@@ -36,8 +37,14 @@ class OutboxEvent(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     partner = models.ForeignKey(Partner, verbose_name=_("partner"), on_delete=models.CASCADE, related_name="events")
+    # Empty only for test events, which concern no consumer.
     subject = models.ForeignKey(
-        PartnerSubject, verbose_name=_("subject"), on_delete=models.CASCADE, related_name="events"
+        PartnerSubject,
+        verbose_name=_("subject"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="events",
     )
     consent = models.ForeignKey(
         Consent, verbose_name=_("consent"), on_delete=models.SET_NULL, null=True, blank=True, related_name="events"

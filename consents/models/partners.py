@@ -2,6 +2,7 @@
 
 import base64
 import secrets
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -68,7 +69,11 @@ class Partner(models.Model):
         _("previous signing secret"),
         max_length=255,
         blank=True,
-        help_text=_("Still signed with during a rotation, until cleared."),
+        help_text=_("Still signed with during a rotation, until it expires."),
+    )
+    # Empty with a previous secret: rotated before overlaps expired, so signed with until cleared.
+    webhook_secret_previous_expires_at = models.DateTimeField(
+        _("previous signing secret expires at"), null=True, blank=True
     )
     webhook_disabled_at = models.DateTimeField(_("webhook disabled at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
@@ -87,6 +92,15 @@ class Partner(models.Model):
     def is_active(self) -> bool:
         return self.status == PartnerStatus.ACTIVE
 
+    def webhook_signing_secrets(self, *, at: datetime) -> list[str]:
+        """The secrets a delivery at ``at`` is signed with: the current one, and the previous one during its overlap."""
+        return webhook_signing_secrets(
+            secret=self.webhook_secret,
+            previous=self.webhook_secret_previous,
+            previous_expires_at=self.webhook_secret_previous_expires_at,
+            at=at,
+        )
+
     @property
     def country_name(self) -> str:
         """The country's full name in the active language ("Germany", "德国"), not its code."""
@@ -99,6 +113,15 @@ class Partner(models.Model):
             "kind": self.get_kind_display(),
             "explanation": PartnerKind(self.kind).explanation,
         }
+
+
+def webhook_signing_secrets(
+    *, secret: str, previous: str, previous_expires_at: datetime | None, at: datetime
+) -> list[str]:
+    """The current secret, plus the previous one while its overlap lasts (``Partner.webhook_signing_secrets``)."""
+    if previous and (previous_expires_at is None or at < previous_expires_at):
+        return [secret, previous]
+    return [secret]
 
 
 class Sharing(models.Model):
@@ -146,11 +169,14 @@ class PartnerSubject(models.Model):
         return self.subject_id
 
 
-PARTNER_SCOPES = ("consents:read", "events:read", "access:write", "acks:write")
+# Self-service on the partner's own webhook settings; granted only when staff choose it, never by default.
+WEBHOOKS_MANAGE_SCOPE = "webhooks:manage"
+PARTNER_SCOPES = ("consents:read", "events:read", "access:write", "acks:write", WEBHOOKS_MANAGE_SCOPE)
+PARTNER_DEFAULT_SCOPES = tuple(scope for scope in PARTNER_SCOPES if scope != WEBHOOKS_MANAGE_SCOPE)
 
 
 def partner_scopes_default() -> str:
-    return " ".join(PARTNER_SCOPES)
+    return " ".join(PARTNER_DEFAULT_SCOPES)
 
 
 class PartnerCredential(models.Model):

@@ -46,6 +46,7 @@ from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
 from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent, Partner
+from consents.models.partners import webhook_signing_secrets
 from consents.services.outbox import DEFERRED_KEY, deliver_later, delivery_queue, partner_deferred_mark
 from consents.webhook_client import WebhookError, encode_body, webhook_send
 from portal.request_id import current_request_id
@@ -199,12 +200,13 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
     if not claimed:
         return Unclaimed.SKIPPED
     # Plain values, not model instances: this runs for every delivery and the rows are only read.
-    attempt, payload, url, secret, previous_secret, disabled_at = OutboxEvent.objects.values_list(
+    attempt, payload, url, secret, previous_secret, previous_expires_at, disabled_at = OutboxEvent.objects.values_list(
         "attempts",
         "payload",
         "partner__webhook_url",
         "partner__webhook_secret",
         "partner__webhook_secret_previous",
+        "partner__webhook_secret_previous_expires_at",
         "partner__webhook_disabled_at",
     ).get(pk=event_id)
     if not url or disabled_at is not None:
@@ -213,7 +215,9 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
             status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None, sending_until=None, attempts=F("attempts") - 1
         )
         return Unclaimed.SKIPPED
-    secrets = [secret, previous_secret] if previous_secret else [secret]
+    secrets = webhook_signing_secrets(
+        secret=secret, previous=previous_secret, previous_expires_at=previous_expires_at, at=timezone.now()
+    )
     return DeliveryClaim(
         event_id=uuid.UUID(str(event_id)),
         partner_id=partner_id,
@@ -459,3 +463,33 @@ def outbox_event_redrive(*, event: OutboxEvent, actor: Actor) -> OutboxEvent:
     )
     deliver_later([event.pk])
     return event
+
+
+@transaction.atomic
+def partner_dead_letters_redrive(*, partner: Partner, actor: Actor, limit: int) -> tuple[list[uuid.UUID], int]:
+    """Send up to ``limit`` of the partner's dead letters again, oldest first, from the start of the schedule.
+
+    One audit event covers the batch. Returns the re-driven events' ids and how many dead letters
+    are left (the caller asks again for the next batch).
+    """
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    if not partner.webhook_url or partner.webhook_disabled_at is not None:
+        raise DomainError(
+            _("%(partner)s has no enabled webhook endpoint. Set or re-enable it first.") % {"partner": partner.name},
+            code="no_endpoint",
+        )
+    dead = OutboxEvent.objects.filter(partner=partner, status=DeliveryStatus.DEAD)
+    ids = list(dead.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+    if ids:
+        OutboxEvent.objects.filter(pk__in=ids, status=DeliveryStatus.DEAD).update(
+            status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+        )
+        event_record(
+            actor=actor,
+            subject=None,
+            action=AuditAction.OUTBOX_EVENT_REDRIVEN,
+            target=partner,
+            data={"partner": partner.slug, "previous_status": DeliveryStatus.DEAD, "events": len(ids)},
+        )
+        deliver_later(ids)
+    return ids, dead.count()

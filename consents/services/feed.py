@@ -58,7 +58,11 @@ def outbox_event_ack(*, partner: Partner, event_id: uuid.UUID | str, status: str
     ``processed`` (the partner retried and succeeded); ``processed`` is final, and anything else
     after it raises ``EventAckConflict``. Another partner's event is ``OutboxEvent.DoesNotExist``.
     """
-    event = OutboxEvent.objects.select_for_update().select_related("subject__user").get(partner=partner, pk=event_id)
+    # Test events concern no consumer and are not acknowledged: they are "not found" here.
+    events = OutboxEvent.objects.select_for_update(of=("self",)).select_related("subject__user")
+    events = events.filter(subject__isnull=False)
+    event = events.get(partner=partner, pk=event_id)
+    assert event.subject is not None  # filtered above
     if event.ack_status == status:
         return event
     if event.ack_status == AckStatus.PROCESSED:

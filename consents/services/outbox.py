@@ -23,8 +23,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.timestamps import iso_utc
+from consents.errors import DomainError
 from consents.models import (
     AppGrant,
     Consent,
@@ -67,7 +69,7 @@ def consent_event_data(*, consent: Consent, subject: PartnerSubject) -> dict[str
 def _event_build(
     *,
     partner: Partner,
-    subject: PartnerSubject,
+    subject: PartnerSubject | None,
     event_type: str,
     at: datetime,
     data: dict[str, Any],
@@ -176,6 +178,26 @@ def outbox_subject_erasure(*, user: User, request_id: str, due_at: datetime | da
         for subject in subjects
     ]
     return _events_save(events)
+
+
+@transaction.atomic
+def outbox_webhook_test(*, partner: Partner) -> OutboxEvent:
+    """A signed ``webhook.test`` event to the partner's endpoint, delivered like any other event.
+
+    It concerns no consumer, is not in the event feed and cannot be acknowledged; its deliveries
+    (attempts, status codes, retries) are recorded and listed like the others.
+    """
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    if not partner.webhook_url or partner.webhook_disabled_at is not None:
+        raise DomainError(
+            _("%(partner)s has no enabled webhook endpoint. Set or re-enable it first.") % {"partner": partner.name},
+            code="no_endpoint",
+        )
+    now = timezone.now()
+    data = {"partner": partner.slug, "message": "A test event sent at your request. No action is needed."}
+    return _events_save(
+        [_event_build(partner=partner, subject=None, event_type=EventType.WEBHOOK_TEST, at=now, data=data)]
+    )[0]
 
 
 def deliver_later(event_ids: Iterable[uuid.UUID]) -> None:

@@ -2,7 +2,11 @@
 
 import hashlib
 from collections.abc import Iterable
+from datetime import timedelta
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -13,7 +17,10 @@ from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
 from consents.models import PARTNER_SCOPES, Partner, PartnerCredential, PartnerSubject, webhook_secret_generate
+from consents.webhook_client import webhook_url_refusal
 from portal.models import User
+
+WEBHOOK_URL_MAX_LENGTH: int = Partner._meta.get_field("webhook_url").max_length or 200
 
 
 def partner_subject_ensure(*, partner: Partner, user: User) -> PartnerSubject:
@@ -22,24 +29,77 @@ def partner_subject_ensure(*, partner: Partner, user: User) -> PartnerSubject:
     return subject
 
 
+def webhook_secret_overlap() -> timedelta:
+    """How long the previous signing secret still signs deliveries after a rotation."""
+    return timedelta(hours=settings.WEBHOOK_SECRET_OVERLAP_HOURS)
+
+
 @transaction.atomic
 def partner_webhook_secret_rotate(*, partner: Partner, actor: Actor) -> Partner:
-    """Give the partner a new webhook signing secret; the current one stays valid as the previous one.
+    """Give the partner a new webhook signing secret; the current one stays valid for the overlap.
 
-    Deliveries are signed with both until the previous secret is cleared, so the partner can
-    switch over without missing a webhook. The audit log records a fingerprint, never a secret.
+    Deliveries are signed with both until ``WEBHOOK_SECRET_OVERLAP_HOURS`` have passed, so the
+    partner can switch over without missing a webhook. The audit log records fingerprints, never a
+    secret.
     """
     partner = Partner.objects.select_for_update().get(pk=partner.pk)
     partner.webhook_secret_previous = partner.webhook_secret
     partner.webhook_secret = webhook_secret_generate()
-    partner.save(update_fields=["webhook_secret", "webhook_secret_previous"])
+    partner.webhook_secret_previous_expires_at = timezone.now() + webhook_secret_overlap()
+    partner.save(update_fields=["webhook_secret", "webhook_secret_previous", "webhook_secret_previous_expires_at"])
     event_record(
         actor=actor,
         subject=None,
         action=AuditAction.PARTNER_WEBHOOK_SECRET_ROTATED,
         target=partner,
-        data={"partner": partner.slug, "fingerprint": secret_fingerprint(partner.webhook_secret)},
+        data={
+            "partner": partner.slug,
+            "fingerprint": secret_fingerprint(partner.webhook_secret),
+            "previous_fingerprint": secret_fingerprint(partner.webhook_secret_previous),
+            "previous_expires_at": partner.webhook_secret_previous_expires_at.isoformat(),
+        },
     )
+    return partner
+
+
+def webhook_url_validate(url: str) -> None:
+    """Refuse a webhook URL that is malformed or that deliveries could not be sent to (SSRF guard).
+
+    The one check behind the admin's partner form, the partner API and ``partner_webhook_url_change``.
+    An empty URL is valid: the partner then reads the event feed only.
+    """
+    if not url:
+        return
+    URLValidator(message=_("Enter a valid URL."))(url)
+    if len(url) > WEBHOOK_URL_MAX_LENGTH:
+        raise ValidationError(
+            _("The URL is longer than %(max)d characters."), code="max_length", params={"max": WEBHOOK_URL_MAX_LENGTH}
+        )
+    # The same guard that every delivery passes, so a refused endpoint is known now.
+    if reason := webhook_url_refusal(url):
+        raise ValidationError(
+            _("Webhooks cannot be sent to this URL: %(reason)s."),
+            code="webhook_url_refused",
+            params={"reason": reason},
+        )
+
+
+@transaction.atomic
+def partner_webhook_url_change(*, partner: Partner, url: str, actor: Actor) -> Partner:
+    """Point the partner's webhooks at ``url`` (empty: feed only), validated by ``webhook_url_validate``.
+
+    The change is a row in the partner's history (shown on its admin page) naming who made it.
+    Events already waiting go to the new URL on their next attempt. A webhook disabled after a
+    410 stays disabled until staff re-enable it.
+    """
+    webhook_url_validate(url)
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    if partner.webhook_url == url:
+        return partner
+    partner.webhook_url = url
+    # simple-history keeps the reason beside the new URL; 100 characters is its column's size.
+    partner._change_reason = f"webhook URL changed by {actor.kind} {actor.label or actor.id}"[:100]  # type: ignore[attr-defined]
+    partner.save(update_fields=["webhook_url"])
     return partner
 
 

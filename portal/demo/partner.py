@@ -7,9 +7,17 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password
 
 from audit.services import Actor
-from consents.models import PARTNER_SCOPES, ConnectedApp, DataCategory, Partner, PartnerCredential, Purpose
+from consents.models import (
+    PARTNER_SCOPES,
+    WEBHOOKS_MANAGE_SCOPE,
+    ConnectedApp,
+    DataCategory,
+    Partner,
+    PartnerCredential,
+    Purpose,
+)
 from consents.services.apps import connected_app_create, connected_app_rotate_secret
-from consents.services.partners import partner_credential_create
+from consents.services.partners import partner_credential_create, partner_credential_revoke
 from portal.models import User
 
 DEMO_PARTNER = "meridian-research-labs"
@@ -41,6 +49,10 @@ def demo_partner_ensure(*, staff: User) -> Path:
     credential = PartnerCredential.objects.filter(
         partner=partner, application__client_id=config.get("client_id", ""), revoked_at__isnull=True
     ).first()
+    if credential is not None and WEBHOOKS_MANAGE_SCOPE not in credential.scope_list:
+        # Seeded before the receiver asked for its test event at start-up: replace it with one that may.
+        partner_credential_revoke(credential=credential, actor=Actor.staff(staff))
+        credential = None
     if (
         credential is None
         or config.get("webhook_secret") != partner.webhook_secret

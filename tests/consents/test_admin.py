@@ -303,7 +303,12 @@ def test_rotating_a_webhook_secret_keeps_the_old_one_and_is_audited(staff_client
     event = AuditEvent.objects.get(action="partner.webhook_secret_rotated")
     assert (event.actor_kind, event.actor_label) == ("staff", mfa_staff.email)
     assert event.target_id == str(partner.pk)
-    assert event.data == {"partner": "brightside", "fingerprint": secret_fingerprint(partner.webhook_secret)}
+    assert event.data == {
+        "partner": "brightside",
+        "fingerprint": secret_fingerprint(partner.webhook_secret),
+        "previous_fingerprint": secret_fingerprint(old_secret),
+        "previous_expires_at": partner.webhook_secret_previous_expires_at.isoformat(),
+    }
     assert old_secret not in str(event.data)
     assert partner.webhook_secret not in str(event.data)
 

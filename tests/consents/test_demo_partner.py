@@ -21,6 +21,7 @@ class FakePortal:
     def __init__(self) -> None:
         self.token_requests: list[dict] = []
         self.acks: list[dict] = []
+        self.test_event_requests: list[str] = []
         self.lock = threading.Lock()
         portal = self
 
@@ -43,6 +44,9 @@ class FakePortal:
                             }
                         )
                         self.answer(200, {"status": "processed"})
+                    elif self.path == "/api/v1/webhook/test":
+                        portal.test_event_requests.append(self.headers["Authorization"])
+                        self.answer(202, {"id": "7a0c1c9e-0000-4000-8000-000000000009", "type": "webhook.test"})
                     else:
                         self.answer(404, {})
 
@@ -222,3 +226,30 @@ def test_demo_site_sends_another_name_for_its_host_to_its_own_origin(demo):
     assert (connect.status_code, connect.headers["location"]) == (303, f"http://127.0.0.1:{port}/")
     assert demo.app.connections == {}  # nothing started under the other name
     assert http.get("/").status_code == 200
+
+
+def test_demo_partner_asks_for_a_test_event_and_does_not_acknowledge_it(settings, demo, portal):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+
+    assert demo.request_test_event() == "7a0c1c9e-0000-4000-8000-000000000009"
+    assert portal.test_event_requests == ["Bearer tok-1"]
+    assert "webhooks%3Amanage" in portal.token_requests[0]["form"]
+    test_event = {"id": "7a0c1c9e-0000-4000-8000-000000000009", "type": "webhook.test", "data": {}}
+    response = webhook_send(
+        url=demo.url, msg_id=test_event["id"], body=encode_body(test_event), secrets=[demo.config.webhook_secret]
+    )
+    assert response.status_code == 200
+    assert any("received webhook.test" in line for line in demo.lines)
+    # Acknowledgements go out in order: a later event's arriving means the test event was skipped.
+    webhook_send(url=demo.url, msg_id=event()["id"], body=encode_body(event()), secrets=[demo.config.webhook_secret])
+    (ack,) = portal.wait_for_acks(1)
+    assert ack["event"] == event()["id"]
+
+
+def test_demo_partner_reports_a_refused_test_event_request(settings, demo, portal):
+    portal.server.shutdown()
+    portal.server.server_close()
+    demo.retry_pause = 0
+
+    assert demo.request_test_event() is None
+    assert any("test event request failed" in line for line in demo.lines)

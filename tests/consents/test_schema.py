@@ -29,6 +29,14 @@ OPERATIONS = {
     ("post", "/api/v1/access-events"),
     ("get", "/api/v1/grants/{grant_id}"),
     ("put", "/api/v1/grants/{grant_id}/revocation"),
+    ("get", "/api/v1/webhook"),
+    ("put", "/api/v1/webhook"),
+    ("post", "/api/v1/webhook/secret/rotation"),
+    ("post", "/api/v1/webhook/test"),
+    ("get", "/api/v1/webhook/deliveries"),
+    ("get", "/api/v1/webhook/deliveries/{delivery_id}"),
+    ("post", "/api/v1/webhook/deliveries/{delivery_id}/redelivery"),
+    ("post", "/api/v1/webhook/dead-letters/redelivery"),
 }
 
 
@@ -53,12 +61,24 @@ def test_schema_documents_the_client_credentials_scheme_and_scopes(openapi):
     scheme = openapi["components"]["securitySchemes"]["partnerOAuth"]
     flow = scheme["flows"]["clientCredentials"]
     assert flow["tokenUrl"] == "/oauth/token/"
-    assert set(flow["scopes"]) == {"consents:read", "events:read", "access:write", "acks:write"}
+    assert set(flow["scopes"]) == {"consents:read", "events:read", "access:write", "acks:write", "webhooks:manage"}
     paths = openapi["paths"]
     assert paths["/api/v1/events"]["get"]["security"] == [{"partnerOAuth": ["events:read"]}]
     assert paths["/api/v1/events/{event_id}/ack"]["post"]["security"] == [{"partnerOAuth": ["acks:write"]}]
     assert paths["/api/v1/consents/check"]["post"]["security"] == [{"partnerOAuth": ["consents:read"]}]
     assert paths["/api/v1/ping"]["get"].get("security", []) in ([], [{}])
+    for path, item in paths.items():
+        if path.startswith("/api/v1/webhook"):
+            assert all(operation["security"] == [{"partnerOAuth": ["webhooks:manage"]}] for operation in item.values())
+
+
+def test_schema_gives_examples_for_the_webhook_operations(openapi):
+    for path, item in openapi["paths"].items():
+        if not path.startswith("/api/v1/webhook"):
+            continue
+        for operation in item.values():
+            success = next(status for status in operation["responses"] if status.startswith("2"))
+            assert operation["responses"][success]["content"]["application/json"]["examples"], (path, success)
 
 
 def test_schema_documents_problem_details_for_errors(openapi):

@@ -170,3 +170,29 @@ def test_seed_demo_registers_the_demo_partners_connected_app_with_a_secret_only_
     assert renewed != config["app_client_secret"]
     assert check_password(renewed, app.application.client_secret)
     assert ConnectedApp.objects.count() == 1
+
+
+def test_seed_demo_gives_the_demo_partners_credential_the_webhooks_manage_scope(db, settings, tmp_path):
+    import json
+
+    from audit.services import Actor
+    from consents.models import PARTNER_DEFAULT_SCOPES, PartnerCredential
+    from consents.services.partners import partner_credential_create
+
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo")
+    path = tmp_path / "demo_partner.json"
+    config = json.loads(path.read_text())
+    credential = PartnerCredential.objects.get(application__client_id=config["client_id"])
+    assert "webhooks:manage" in credential.scope_list
+
+    # A credential seeded before the scope existed is replaced by one that has it.
+    older, secret = partner_credential_create(
+        partner=credential.partner, label="old", scopes=PARTNER_DEFAULT_SCOPES, actor=Actor.system("tests")
+    )
+    path.write_text(json.dumps(config | {"client_id": older.application.client_id, "client_secret": secret}))
+    call_command("seed_demo")
+    renewed = PartnerCredential.objects.get(application__client_id=json.loads(path.read_text())["client_id"])
+    assert "webhooks:manage" in renewed.scope_list
+    older.refresh_from_db()
+    assert older.revoked_at is not None

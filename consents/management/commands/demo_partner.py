@@ -2,7 +2,9 @@
 
 It behaves like a well-built partner integration, so a new user sees the whole loop in the running
 demo: revoke in the browser → the partner receives the signed event → it acknowledges through the
-partner API with its own OAuth client credentials → the portal shows "confirmed".
+partner API with its own OAuth client credentials → the portal shows "confirmed". At start-up it
+asks the portal for a signed test event (``POST /api/v1/webhook/test``, scope ``webhooks:manage``),
+as a partner checks its endpoint after deploying it.
 
 On the same port it serves the partner's website (``portal.demo.app_client``): a consumer connects
 their Privacy Portal account to the partner's connected app, and the app reads their demo data.
@@ -40,8 +42,10 @@ MAX_BODY_BYTES = 1_000_000
 SEEN_IDS_KEPT = 10_000
 EVENTS_SHOWN = 100
 # One token for everything the demo partner does with the partner API.
-PARTNER_API_SCOPES = "acks:write access:write"
+PARTNER_API_SCOPES = "acks:write access:write webhooks:manage"
 ACK_ATTEMPTS = 5
+# The portal may still be starting (``make run`` starts both at once): ask for the test event this often.
+TEST_EVENT_ATTEMPTS = 10
 TOKEN_EARLY_REFRESH_SECONDS = 30
 ACK_DETAILS = {
     "consent.revoked": "Stopped using the data for this purpose.",
@@ -125,6 +129,22 @@ class PortalClient:
                 raise AckError(f"acknowledgement answered {response.status_code}: {response.text[:200]}")
             return
 
+    def webhook_test(self) -> str:
+        """Ask the portal for a signed test event to this partner's endpoint; returns its delivery id."""
+        url = f"{self.config.portal_url.rstrip('/')}/api/v1/webhook/test"
+        for retry_with_new_token in (True, False):
+            try:
+                response = self.http.post(url, headers={"Authorization": f"Bearer {self.access_token()}"})
+            except httpx.HTTPError as exc:
+                raise AckError(f"test event request failed: {exc}") from exc
+            if response.status_code == 401 and retry_with_new_token:
+                self.forget_token()
+                continue
+            if response.status_code >= 300:
+                raise AckError(f"test event request answered {response.status_code}: {response.text[:200]}")
+            return str(response.json()["id"])
+        raise AckError("test event request was not authorised")
+
     def report_access(self, event: dict[str, Any]) -> str:
         """Report one access to the portal; returns the portal's verdict for it, or why it failed."""
         url = f"{self.config.portal_url.rstrip('/')}/api/v1/access-events"
@@ -188,8 +208,22 @@ class DemoPartner:
             f"purpose={data.get('purpose', '-')} at {event.get('timestamp')}"
         )
         self.events.append(event)
-        self.acks.put(event)
+        if event.get("type") != "webhook.test":  # a test event concerns no one and is not acknowledged
+            self.acks.put(event)
         return 200, "ok"
+
+    def request_test_event(self) -> str | None:
+        """Ask the portal for a test event, retrying while it starts; returns the delivery id, or None."""
+        for attempt in range(1, TEST_EVENT_ATTEMPTS + 1):
+            try:
+                delivery_id = self.portal.webhook_test()
+            except AckError as exc:
+                self.log(f"test event request failed (attempt {attempt}/{TEST_EVENT_ATTEMPTS}): {exc}")
+                time.sleep(self.retry_pause * attempt)
+            else:
+                self.log(f"asked the portal for a test event: delivery {delivery_id}")
+                return delivery_id
+        return None
 
     def acknowledge_forever(self) -> None:
         while (event := self.acks.get()) is not None:
@@ -321,6 +355,7 @@ class Command(BaseCommand):
         partner = DemoPartner(config, log=lambda line: self.stdout.write(line))
         server = partner.make_server()
         threading.Thread(target=partner.acknowledge_forever, daemon=True, name="demo-partner-acks").start()
+        threading.Thread(target=partner.request_test_event, daemon=True, name="demo-partner-test-event").start()
         self.stdout.write(f"demo partner listening on http://{config.listen}/ and acknowledging to {config.portal_url}")
         try:
             server.serve_forever()
