@@ -63,6 +63,9 @@ class AuditEvent(models.Model):
         permissions = [
             ("verify_chain", _("Can verify the audit chains")),
             ("export_trail", _("Can export a consumer's signed audit trail")),
+            # The operations dashboard reads aggregates across the apps; its permission lives here
+            # because the audit app is the one every other app builds on.
+            ("view_operations_dashboard", _("Can view the operations dashboard")),
         ]
         constraints = [
             models.UniqueConstraint(fields=["chain", "seq"], name="auditevent_unique_chain_seq"),
