@@ -6,8 +6,8 @@ Built from the rows the overview already read from the daily rollups, so the cha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext as _
@@ -29,15 +29,15 @@ class ChartBar:
     """One row of a bar chart (e.g. a partner's accesses): the first part solid, the second part hatched."""
 
     key: Any
-    events: int
-    flagged: int
+    events: float
+    flagged: float
     y: int
     covered_width: float
     flagged_width: float
     count_label: str
 
     @property
-    def covered(self) -> int:
+    def covered(self) -> float:
         return self.events - self.flagged
 
     @property
@@ -55,7 +55,6 @@ class ChartBar:
     @property
     def count_y(self) -> int:
         return self.bar_y + BAR_HEIGHT - 3
-
 
 
 @dataclass(frozen=True)
@@ -79,14 +78,14 @@ class AccessGlance:
         return BAR_HEIGHT
 
 
-def flagged_count_label(events: int, flagged: int) -> str:
+def flagged_count_label(events: float, flagged: float) -> str:
     if not flagged:
         return str(events)
     return _("%(events)s (%(flagged)s flagged)") % {"events": events, "flagged": flagged}
 
 
 def chart_bars(
-    items: Sequence[tuple[Any, int, int]], count_label: Callable[[int, int], str] = flagged_count_label
+    items: Sequence[tuple[Any, float, float]], count_label: Callable[[float, float], str] = flagged_count_label
 ) -> list[ChartBar]:
     """Lay out ``(key, total, hatched part)`` rows as bars scaled to the largest total, in the order given."""
     scale = BAR_MAX / (max((total for _key, total, _part in items), default=0) or 1)

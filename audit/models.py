@@ -196,7 +196,11 @@ class AccessDaily(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "partner", "purpose", "day"], name="accessdaily_unique_key"),
         ]
-        indexes = [models.Index(fields=["user", "-day"], name="accessdaily_by_user_recent")]
+        indexes = [
+            models.Index(fields=["user", "-day"], name="accessdaily_by_user_recent"),
+            # The operations dashboard sums a period's days per partner.
+            models.Index(fields=["day", "partner"], name="accessdaily_by_day_partner"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}/{self.partner_id}/{self.purpose_id} {self.day}: {self.events}"

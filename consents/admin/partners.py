@@ -7,7 +7,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -44,7 +46,7 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
-        (None, {"fields": ("name", "slug", "kind", "country", "policy_url", "status")}),
+        (None, {"fields": ("name", "slug", "kind", "country", "policy_url", "status", "scorecard")}),
         (
             _("Webhooks"),
             {
@@ -58,12 +60,30 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
         ),
         (_("Record"), {"fields": ("created_at",)}),
     )
-    readonly_fields = ("webhook_disabled_at", "signing_secret_fingerprint", "previous_secret_fingerprint", "created_at")
+    # The status changes only through suspend / reinstate on the scorecard, which asks for a reason and audits it.
+    readonly_fields = (
+        "status",
+        "scorecard",
+        "webhook_disabled_at",
+        "signing_secret_fingerprint",
+        "previous_secret_fingerprint",
+        "created_at",
+    )
     actions = ("rotate_webhook_secret", partner_webhook_enable_action)
 
     def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
         # Deleting would take the partner's delivery and acknowledgement records with it; suspend instead.
         return False
+
+    @admin.display(description=_("scorecard"))
+    def scorecard(self, obj: Partner) -> str:
+        if not obj.pk:
+            return ""
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:operations_scorecard", args=[obj.pk]),
+            _("Acknowledgements, flagged accesses, webhooks; suspend or reinstate"),
+        )
 
     @admin.display(description=_("webhook signing secret"))
     def signing_secret_fingerprint(self, obj: Partner) -> str:
