@@ -63,7 +63,7 @@ def _attempt(event: OutboxEvent, when: str, outcome: str) -> None:
 
 @pytest.fixture
 def operations(consent_catalogue):
-    """Two weeks of consents, withdrawals, acknowledgements, deliveries, accesses and requests (2–15 March 2026)."""
+    """Two weeks of consents, withdrawals, acknowledgements, deliveries, accesses and requests (2 to 15 March 2026)."""
     offers, ads = consent_catalogue["offers"], consent_catalogue["ads"]
     adco, mailer, bureau = consent_catalogue["adco"], consent_catalogue["mailer"], consent_catalogue["bureau"]
     PartnerFactory(slug="quiet", name="Quiet Ltd")
@@ -158,12 +158,15 @@ def test_every_figure_of_the_period(operations):
     assert (mailer.accesses, mailer.flagged, str(mailer.flagged_rate)) == (2, 0, "0.0")
     assert adco.last_contact == at("2026-03-11T19:00:00")
     assert mailer.last_contact == at("2026-03-13T16:00:00")
-    assert bureau.ack_rate is None and bureau.latency_p95_hours is None and bureau.last_contact is None
+    assert bureau.ack_rate is None
+    assert bureau.latency_p95_hours is None
+    assert bureau.last_contact is None
     assert [row.partner.slug for row in overview.needs_review] == ["adco", "bureau", "mailer"]
     assert len(adco.review_reasons) == 2  # flagged rate and webhook success rate
     assert len(mailer.review_reasons) == 3  # acknowledgement rate, 95th percentile, webhook success rate
     assert len(bureau.review_reasons) == 1  # webhook disabled
-    assert quiet.review_reasons == [] and not quiet.needs_review
+    assert quiet.review_reasons == []
+    assert not quiet.needs_review
 
     assert [(value, count) for value, _label, count in overview.deliveries.by_outcome] == [
         ("delivered", 3),
@@ -265,13 +268,11 @@ def test_dashboard_refuses_a_bad_period_with_a_form_error(operations, client, qu
 def test_dashboard_query_count_does_not_grow_with_the_data(
     operations, client, django_assert_num_queries, django_assert_max_num_queries
 ):
-    with time_machine.travel(NOW, tick=False):
-        with django_assert_num_queries(11):
-            operations_overview(PERIOD)
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(11):
+        operations_overview(PERIOD)
     client = _admin(client, PRIVACY_OFFICER)
-    with time_machine.travel(NOW, tick=False):
-        with django_assert_max_num_queries(100) as small:
-            client.get(reverse(DASHBOARD) + QUERY)
+    with time_machine.travel(NOW, tick=False), django_assert_max_num_queries(100) as small:
+        client.get(reverse(DASHBOARD) + QUERY)
     # Ten times the accesses, more partners, withdrawals, attempts and requests.
     adco, offers = operations["adco"], operations["offers"]
     more = UserFactory(email="more@example.com")
@@ -283,9 +284,8 @@ def test_dashboard_query_count_does_not_grow_with_the_data(
         PartnerFactory(slug=f"extra-{n}")
         with time_machine.travel(at(f"2026-03-0{n + 5}T12:00:00"), tick=False):
             PrivacyRequestFactory(kind="deletion", jurisdiction="gdpr")
-    with time_machine.travel(NOW, tick=False):
-        with django_assert_num_queries(len(small.captured_queries)):
-            client.get(reverse(DASHBOARD) + QUERY)
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(len(small.captured_queries)):
+        client.get(reverse(DASHBOARD) + QUERY)
 
 
 def _snapshot() -> dict[str, list[str]]:
@@ -371,7 +371,8 @@ def test_suspend_and_resume_from_the_scorecard_are_audited_with_the_reason(opera
     assert not AuditEvent.objects.filter(action=AuditAction.PARTNER_SUSPENDED).exists()
 
     response = client.post(url, {"action": "suspend", "reason": "Ignores withdrawals for a week"})
-    assert response.status_code == 302 and response["Location"] == scorecard
+    assert response.status_code == 302
+    assert response["Location"] == scorecard
     adco.refresh_from_db()
     assert adco.status == PartnerStatus.SUSPENDED
     client.post(url, {"action": "resume", "reason": "Fixed their consumer of our webhooks"})
@@ -384,7 +385,8 @@ def test_suspend_and_resume_from_the_scorecard_are_audited_with_the_reason(opera
         (AuditAction.PARTNER_RESUMED, "staff", "adco", "Fixed their consumer of our webhooks"),
     ]
     page = client.get(scorecard + QUERY).content.decode()
-    assert "Ignores withdrawals for a week" in page and "Fixed their consumer of our webhooks" in page
+    assert "Ignores withdrawals for a week" in page
+    assert "Fixed their consumer of our webhooks" in page
 
 
 def test_suspending_twice_records_once(operations):
