@@ -25,6 +25,8 @@ class AuditAction(models.TextChoices):
     PARTNER_WEBHOOK_DISABLED = "partner.webhook_disabled", _("Partner webhook disabled")
     PARTNER_WEBHOOK_ENABLED = "partner.webhook_enabled", _("Partner webhook enabled")
     PARTNER_WEBHOOK_SECRET_ROTATED = "partner.webhook_secret_rotated", _("Partner webhook secret rotated")
+    PARTNER_SUSPENDED = "partner.suspended", _("Partner suspended")
+    PARTNER_RESUMED = "partner.resumed", _("Partner reinstated")
     OUTBOX_EVENT_REDRIVEN = "outbox.event_redriven", _("Partner event sent again")
     # Access to consumers' data and to the audit log
     ACCESS_STAFF_VIEWED = "access.staff_viewed", _("Staff opened a consumer's records")

@@ -1,10 +1,12 @@
 """The access page at a glance: a summary sentence and a bar chart of accesses per partner.
 
 Built from the rows the overview already read from the daily rollups, so the chart costs no query.
+``chart_bars`` lays out any such two-part bar chart (the operations dashboard draws its charts with it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,17 +26,18 @@ LABEL_GAP = 6
 
 @dataclass(frozen=True)
 class ChartBar:
-    """One partner's accesses over the chart's period: the covered part solid, the flagged part hatched."""
+    """One row of a bar chart (e.g. a partner's accesses): the first part solid, the second part hatched."""
 
-    partner: Any
-    events: int
-    flagged: int
+    key: Any
+    events: float
+    flagged: float
     y: int
     covered_width: float
     flagged_width: float
+    count_label: str
 
     @property
-    def covered(self) -> int:
+    def covered(self) -> float:
         return self.events - self.flagged
 
     @property
@@ -52,12 +55,6 @@ class ChartBar:
     @property
     def count_y(self) -> int:
         return self.bar_y + BAR_HEIGHT - 3
-
-    @property
-    def count_label(self) -> str:
-        if not self.flagged:
-            return str(self.events)
-        return _("%(events)s (%(flagged)s flagged)") % {"events": self.events, "flagged": self.flagged}
 
 
 @dataclass(frozen=True)
@@ -81,6 +78,31 @@ class AccessGlance:
         return BAR_HEIGHT
 
 
+def flagged_count_label(events: float, flagged: float) -> str:
+    if not flagged:
+        return str(events)
+    return _("%(events)s (%(flagged)s flagged)") % {"events": events, "flagged": flagged}
+
+
+def chart_bars(
+    items: Sequence[tuple[Any, float, float]], count_label: Callable[[float, float], str] = flagged_count_label
+) -> list[ChartBar]:
+    """Lay out ``(key, total, hatched part)`` rows as bars scaled to the largest total, in the order given."""
+    scale = BAR_MAX / (max((total for _key, total, _part in items), default=0) or 1)
+    return [
+        ChartBar(
+            key=key,
+            events=total,
+            flagged=part,
+            y=index * ROW_HEIGHT,
+            covered_width=round((total - part) * scale, 1),
+            flagged_width=round(part * scale, 1),
+            count_label=count_label(total, part),
+        )
+        for index, (key, total, part) in enumerate(items)
+    ]
+
+
 def access_glance(rows: list[PartnerAccessRow]) -> AccessGlance:
     """The summary sentence over all flagged accesses, and the last 90 days per partner, busiest first."""
     needs_attention = sum(row.flagged_total for row in rows)
@@ -95,16 +117,5 @@ def access_glance(rows: list[PartnerAccessRow]) -> AccessGlance:
     else:
         summary = _("Every access reported so far was covered by your consent and by what was shared.")
     recent = sorted((row for row in rows if row.events_90), key=lambda row: (-row.events_90, row.partner.name))
-    scale = BAR_MAX / max((row.events_90 for row in recent), default=1)
-    bars = [
-        ChartBar(
-            partner=row.partner,
-            events=row.events_90,
-            flagged=row.flagged_90,
-            y=index * ROW_HEIGHT,
-            covered_width=round((row.events_90 - row.flagged_90) * scale, 1),
-            flagged_width=round(row.flagged_90 * scale, 1),
-        )
-        for index, row in enumerate(recent)
-    ]
+    bars = chart_bars([(row.partner, row.events_90, row.flagged_90) for row in recent])
     return AccessGlance(summary=summary, needs_attention=needs_attention, bars=bars)

@@ -63,6 +63,9 @@ class AuditEvent(models.Model):
         permissions = [
             ("verify_chain", _("Can verify the audit chains")),
             ("export_trail", _("Can export a consumer's signed audit trail")),
+            # The operations dashboard reads aggregates across the apps; its permission lives here
+            # because the audit app is the one every other app builds on.
+            ("view_operations_dashboard", _("Can view the operations dashboard")),
         ]
         constraints = [
             models.UniqueConstraint(fields=["chain", "seq"], name="auditevent_unique_chain_seq"),
@@ -243,7 +246,11 @@ class AccessDaily(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "partner", "purpose", "day"], name="accessdaily_unique_key"),
         ]
-        indexes = [models.Index(fields=["user", "-day"], name="accessdaily_by_user_recent")]
+        indexes = [
+            models.Index(fields=["user", "-day"], name="accessdaily_by_user_recent"),
+            # The operations dashboard sums a period's days per partner.
+            models.Index(fields=["day", "partner"], name="accessdaily_by_day_partner"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id}/{self.partner_id}/{self.purpose_id} {self.day}: {self.events}"

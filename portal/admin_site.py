@@ -11,6 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
 from portal.alerts import admin_alerts
+from portal.operations.admin_views import dashboard_available, dashboard_view, partner_status_view, scorecard_view
 from privacy_requests.admin_reports import ccpa_report_view, processing_record_view, reports_available
 
 # Admin pages of the models that moved from the portal app to privacy_requests, which staff may
@@ -29,6 +30,7 @@ class PortalAdminSite(admin.AdminSite):
 
     def index(self, request: HttpRequest, extra_context: dict | None = None) -> TemplateResponse:
         context = {**(extra_context or {}), "alerts": admin_alerts(), "reports": reports_available(request)}
+        context["operations"] = dashboard_available(request)
         return super().index(request, context)
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
@@ -44,6 +46,21 @@ class PortalAdminSite(admin.AdminSite):
                 "privacy_requests/reports/processing/",
                 self.admin_view(lambda request: processing_record_view(request, self)),
                 name="privacy_requests_report_processing",
+            ),
+            path(
+                "operations/",
+                self.admin_view(lambda request: dashboard_view(request, self)),
+                name="operations_dashboard",
+            ),
+            path(
+                "operations/partners/<int:partner_id>/",
+                self.admin_view(lambda request, partner_id: scorecard_view(request, self, partner_id)),
+                name="operations_scorecard",
+            ),
+            path(
+                "operations/partners/<int:partner_id>/status/",
+                self.admin_view(lambda request, partner_id: partner_status_view(request, self, partner_id)),
+                name="operations_partner_status",
             ),
             *super().get_urls(),
         ]

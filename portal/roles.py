@@ -5,8 +5,8 @@ groups from a frozen copy of it (a migration must not import code that changes l
 privacy-request permissions it names ``portal.*`` became ``privacy_requests.*`` when
 ``portal/migrations/0005_privacy_requests_move.py`` moved their content types; later permissions are
 granted by the ``ROLES_GRANTED`` of ``privacy_requests/migrations/0002_regulator_reports.py``,
-``privacy_requests/migrations/0003_authorised_agents.py`` and
-``consents/migrations/0009_connect_oauth.py``); a test compares
+``privacy_requests/migrations/0003_authorised_agents.py``, ``consents/migrations/0009_connect_oauth.py`` and
+``audit/migrations/0007_operations_dashboard.py``); a test compares
 the live groups with this mapping, so a change here needs a new migration too.
 
 ``staff_roles_ensure()`` puts the groups back to this mapping where the migration's data is gone
@@ -58,6 +58,9 @@ _AUDIT_TRAIL = (
     "audit.export_trail",
 )
 
+# The operations dashboard and the partner scorecards: aggregates, no consumer's records.
+_OVERSIGHT = ("audit.view_operations_dashboard",)
+
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     PRIVACY_OFFICER: (
         *_NOTICES,
@@ -67,6 +70,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "privacy_requests.record_privacyrequestpartnertask",
         "privacy_requests.view_consentproof",
         "privacy_requests.view_regulator_reports",
+        *_OVERSIGHT,
         *_AUDIT_TRAIL,
         # The audit-trail export is an action on the list of people.
         "portal.view_user",
@@ -109,6 +113,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "consents.view_outboxevent",
         "consents.view_deliveryattempt",
         "audit.view_accessevent",
+        *_OVERSIGHT,
         *_AUDIT_TRAIL,
         "auth.view_group",
     ),

@@ -733,6 +733,14 @@ if LOG_FORMAT == "json":
 METRICS_TOKEN = env_secret("METRICS_TOKEN")
 METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", "" if PRODUCTION else "127.0.0.1,::1")
 
+# --- Partner oversight -----------------------------------------------------------------------
+# A partner crossing any of these over the dashboard's period is marked "needs review" on the
+# operations dashboard and its scorecard. Rates are percentages.
+PARTNER_REVIEW_MIN_ACK_RATE = env_int("PARTNER_REVIEW_MIN_ACK_RATE", 95)
+PARTNER_REVIEW_MAX_ACK_P95_HOURS = env_int("PARTNER_REVIEW_MAX_ACK_P95_HOURS", 72)
+PARTNER_REVIEW_MAX_FLAGGED_RATE = env_int("PARTNER_REVIEW_MAX_FLAGGED_RATE", 1)
+PARTNER_REVIEW_MIN_WEBHOOK_SUCCESS_RATE = env_int("PARTNER_REVIEW_MIN_WEBHOOK_SUCCESS_RATE", 90)
+
 # --- Test overrides, in one place -------------------------------------------------------------
 
 if TESTING:

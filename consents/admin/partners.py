@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
@@ -43,7 +44,7 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
-        (None, {"fields": ("name", "slug", "kind", "country", "policy_url", "status")}),
+        (None, {"fields": ("name", "slug", "kind", "country", "policy_url", "status", "scorecard")}),
         (
             _("Webhooks"),
             {
@@ -58,7 +59,10 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
         ),
         (_("Record"), {"fields": ("created_at",)}),
     )
+    # The status changes only through suspend / reinstate on the scorecard, which asks for a reason and audits it.
     readonly_fields = (
+        "status",
+        "scorecard",
         "webhook_disabled_at",
         "signing_secret_fingerprint",
         "previous_secret_fingerprint",
@@ -70,6 +74,16 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
         # Deleting would take the partner's delivery and acknowledgement records with it; suspend instead.
         return False
+
+    @admin.display(description=_("scorecard"))
+    def scorecard(self, obj: Partner) -> str:
+        if not obj.pk:
+            return ""
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:operations_scorecard", args=[obj.pk]),
+            _("Acknowledgements, flagged accesses, webhooks; suspend or reinstate"),
+        )
 
     @admin.display(description=_("webhook signing secret"))
     def signing_secret_fingerprint(self, obj: Partner) -> str:

@@ -16,7 +16,14 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken
 from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
-from consents.models import PARTNER_SCOPES, Partner, PartnerCredential, PartnerSubject, webhook_secret_generate
+from consents.models import (
+    PARTNER_SCOPES,
+    Partner,
+    PartnerCredential,
+    PartnerStatus,
+    PartnerSubject,
+    webhook_secret_generate,
+)
 from consents.webhook_client import webhook_url_refusal
 from portal.models import User
 
@@ -197,3 +204,33 @@ def partner_credential_revoke(*, credential: PartnerCredential, actor: Actor) ->
     credential.save(update_fields=["revoked_at"])
     _credential_audit(credential=credential, action=AuditAction.PARTNER_CREDENTIAL_REVOKED, actor=actor)
     return credential
+
+
+def _partner_status_set(*, partner: Partner, status: PartnerStatus, reason: str, actor: Actor) -> Partner:
+    reason = reason.strip()
+    if not reason:
+        raise DomainError(str(_("Give the reason.")), code="reason_required")
+    partner = Partner.objects.select_for_update().get(pk=partner.pk)
+    if partner.status == status:
+        return partner
+    partner.status = status
+    partner.save(update_fields=["status"])
+    action = AuditAction.PARTNER_SUSPENDED if status == PartnerStatus.SUSPENDED else AuditAction.PARTNER_RESUMED
+    # The reason is free text a staff member typed: a note beside the sealed row, as elsewhere.
+    event_record(actor=actor, subject=None, action=action, target=partner, data={"partner": partner.slug}, note=reason)
+    return partner
+
+
+@transaction.atomic
+def partner_suspend(*, partner: Partner, reason: str, actor: Actor) -> Partner:
+    """Suspend a partner: its credentials stop working at the next request (the API checks the status).
+
+    The reason is required and kept with the audit event. Suspending a suspended partner changes nothing.
+    """
+    return _partner_status_set(partner=partner, status=PartnerStatus.SUSPENDED, reason=reason, actor=actor)
+
+
+@transaction.atomic
+def partner_resume(*, partner: Partner, reason: str, actor: Actor) -> Partner:
+    """Reinstate a suspended partner, with the reason kept in the audit log; an active partner is left as it is."""
+    return _partner_status_set(partner=partner, status=PartnerStatus.ACTIVE, reason=reason, actor=actor)

@@ -322,10 +322,11 @@ def _migration_roles() -> dict[str, tuple[str, ...]]:
     latest = [roles for roles in frozen if roles is not None][-1]
     roles = {name: tuple(now_named(label) for label in labels) for name, labels in latest.items()}
     # Later migrations of other apps give the groups their new permissions (``ROLES_GRANTED``).
+    import audit.migrations
     import consents.migrations
     import privacy_requests.migrations
 
-    for package in (privacy_requests.migrations, consents.migrations):
+    for package in (privacy_requests.migrations, consents.migrations, audit.migrations):
         for module in sorted(m.name for m in pkgutil.iter_modules(package.__path__)):
             granted = getattr(import_module(f"{package.__name__}.{module}"), "ROLES_GRANTED", {})
             for name, labels in granted.items():

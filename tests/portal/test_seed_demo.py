@@ -23,7 +23,9 @@ def test_seed_demo_is_idempotent_and_creates_verified_logins(db, settings):
     call_command("seed_demo")
     demo = User.objects.get(email="demo@example.com")
     staff = User.objects.get(email="staff@example.com")
-    assert User.objects.count() == 6
+    # The demo consumer, the superuser, one staff member per role, and three consumers with a history of
+    # requests (portal/demo/operations.py) who cannot log in.
+    assert User.objects.count() == 9
     assert demo.check_password("demo-portal-2026")
     assert not demo.is_staff
     assert staff.is_staff
@@ -196,3 +198,31 @@ def test_seed_demo_gives_the_demo_partners_credential_the_webhooks_manage_scope(
     assert "webhooks:manage" in renewed.scope_list
     older.refresh_from_db()
     assert older.revoked_at is not None
+
+
+def test_seed_demo_gives_every_dashboard_chart_and_report_something_to_show(db, settings):
+    from datetime import timedelta
+
+    from portal.operations.admin_views import _charts
+    from portal.operations.figures import Period, operations_overview
+    from privacy_requests.models import PrivacyRequest
+    from privacy_requests.reports.ccpa import ccpa_metrics
+    from privacy_requests.reports.periods import local_today
+    from privacy_requests.reports.processing import processing_record
+
+    call_command("seed_demo")
+    requests = PrivacyRequest.objects.count()
+    call_command("seed_demo")
+    assert PrivacyRequest.objects.count() == requests
+
+    today = local_today()
+    overview = operations_overview(Period(first=today - timedelta(days=83), last=today))
+    charts = _charts(overview)
+    assert all(charts[name] for name in charts), {name: len(bars) for name, bars in charts.items()}
+    assert any(row.withdrawals for row in overview.consent_weeks)
+    assert any(row.unacknowledged for row in overview.partners)
+    assert any(row.flagged for row in overview.partners)
+    assert overview.requests
+    last_year = ccpa_metrics(year=today.year - 1, scope="all")
+    assert sum(line.received for line in last_year.lines) >= 4
+    assert processing_record(as_of=today).activities

@@ -16,6 +16,7 @@ from django.db import transaction
 from portal import roles
 from portal.demo.catalogue import catalogue_ensure
 from portal.demo.history import access_history_ensure, consumer_consents_ensure
+from portal.demo.operations import operations_history_ensure
 from portal.demo.partner import DEMO_APP_CLIENT_ID, DEMO_PARTNER, DEMO_PARTNER_LISTEN, demo_partner_ensure
 from portal.models import User
 
@@ -70,6 +71,7 @@ class Command(BaseCommand):
             partner_config = demo_partner_ensure(staff=staff)
             consumer_consents_ensure(consumer=consumer, staff=staff)
             access_history_ensure(consumer=consumer, staff=staff)
+            operations_history_ensure()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  consumer: {DEMO_CONSUMER} / {password}")
         logins = {DEMO_STAFF: "superuser", **DEMO_ROLES}

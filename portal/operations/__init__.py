@@ -1,0 +1,1 @@
+"""The operations dashboard and the partner scorecards (admin, for privacy officers and auditors)."""
