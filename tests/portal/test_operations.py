@@ -21,7 +21,7 @@ from consents.services.consents import consent_grant, consent_revoke
 from consents.services.partners import partner_resume, partner_subject_ensure, partner_suspend
 from portal.operations.figures import Period, operations_overview, percentile
 from portal.roles import AUDITOR, PARTNER_MANAGER, PRIVACY_OFFICER, ROLE_PERMISSIONS, SUPPORT_AGENT, staff_roles_ensure
-from tests.factories import PartnerFactory, PrivacyRequestFactory, UserFactory
+from tests.factories import PartnerFactory, PrivacyRequestFactory, StaffFactory, UserFactory
 
 NOW = datetime(2026, 4, 20, 12, 0, tzinfo=UTC)
 PERIOD = Period(first=date(2026, 3, 2), last=date(2026, 3, 15))
@@ -268,7 +268,7 @@ def test_dashboard_refuses_a_bad_period_with_a_form_error(operations, client, qu
 def test_dashboard_query_count_does_not_grow_with_the_data(
     operations, client, django_assert_num_queries, django_assert_max_num_queries
 ):
-    with time_machine.travel(NOW, tick=False), django_assert_num_queries(11):
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(12):
         operations_overview(PERIOD)
     client = _admin(client, PRIVACY_OFFICER)
     with time_machine.travel(NOW, tick=False), django_assert_max_num_queries(100) as small:
@@ -421,3 +421,25 @@ def test_scorecard_shows_the_partners_figures(operations, client):
     assert _row_cells(html, "scorecard-dead-letters")[0] == ["1"]
     assert 'id="scorecard-needs-review"' in html
     assert 'id="partner-status-form"' not in html, "auditors do not change partners"
+
+
+def test_dashboard_counts_staff_openings_not_backed_by_a_ticket_or_an_open_request(operations, client):
+    from audit.access import access_event_record_staff
+    from audit.staff_access import staff_access_reason_state
+
+    consumer = UserFactory(email="opened@example.com")
+    desk = StaffFactory(email="desk@staff.example.com")
+    with time_machine.travel(at("2026-03-04T10:00:00"), tick=False):
+        ticket = staff_access_reason_state(staff=desk, consumer=consumer, code="support_request", reference="#4821")
+        access_event_record_staff(staff=desk, consumer=consumer, what="x", records="portal.user", reason=ticket)
+        access_event_record_staff(staff=desk, consumer=consumer, what="x", records="portal.user", reason=None)
+    with time_machine.travel(at("2026-03-20T10:00:00"), tick=False):  # after the period
+        access_event_record_staff(staff=desk, consumer=consumer, what="x", records="portal.user", reason=None)
+
+    with time_machine.travel(NOW, tick=False):
+        response = _admin(client, PRIVACY_OFFICER).get(reverse(DASHBOARD) + QUERY)
+
+    figures = response.context["overview"].staff_access
+    assert (figures.total, figures.without_ticket, figures.without_open_request) == (2, 1, 0)
+    row = re.search(r'<tr id="ops-staff-access-row">(.*?)</tr>', response.content.decode()).group(1)
+    assert re.findall(r'<td class="number">(\d+)</td>', row) == ["2", "1", "0", "1"]
