@@ -3,6 +3,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.utils import is_mfa_enabled
 from django.core.management import CommandError, call_command
 
+from audit.access import STAFF_PARTNER_SLUG
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks
 from consents.models import (
@@ -103,6 +104,11 @@ def test_seed_demo_catalogue_is_realistic_and_complete(db):
     assert Partner.objects.count() >= 6
     for partner in Partner.objects.all():
         assert partner.sharings.exists(), partner
+        if partner.slug == STAFF_PARTNER_SLUG:
+            continue  # our own staff: the staff-access notice's retention applies
+        # Its retention rule, shown before a withdrawal, in both shipped languages.
+        assert partner.translations["en"]["retention"] == partner.retention != "", partner
+        assert partner.translations["zh-hans"]["retention"] not in ("", partner.retention), partner
     for sharing in Sharing.objects.select_related("purpose__current_version").prefetch_related("data_categories"):
         notice = set(sharing.purpose.current_version.data_categories.all())
         assert set(sharing.data_categories.all()) <= notice, sharing
