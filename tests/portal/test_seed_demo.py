@@ -24,12 +24,12 @@ def test_seed_demo_is_idempotent_and_creates_verified_logins(db, settings):
     call_command("seed_demo")
     demo = User.objects.get(email="demo@example.com")
     staff = User.objects.get(email="staff@example.com")
-    assert User.objects.count() == 6
+    assert User.objects.count() == 7
     assert demo.check_password("demo-portal-2026")
     assert not demo.is_staff
     assert staff.is_staff
     assert is_mfa_enabled(staff)
-    assert EmailAddress.objects.filter(verified=True, primary=True).count() == 6
+    assert EmailAddress.objects.filter(verified=True, primary=True).count() == 7
 
 
 def test_seed_demo_creates_one_mfa_ready_staff_member_per_role(db, capsys):
@@ -176,3 +176,16 @@ def test_seed_demo_registers_the_demo_partners_connected_app_with_a_secret_only_
     assert renewed != config["app_client_secret"]
     assert check_password(renewed, app.application.client_secret)
     assert ConnectedApp.objects.count() == 1
+
+
+def test_seed_demo_consumers_have_their_own_language_and_time_zone_and_keep_a_chosen_one(db):
+    call_command("seed_demo")
+    zones = dict(User.objects.filter(is_staff=False).values_list("email", "time_zone"))
+    assert zones == {"demo@example.com": "America/New_York", "demo-zh@example.com": "Asia/Shanghai"}
+    chinese = User.objects.get(email="demo-zh@example.com")
+    assert chinese.language == "zh-hans"
+    assert Consent.objects.filter(user=chinese).exists()
+
+    User.objects.filter(pk=chinese.pk).update(time_zone="Europe/Paris")
+    call_command("seed_demo")
+    assert User.objects.get(pk=chinese.pk).time_zone == "Europe/Paris"
