@@ -50,7 +50,9 @@ def test_signup_confirmation_email_is_in_the_portals_words_and_the_pages_languag
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
 def test_password_reset_email_is_in_the_portals_words_and_the_pages_language(client, db, language):
     UserFactory(email="known@example.com")
-    client.post(reverse("account_reset_password"), {"email": "known@example.com"}, headers={"accept-language": language})
+    client.post(
+        reverse("account_reset_password"), {"email": "known@example.com"}, headers={"accept-language": language}
+    )
     (email,) = mail.outbox
     _assert_in_portal_voice(email, RESET[language])
     assert "/accounts/password/reset/key/" in email.body
@@ -58,7 +60,9 @@ def test_password_reset_email_is_in_the_portals_words_and_the_pages_language(cli
 
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
 def test_reset_for_an_unknown_address_tells_its_owner_in_the_portals_words(client, db, language):
-    client.post(reverse("account_reset_password"), {"email": "nobody@example.com"}, headers={"accept-language": language})
+    client.post(
+        reverse("account_reset_password"), {"email": "nobody@example.com"}, headers={"accept-language": language}
+    )
     (email,) = mail.outbox
     assert email.to == ["nobody@example.com"]
     _assert_in_portal_voice(email, UNKNOWN[language])
