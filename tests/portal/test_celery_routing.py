@@ -29,6 +29,7 @@ EXPECTED_QUEUES = {
     "consents.tasks.consents_remind_expiring": "default",
     "consents.tasks.app_grants_expire_due": "default",
     "consents.tasks.material_change_notify": "default",
+    "consents.tasks.material_change_notify_sweep": "default",
     "consents.tasks.flagged_access_notify": "default",
     "consents.tasks.monthly_digests_send": "default",
     "portal.requests.tasks.privacy_export_build": "requests",
