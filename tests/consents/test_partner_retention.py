@@ -1,8 +1,11 @@
 """Each partner's retention rule: kept per language, edited in the admin, shown before a consumer withdraws."""
 
 import re
+from collections.abc import Iterator
 
+import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from audit.services import Actor
 from consents.models import Partner
@@ -13,6 +16,13 @@ ADCO_RULE = {
     "en": {"retention": "Deletes your profile within 90 days."},
     "zh-hans": {"retention": "在 90 天内删除您的画像。"},
 }
+
+
+@pytest.fixture(autouse=True)
+def _page_language_reset() -> Iterator[None]:
+    # A request leaves its language active in the thread; later tests expect the default.
+    yield
+    translation.deactivate()
 
 
 def _partner_block(body: str, name: str) -> str:

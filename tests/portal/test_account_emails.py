@@ -1,8 +1,11 @@
 """allauth's emails (confirm an address, choose a new password, unknown or taken address) in the portal's words."""
 
+from collections.abc import Iterator
+
 import pytest
 from django.core import mail
 from django.urls import reverse
+from django.utils import translation
 
 from tests.factories import UserFactory
 
@@ -25,6 +28,13 @@ TAKEN = {
     "zh-hans": ("您已经有一个隐私门户账户", "但已有账户使用这个地址", "隐私门户"),
 }
 ALLAUTH_DEFAULTS = ("Hello from", "Thank you for using", "Please Confirm Your Email Address", "Password Reset Email")
+
+
+@pytest.fixture(autouse=True)
+def _page_language_reset() -> Iterator[None]:
+    # A request leaves its language active in the thread; later tests expect the default.
+    yield
+    translation.deactivate()
 
 
 def _assert_in_portal_voice(email, expected) -> None:
