@@ -1,5 +1,8 @@
 """Which emails each consumer was sent, so that a notification task run twice sends each once."""
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from django.db import IntegrityError, transaction
 
 from audit.models import NotificationKind, NotificationSent
@@ -24,7 +27,27 @@ def notification_release(*, user_id: int, kind: NotificationKind, key: str) -> N
     NotificationSent.objects.filter(user_id=user_id, kind=kind, key=key).delete()
 
 
-def notification_last_key(*, user_id: int, kind: NotificationKind) -> str | None:
-    """The key of the latest email of ``kind`` sent to this consumer, if any."""
-    sent = NotificationSent.objects.filter(user_id=user_id, kind=kind).order_by("-pk")
-    return sent.values_list("key", flat=True).first()
+def notification_claim_all(*, user_id: int, kind: NotificationKind, keys: Sequence[str]) -> bool:
+    """Claim one email about several things (``keys``) at once: ``False``, claiming none, if any already went.
+
+    For an email that covers many items, each told once (the flagged accesses it lists).
+    """
+    try:
+        with transaction.atomic():
+            NotificationSent.objects.bulk_create(
+                [NotificationSent(user_id=user_id, kind=kind, key=key) for key in keys], batch_size=500
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def notification_release_all(*, user_id: int, kind: NotificationKind, keys: Sequence[str]) -> None:
+    """Forget the claims of an email that could not be sent (``notification_claim_all``)."""
+    NotificationSent.objects.filter(user_id=user_id, kind=kind, key__in=list(keys)).delete()
+
+
+def notification_keys_since(*, user_id: int, kind: NotificationKind, since: datetime) -> set[str]:
+    """What the emails of ``kind`` sent to this consumer since ``since`` were about."""
+    sent = NotificationSent.objects.filter(user_id=user_id, kind=kind, sent_at__gte=since)
+    return set(sent.values_list("key", flat=True))

@@ -407,6 +407,7 @@ CELERY_TASK_ROUTES = {
     "consents.tasks.consents_remind_expiring": {"queue": "default"},
     "consents.tasks.app_grants_expire_due": {"queue": "default"},
     "consents.tasks.material_change_notify": {"queue": "default"},
+    "consents.tasks.material_change_notify_sweep": {"queue": "default"},
     "consents.tasks.flagged_access_notify": {"queue": "default"},
     "consents.tasks.monthly_digests_send": {"queue": "default"},
     "portal.requests.tasks.privacy_export_build": {"queue": "requests"},
@@ -468,6 +469,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "consents.tasks.consents_remind_expiring",
         "schedule": crontab(minute=7),
         "options": {"expires": 3000},
+    },
+    # Material-change emails that no task sent (the broker was down when the notice was published).
+    "material-change-notify-sweep": {
+        "task": "consents.tasks.material_change_notify_sweep",
+        "schedule": crontab(minute="*/10"),
+        "options": {"expires": 540},
     },
     # The monthly "who accessed your data" email. Hourly, because the 1st comes at a different hour in
     # each consumer's zone; the task works only while it is the 1st somewhere and mails each once.

@@ -17,9 +17,11 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel import UnknownLocaleError
+from babel.dates import get_timezone_location
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
@@ -71,15 +73,30 @@ def zone_override(user: Any) -> AbstractContextManager[None]:
 def zone_choices(current: str = "") -> list[tuple[str, list[tuple[str, str]]]]:
     """The profile's zones grouped by area, sorted, each with its current UTC offset; ``current`` always in."""
     now = timezone.now()
+    locale = translation.to_locale(translation.get_language() or settings.LANGUAGE_CODE)
     groups: dict[str, list[tuple[str, str]]] = {area: [] for area in ZONE_AREAS}
     extra: list[tuple[str, str]] = [("UTC", _("Coordinated Universal Time (UTC)"))]
     for name in sorted(available_zones()):
         area, _slash, place = name.partition("/")
         if area in groups and place:
-            groups[area].append((name, f"{place.replace('_', ' ').replace('/', ', ')} ({_utc_offset(now, name)})"))
+            groups[area].append((name, f"{zone_place(name, locale)} ({_utc_offset(now, name)})"))
         elif name == current and name != "UTC":
             extra.append((name, name))
     return [(str(ZONE_AREAS[area]), zones) for area, zones in groups.items() if zones] + [(_("Other"), extra)]
+
+
+@functools.cache
+def zone_place(name: str, locale: str) -> str:
+    """The place an IANA zone is named after, in ``locale`` from CLDR ("Asia/Shanghai" → "Shanghai", "上海").
+
+    The value stays the IANA id; only the label is translated. A zone CLDR cannot name keeps its
+    own place name ("Argentina/Buenos_Aires" → "Argentina, Buenos Aires").
+    """
+    fallback = name.partition("/")[2].replace("_", " ").replace("/", ", ")
+    try:
+        return str(get_timezone_location(name, locale=locale, return_city=True)) or fallback
+    except (LookupError, UnknownLocaleError, ValueError):
+        return fallback
 
 
 def _utc_offset(now: datetime, name: str) -> str:

@@ -13,12 +13,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html, format_html_join
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from audit.services import Actor
+from consents.admin.notices import language_name, other_languages
 from consents.admin.outbox import partner_webhook_enable_action
 from consents.models import Partner, Sharing
+from consents.models.translations import Translations
 from consents.selectors.self_service import partner_self_service_changes
 from consents.services.partners import partner_webhook_secret_rotate, secret_fingerprint, webhook_url_validate
 from portal.admin_history import ReadOnlyHistoryAdmin
@@ -26,6 +29,44 @@ from portal.http import AuthenticatedHttpRequest
 
 
 class PartnerForm(forms.ModelForm):
+    """The partner, with its retention rule in the default language (the column) and in every other one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = self.instance.translations or {}
+        for code, suffix in other_languages():
+            self.fields[f"retention_{suffix}"] = forms.CharField(
+                label=format_lazy(_("Retention of shared data ({language})"), language=language_name(code)),
+                required=False,
+                widget=forms.Textarea(attrs={"rows": 3}),
+                initial=(stored.get(code) or {}).get("retention", ""),
+            )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # Consumers read the rule in their own language: a rule in some languages only is refused.
+        texts = {"retention": str(cleaned.get("retention") or "").strip()}
+        texts |= {
+            f"retention_{suffix}": str(cleaned.get(f"retention_{suffix}") or "").strip()
+            for _c, suffix in other_languages()
+        }
+        if any(texts.values()):
+            for name, text in texts.items():
+                if not text and name in self.fields:
+                    self.add_error(name, _("Give the retention rule in every language, or in none."))
+        return cleaned
+
+    def save(self, commit: bool = True) -> Partner:
+        partner = super().save(commit=False)
+        partner.retention = partner.retention.strip()
+        translations: Translations = {settings.LANGUAGE_CODE: {"retention": partner.retention}}
+        for code, suffix in other_languages():
+            translations[code] = {"retention": self.cleaned_data[f"retention_{suffix}"].strip()}
+        partner.translations = translations
+        if commit:
+            partner.save()
+        return partner
+
     def clean_webhook_url(self) -> str:
         url = self.cleaned_data.get("webhook_url", "")
         # The check the partner API applies too, with the guard every delivery passes.
@@ -45,6 +86,10 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fieldsets = (
         (None, {"fields": ("name", "slug", "kind", "country", "policy_url", "status", "scorecard")}),
+        (
+            _("Retention of shared data"),
+            {"fields": ("retention", *(f"retention_{suffix}" for _code, suffix in other_languages()))},
+        ),
         (
             _("Webhooks"),
             {
@@ -70,6 +115,11 @@ class PartnerAdmin(ReadOnlyHistoryAdmin):
         "created_at",
     )
     actions = ("rotate_webhook_secret", partner_webhook_enable_action)
+
+    def get_form(self, request: HttpRequest, obj: Partner | None = None, change: bool = False, **kwargs: Any) -> Any:
+        # The per-language retention fields are added by the form itself, not taken from the model.
+        kwargs["fields"] = ("name", "slug", "kind", "country", "policy_url", "status", "retention", "webhook_url")
+        return super().get_form(request, obj, change, **kwargs)
 
     def has_delete_permission(self, request: HttpRequest, obj: Partner | None = None) -> bool:
         # Deleting would take the partner's delivery and acknowledgement records with it; suspend instead.

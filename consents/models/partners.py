@@ -12,7 +12,8 @@ from simple_history.models import HistoricalRecords
 
 from consents.countries import country_name
 from consents.models.fields import EncryptedSecretField
-from consents.models.notices import DataCategory, Purpose
+from consents.models.notices import TRANSLATIONS_HELP, DataCategory, Purpose
+from consents.models.translations import TranslatedMixin, Translations
 
 if TYPE_CHECKING:
     pass
@@ -53,7 +54,7 @@ def webhook_secret_generate() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-class Partner(models.Model):
+class Partner(TranslatedMixin, models.Model):
     """A company that receives consumers' data for one or more purposes."""
 
     slug = models.SlugField(_("identifier"), max_length=64, unique=True)
@@ -61,6 +62,18 @@ class Partner(models.Model):
     kind = models.CharField(_("kind"), max_length=24, choices=PartnerKind.choices)
     country = models.CharField(_("country"), max_length=2, help_text=_("ISO 3166-1 alpha-2 code."))
     policy_url = models.URLField(_("privacy policy"), blank=True)
+    retention = models.TextField(
+        _("retention of shared data"),
+        blank=True,
+        help_text=_(
+            "What the partner does with data it already received once a consumer withdraws: how long it keeps "
+            "it and why. Shown to consumers before they withdraw."
+        ),
+    )
+    # {language: {"retention"}}; ``retention`` holds the default language's (see translations.py).
+    translations: Translations = models.JSONField(
+        _("translations"), default=dict, blank=True, editable=False, help_text=TRANSLATIONS_HELP
+    )  # type: ignore[assignment]
     status = models.CharField(_("status"), max_length=16, choices=PartnerStatus.choices, default=PartnerStatus.ACTIVE)
     webhook_url = models.URLField(_("webhook URL"), blank=True)
     # Encrypted at rest (see consents/models/fields.py); the columns hold Fernet tokens.

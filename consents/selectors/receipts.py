@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet, TextChoices
 from django.utils import translation
 
+from consents.countries import country_name
 from consents.models import (
     ConsentMethod,
     ConsentReceipt,
@@ -124,7 +125,10 @@ class ReadableReceipt:
             data_categories=[names.get(slug, slug) for slug in purpose.get("piiCategory") or []],
             sensitive_categories=[names.get(slug, slug) for slug in payload.get("spiCat") or []],
             third_parties=[
-                ThirdParty(str(t.get("name", "")), _label(PartnerKind, t.get("kind")), str(t.get("country", "")))
+                # The signed payload keeps the ISO code; people read the country's name in the page's language.
+                ThirdParty(
+                    str(t.get("name", "")), _label(PartnerKind, t.get("kind")), country_name(str(t.get("country", "")))
+                )
                 for t in purpose.get("thirdParties") or []
             ],
             duration=_label(DurationType, validity.get("durationType")),

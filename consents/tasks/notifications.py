@@ -8,11 +8,17 @@ import logging
 from datetime import datetime, timedelta
 
 from celery import Task, shared_task
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from audit.models import AccessEvent, AccessVerdict, NotificationKind, NotificationSent
-from audit.notifications import notification_claim, notification_last_key, notification_release
+from audit.notifications import (
+    notification_claim,
+    notification_claim_all,
+    notification_keys_since,
+    notification_release,
+    notification_release_all,
+)
 from consents.models import Consent, ConsentStatus, Partner, PurposeVersion
 from consents.notifications import (
     PartnerMonth,
@@ -33,6 +39,37 @@ FLAGGED_LISTED = 20
 # Only recent flagged accesses are news: turning the setting on does not mail the whole history.
 FLAGGED_LOOKBACK = timedelta(days=1)
 RETRY_DELAY = 300
+# How often a run that lost a race for some flagged accesses looks again at what is left.
+CLAIM_ATTEMPTS = 3
+# Material changes older than this are not emailed any more by the sweep: the consumer sees the
+# change on their next visit, and an email weeks late reads as news it is not.
+MATERIAL_CHANGE_SWEEP_WINDOW = timedelta(days=7)
+
+
+def _material_change_send_all(version: PurposeVersion) -> tuple[int, int]:
+    """Email every consumer this version asks to decide again who has not had its email; (sent, failed)."""
+    key = str(version.pk)
+    asked = Consent.objects.filter(purpose=version.purpose, status=ConsentStatus.RECONSENT_REQUIRED)
+    told = NotificationSent.objects.filter(kind=NotificationKind.MATERIAL_CHANGE, key=key)
+    users = User.objects.filter(is_active=True, notify_material_changes=True, pk__in=asked.values("user_id")).exclude(
+        pk__in=told.values("user_id")
+    )
+    sent = failed = 0
+    last_pk = 0
+    while batch := list(users.filter(pk__gt=last_pk).order_by("pk")[:BATCH_SIZE]):
+        last_pk = batch[-1].pk
+        for user in batch:
+            if not notification_claim(user_id=user.pk, kind=NotificationKind.MATERIAL_CHANGE, key=key):
+                continue
+            try:
+                material_change_send(user=user, version=version)
+            except EmailError:
+                logger.exception("could not email user %s about notice version %s", user.pk, version.pk)
+                notification_release(user_id=user.pk, kind=NotificationKind.MATERIAL_CHANGE, key=key)
+                failed += 1
+                continue
+            sent += 1
+    return sent, failed
 
 
 @shared_task(name="consents.tasks.material_change_notify", bind=True, max_retries=12)
@@ -45,27 +82,28 @@ def material_change_notify(self: Task, version_id: int) -> int:
     version = PurposeVersion.objects.select_related("purpose").filter(pk=version_id).first()
     if version is None or version.purpose.current_version_id != version.pk:
         return 0
-    asked = Consent.objects.filter(purpose=version.purpose, status=ConsentStatus.RECONSENT_REQUIRED)
-    users = User.objects.filter(is_active=True, notify_material_changes=True, pk__in=asked.values("user_id"))
-    sent = failed = 0
-    last_pk = 0
-    while batch := list(users.filter(pk__gt=last_pk).order_by("pk")[:BATCH_SIZE]):
-        last_pk = batch[-1].pk
-        for user in batch:
-            key = str(version.pk)
-            if not notification_claim(user_id=user.pk, kind=NotificationKind.MATERIAL_CHANGE, key=key):
-                continue
-            try:
-                material_change_send(user=user, version=version)
-            except EmailError:
-                logger.exception("could not email user %s about notice version %s", user.pk, version.pk)
-                notification_release(user_id=user.pk, kind=NotificationKind.MATERIAL_CHANGE, key=key)
-                failed += 1
-                continue
-            sent += 1
+    sent, failed = _material_change_send_all(version)
     if failed:
         raise self.retry(countdown=RETRY_DELAY)
     return sent
+
+
+@shared_task(name="consents.tasks.material_change_notify_sweep")
+def material_change_notify_sweep() -> int:
+    """Send the material-change emails that no task sent; the number sent.
+
+    A publication queues ``material_change_notify`` after it commits; when the broker is down then,
+    or the task is lost or runs out of retries, the emails are still owed. What is owed needs no
+    record of its own: a consumer asked to decide again by a current material version, who keeps
+    the setting on and has no ``NotificationSent`` for that version. Beat runs this every few
+    minutes over the versions published in the last ``MATERIAL_CHANGE_SWEEP_WINDOW``; the claims
+    make it safe beside the publication's own task.
+    """
+    recent = timezone.now() - MATERIAL_CHANGE_SWEEP_WINDOW
+    versions = PurposeVersion.objects.filter(
+        material=True, number__gt=1, published_at__gte=recent, purpose__current_version=F("pk")
+    ).select_related("purpose")
+    return sum(_material_change_send_all(version)[0] for version in versions.order_by("pk"))
 
 
 @shared_task(name="consents.tasks.flagged_access_notify", bind=True, max_retries=12)
@@ -73,28 +111,34 @@ def flagged_access_notify(self: Task, user_id: int) -> int:
     """One email about every flagged access to this consumer's data not told yet; the number covered.
 
     Queued a few minutes after a flagged access (``flagged_access_notify_schedule``), so a burst
-    becomes one email. Nothing for consumers who turned ``notify_flagged_access`` off.
+    becomes one email. Nothing for consumers who turned ``notify_flagged_access`` off. Each access
+    is claimed on its own (its id is the key), not by a high-water mark: an access whose
+    transaction commits after a later one was told (ids are taken before commit) is still told.
     """
     user = User.objects.filter(pk=user_id, is_active=True, notify_flagged_access=True).first()
     if user is None:
         return 0
-    told_up_to = int(notification_last_key(user_id=user.pk, kind=NotificationKind.FLAGGED_ACCESS) or 0)
-    events = AccessEvent.objects.filter(
-        user=user, verdict__in=FLAGGED, pk__gt=told_up_to, received_at__gte=timezone.now() - FLAGGED_LOOKBACK
-    ).order_by("pk")
-    listed = list(events.select_related("partner", "purpose")[:FLAGGED_LISTED])
-    if not listed:
+    since = timezone.now() - FLAGGED_LOOKBACK
+    recent = AccessEvent.objects.filter(user=user, verdict__in=FLAGGED, received_at__gte=since)
+    for _attempt in range(CLAIM_ATTEMPTS):
+        told = notification_keys_since(user_id=user.pk, kind=NotificationKind.FLAGGED_ACCESS, since=since)
+        ids = [pk for pk in recent.order_by("pk").values_list("pk", flat=True) if str(pk) not in told]
+        if not ids:
+            return 0
+        keys = [str(pk) for pk in ids]
+        # Another run claimed some of them first: look again at what is left.
+        if notification_claim_all(user_id=user.pk, kind=NotificationKind.FLAGGED_ACCESS, keys=keys):
+            break
+    else:
         return 0
-    total = events.count()
-    key = str(events.values_list("pk", flat=True).last())
-    if not notification_claim(user_id=user.pk, kind=NotificationKind.FLAGGED_ACCESS, key=key):
-        return 0
+    listed = list(AccessEvent.objects.filter(pk__in=ids[:FLAGGED_LISTED]).select_related("partner", "purpose"))
+    listed.sort(key=lambda event: event.pk)
     try:
-        flagged_access_send(user=user, events=listed, total=total)
+        flagged_access_send(user=user, events=listed, total=len(ids))
     except EmailError as error:
-        notification_release(user_id=user.pk, kind=NotificationKind.FLAGGED_ACCESS, key=key)
+        notification_release_all(user_id=user.pk, kind=NotificationKind.FLAGGED_ACCESS, keys=keys)
         raise self.retry(countdown=RETRY_DELAY, exc=error) from error
-    return total
+    return len(ids)
 
 
 def _previous_month(local_now: datetime) -> tuple[datetime, datetime]:

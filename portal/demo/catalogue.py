@@ -248,6 +248,22 @@ CREDIT_BUREAU = Recipient(
 )
 
 
+# partner slug → what it does with data it already received once a consumer withdraws.
+PARTNER_RETENTION = {
+    "northwind-fraud-ops": "Fraud cases stay six years after the transaction, as anti-money-laundering law requires; "
+    "everything else is deleted within 30 days.",
+    "mailloop": "Deletes your contact details from its mailing systems within 30 days; delivery logs go after 90 days.",
+    "atlas-product-insights": "Deletes the events linked to you within 30 days; only totals that name nobody remain.",
+    "brightside-ads": "Stops targeting you at once and deletes your advertising profile within 90 days.",
+    "crestline-data-exchange": "Keeps what it already bought for up to three years under its own policy, unless you "
+    "ask it to delete it.",
+    "meridian-research-labs": "Removes you from new studies at once; published results stay, without your name.",
+    "harbor-payments": "Keeps card payment records five years, as card-scheme rules and the law require.",
+    "clearview-credit-bureau": "Keeps the record of our credit search on your file for 12 months, as credit reference "
+    "rules require.",
+}
+
+
 def data_categories(slugs: tuple[str, ...]) -> list[DataCategory]:
     """The data categories with these slugs."""
     return list(DataCategory.objects.filter(slug__in=slugs))
@@ -262,8 +278,15 @@ def partner_ensure(recipient: Recipient) -> Partner:
             "kind": recipient.kind,
             "country": recipient.country,
             "policy_url": f"https://{recipient.slug}.example/privacy",
+            "retention": PARTNER_RETENTION[recipient.slug],
+            "translations": zh.partner_translations(recipient.slug, PARTNER_RETENTION[recipient.slug]),
         },
     )
+    # Demo databases seeded before partners had a retention rule get it now.
+    if not partner.retention:
+        partner.retention = PARTNER_RETENTION[recipient.slug]
+        partner.translations = zh.partner_translations(recipient.slug, partner.retention)
+        partner.save(update_fields=["retention", "translations"])
     for purpose_slug, category_slugs in recipient.receives.items():
         sharing, created = Sharing.objects.get_or_create(
             partner=partner, purpose=Purpose.objects.get(slug=purpose_slug)

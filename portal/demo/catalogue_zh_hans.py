@@ -86,6 +86,18 @@ CREDIT_CHANGE_SUMMARY = (
 )
 FIRST_VERSION_SUMMARY = "第一版。"
 
+# partner slug → what it does with data it already received once a consumer withdraws
+PARTNER_RETENTION = {
+    "northwind-fraud-ops": "按照反洗钱法的要求，欺诈案件记录在交易完成后保存六年；其他数据在 30 天内删除。",
+    "mailloop": "在 30 天内从其邮件系统中删除您的联系方式；投递日志在 90 天后删除。",
+    "atlas-product-insights": "在 30 天内删除与您相关的事件记录；只保留不指向任何个人的汇总数字。",
+    "brightside-ads": "立即停止向您定向投放广告，并在 90 天内删除您的广告画像。",
+    "crestline-data-exchange": "依据其自身政策，将已购买的数据最多保存三年，除非您要求其删除。",
+    "meridian-research-labs": "立即将您排除在新的研究之外；已发表的研究结果会保留，但不含您的姓名。",
+    "harbor-payments": "按照银行卡组织的规则和法律要求，银行卡付款记录保存五年。",
+    "clearview-credit-bureau": "按照征信规定，我们的信用查询记录会在您的信用档案中保留 12 个月。",
+}
+
 
 def notice_translations(slug: str, change_summary: str = FIRST_VERSION_SUMMARY) -> dict[str, dict[str, str]]:
     """The Chinese texts of a demo purpose's first notice, as ``purpose_version_publish`` takes them."""
@@ -102,3 +114,8 @@ def category_translations(slug: str, name: str, description: str) -> dict[str, d
         "en": {"name": name, "description": description},
         LANGUAGE: {"name": zh_name, "description": zh_description},
     }
+
+
+def partner_translations(slug: str, retention: str) -> dict[str, dict[str, str]]:
+    """A demo partner's retention rule in English and Chinese."""
+    return {"en": {"retention": retention}, LANGUAGE: {"retention": PARTNER_RETENTION[slug]}}

@@ -17,7 +17,8 @@ from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure
-from tests.factories import DataCategoryFactory, PrivacyRequestFactory
+from portal.notifications import settings_token
+from tests.factories import AppGrantFactory, DataCategoryFactory, PrivacyRequestFactory
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -47,6 +48,11 @@ SIGNED_IN_PAGES = {
     "requests": "/requests/",
     "request": "/requests/{request}/",
     "profile": "/profile/",
+    "email-settings": "/email-settings/{token}/",
+    "connected": "/connected/",
+    "connected-withdraw": "/connected/{grant}/withdraw/",
+    "delete": "/requests/delete/",
+    "reauthenticate": "/accounts/reauthenticate/",
     "privacy-notice": "/privacy-notice/",
     "accessibility": "/accessibility/",
     "account-email": "/accounts/email/",
@@ -58,6 +64,7 @@ SIGNED_OUT_PAGES = {
     "login": "/accounts/login/",
     "signup": "/accounts/signup/",
     "password-reset": "/accounts/password/reset/",
+    "verification-sent": "/accounts/confirm-email/",
 }
 
 
@@ -91,6 +98,13 @@ def _accesses(user, catalogue, count: int) -> None:
 def _consumer_history(consumer, catalogue) -> dict[str, str]:
     """Receipts, accesses (some flagged), a notice to review and an export: every page has content."""
     actor = Actor.consumer(consumer)
+    bureau = catalogue["bureau"]
+    bureau.retention = "Keeps the record of a credit search on your file for 12 months, as credit rules require."
+    bureau.translations = {
+        "en": {"retention": bureau.retention},
+        "zh-hans": {"retention": "按照征信规定，信用查询记录会在您的信用档案中保留 12 个月。"},  # noqa: RUF001 (Chinese punctuation)
+    }
+    bureau.save(update_fields=["retention", "translations"])
     consent_grant(user=consumer, purpose=catalogue["offers"], actor=actor)
     consent_grant(user=consumer, purpose=catalogue["ads"], actor=actor)
     consent_revoke(user=consumer, purpose=catalogue["ads"], actor=actor)
@@ -115,7 +129,13 @@ def _consumer_history(consumer, catalogue) -> dict[str, str]:
     )
     request = PrivacyRequestFactory(user=consumer, kind="export")
     receipt = Consent.objects.get(user=consumer, purpose=catalogue["credit"]).receipts.get()
-    return {"request": str(request.pk), "receipt": str(receipt.pk)}
+    grant = AppGrantFactory(user=consumer, purpose=catalogue["credit"], app__partner=catalogue["bureau"])
+    return {
+        "request": str(request.pk),
+        "receipt": str(receipt.pk),
+        "grant": str(grant.pk),
+        "token": settings_token(consumer),
+    }
 
 
 def _check_page(page: Page, url: str, shot: Path) -> list[str]:

@@ -159,6 +159,8 @@ def test_connected_page_lists_active_and_past_grants(consumer_client, grant, con
     assert "Budget Buddy" in body
     assert "Past connections" in body
     assert reverse("connected:withdraw", args=[grant.pk]) in body
+    partner = grant.app.partner
+    assert f"({partner.get_kind_display()}, {partner.country_name})" in body, "the country's name, not its code"
 
 
 def test_connected_page_needs_login(client):

@@ -43,7 +43,8 @@ def test_withdraw_preview_says_per_partner_what_it_is_where_and_what_happens_to_
     mailer = _partner_block(body, "Mailer GmbH")
     assert "<dd>Germany</dd>" in mailer
     assert "Service provider — a company that handles data only on our instructions" in mailer
-    assert "it deletes what it holds as the notice says: Until you withdraw, then 30 days." in mailer
+    assert "it deletes what it holds when its retention period ends." in mailer
+    assert "Until you withdraw, then 30 days" in mailer
     assert "It keeps its own copy" not in mailer
 
     assert "What you lose" in body

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from celery import Celery
 from django.core import mail
+from kombu.exceptions import OperationalError
 
 from audit.models import AccessEvent, NotificationKind, NotificationSent
 from audit.services import Actor
@@ -15,7 +17,12 @@ from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant
 from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure
-from consents.tasks.notifications import flagged_access_notify, material_change_notify, monthly_digests_send
+from consents.tasks.notifications import (
+    flagged_access_notify,
+    material_change_notify,
+    material_change_notify_sweep,
+    monthly_digests_send,
+)
 from tests.factories import (
     DataCategoryFactory,
     PartnerFactory,
@@ -110,6 +117,44 @@ def test_material_change_emails_each_consumer_once_in_their_language(
     assert len(mail.outbox) == 2
 
 
+def test_material_change_emails_owed_when_the_broker_was_down_are_sent_once_by_the_sweep(
+    people, offers, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    purpose, _partner = offers
+    for user in people.values():
+        consent_grant(user=user, purpose=purpose, actor=Actor.consumer(user))
+    mail.outbox.clear()
+
+    def broker_down(self, name, *args, **options):
+        raise OperationalError("Error 111 connecting to redis: Connection refused.")
+
+    monkeypatch.setattr(Celery, "send_task", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        version = _publish(purpose)
+    assert mail.outbox == []
+    assert f"could not queue the emails about notice version {version.pk}" in caplog.text
+
+    assert material_change_notify_sweep() == 2
+    assert sorted(m.to[0] for m in mail.outbox) == ["en@example.com", "zh@example.com"]
+    assert "已变更：请重新决定" in _mail_to("zh@example.com").subject
+    # Swept again, or the publication's own task arriving late: nobody gets a second email.
+    assert material_change_notify_sweep() == 0
+    assert material_change_notify(version.pk) == 0
+    assert len(mail.outbox) == 2
+
+
+def test_the_sweep_leaves_old_superseded_and_non_material_versions_alone(people, offers, frozen):
+    purpose, _partner = offers
+    consent_grant(user=people["en"], purpose=purpose, actor=Actor.consumer(people["en"]))
+    _publish(purpose, material=False)
+    assert material_change_notify_sweep() == 0
+    _publish(purpose)
+    mail.outbox.clear()
+    frozen.shift(timedelta(days=8))
+    assert material_change_notify_sweep() == 0, "a week-old change is no news any more"
+    assert mail.outbox == []
+
+
 def test_a_non_material_change_emails_nobody(people, offers, celery_eager, django_capture_on_commit_callbacks):
     purpose, _partner = offers
     consent_grant(user=people["en"], purpose=purpose, actor=Actor.consumer(people["en"]))
@@ -202,6 +247,41 @@ def test_flagged_access_email_names_partners_and_links_to_the_entries(people, fl
     assert flagged_access_notify(user.pk) == 1
     assert len(mail.outbox) == 2
     assert "Mailer GmbH" not in mail.outbox[-1].body
+
+
+def test_a_flagged_access_committed_after_a_later_one_was_told_is_still_told(people, flagged_setup):
+    adco, _mailer = flagged_setup
+    user = people["en"]
+    subject = partner_subject_ensure(partner=adco, user=user)
+    access_events_ingest(partner=adco, reports=[_flagged_report(subject, "early")])
+    access_events_ingest(partner=adco, reports=[_flagged_report(subject, "late")])
+    early, late = AccessEvent.objects.filter(user=user).order_by("pk")
+    # The early id was taken by a transaction that commits only after the later access was told.
+    AccessEvent.objects.filter(pk=early.pk).delete()
+    assert flagged_access_notify(user.pk) == 1
+    early.save(force_insert=True)
+
+    assert flagged_access_notify(user.pk) == 1
+    assert len(mail.outbox) == 2
+    assert set(NotificationSent.objects.filter(user=user).values_list("key", flat=True)) == {
+        str(early.pk),
+        str(late.pk),
+    }
+    assert flagged_access_notify(user.pk) == 0
+
+
+def test_two_runs_side_by_side_tell_each_flagged_access_once(people, flagged_setup):
+    adco, _mailer = flagged_setup
+    user = people["en"]
+    subject = partner_subject_ensure(partner=adco, user=user)
+    access_events_ingest(partner=adco, reports=[_flagged_report(subject, f"s{n}") for n in range(2)])
+    first, _second = AccessEvent.objects.filter(user=user).order_by("pk")
+    # Another run already claimed the first access (and is sending its email).
+    NotificationSent.objects.create(user=user, kind=NotificationKind.FLAGGED_ACCESS, key=str(first.pk))
+
+    assert flagged_access_notify(user.pk) == 1
+    [message] = mail.outbox
+    assert message.body.count("No consent at the time.") == 1
 
 
 def test_flagged_access_email_is_in_the_consumers_language_and_zone(people, flagged_setup):

@@ -377,12 +377,24 @@ def test_receipt_page_reads_the_receipt_in_plain_language_with_the_raw_jws(
     assert "A credit bureau checks your transactions to assess a loan application." in body
     assert "Transaction history" in body, "category slugs are named"
     assert "Credit Bureau Ltd" in body
-    assert "Data broker" in body
+    assert "Data broker · United Kingdom" in body
     assert "For a limited period (3 months)" in body
     assert "On this website" in body
     assert "Version 1, published" in body
     assert receipt.jws in body
     assert reverse("jwks") in body
+
+
+def test_receipt_page_names_the_partners_country_in_the_page_language(consumer_client, consumer, consent_catalogue):
+    _grant(consumer, consent_catalogue["credit"])
+    receipt = ConsentReceipt.objects.get(user=consumer)
+    url = reverse("consents:receipt_detail", args=[receipt.pk])
+
+    chinese = consumer_client.get(url, headers={"accept-language": "zh-hans"}).content.decode()
+
+    assert "数据经纪商 · 英国" in chinese
+    assert "United Kingdom" not in chinese
+    assert receipt.payload["services"][0]["purposes"][0]["thirdParties"][0]["country"] == "GB", "signed as a code"
 
 
 @pytest.mark.parametrize("name", ["receipt_detail", "receipt_download", "receipt_download_json"])

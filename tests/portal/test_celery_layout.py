@@ -16,6 +16,7 @@ TASK_NAMES = {
     "consents.tasks.consents_remind_expiring",
     "consents.tasks.flagged_access_notify",
     "consents.tasks.material_change_notify",
+    "consents.tasks.material_change_notify_sweep",
     "consents.tasks.monthly_digests_send",
     "consents.tasks_delivery.outbox_event_deliver",
     "consents.tasks_delivery.outbox_relay",

@@ -3,6 +3,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.utils import is_mfa_enabled
 from django.core.management import CommandError, call_command
 
+from audit.access import STAFF_PARTNER_SLUG
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks
 from consents.models import (
@@ -23,14 +24,14 @@ def test_seed_demo_is_idempotent_and_creates_verified_logins(db, settings):
     call_command("seed_demo")
     demo = User.objects.get(email="demo@example.com")
     staff = User.objects.get(email="staff@example.com")
-    # The demo consumer, the superuser, one staff member per role, and three consumers with a history of
-    # requests (portal/demo/operations.py) who cannot log in.
-    assert User.objects.count() == 9
+    # The two demo consumers (English, Chinese), the superuser, one staff member per role, and three
+    # consumers with a history of requests (portal/demo/operations.py) who cannot log in.
+    assert User.objects.count() == 10
     assert demo.check_password("demo-portal-2026")
     assert not demo.is_staff
     assert staff.is_staff
     assert is_mfa_enabled(staff)
-    assert EmailAddress.objects.filter(verified=True, primary=True).count() == 6
+    assert EmailAddress.objects.filter(verified=True, primary=True).count() == 7
 
 
 def test_seed_demo_creates_one_mfa_ready_staff_member_per_role(db, capsys):
@@ -105,6 +106,11 @@ def test_seed_demo_catalogue_is_realistic_and_complete(db):
     assert Partner.objects.count() >= 6
     for partner in Partner.objects.all():
         assert partner.sharings.exists(), partner
+        if partner.slug == STAFF_PARTNER_SLUG:
+            continue  # our own staff: the staff-access notice's retention applies
+        # Its retention rule, shown before a withdrawal, in both shipped languages.
+        assert partner.translations["en"]["retention"] == partner.retention != "", partner
+        assert partner.translations["zh-hans"]["retention"] not in ("", partner.retention), partner
     for sharing in Sharing.objects.select_related("purpose__current_version").prefetch_related("data_categories"):
         notice = set(sharing.purpose.current_version.data_categories.all())
         assert set(sharing.data_categories.all()) <= notice, sharing
@@ -226,3 +232,17 @@ def test_seed_demo_gives_every_dashboard_chart_and_report_something_to_show(db, 
     last_year = ccpa_metrics(year=today.year - 1, scope="all")
     assert sum(line.received for line in last_year.lines) >= 4
     assert processing_record(as_of=today).activities
+
+
+def test_seed_demo_consumers_have_their_own_language_and_time_zone_and_keep_a_chosen_one(db):
+    call_command("seed_demo")
+    demo = ["demo@example.com", "demo-zh@example.com"]
+    zones = dict(User.objects.filter(email__in=demo).values_list("email", "time_zone"))
+    assert zones == {"demo@example.com": "America/New_York", "demo-zh@example.com": "Asia/Shanghai"}
+    chinese = User.objects.get(email="demo-zh@example.com")
+    assert chinese.language == "zh-hans"
+    assert Consent.objects.filter(user=chinese).exists()
+
+    User.objects.filter(pk=chinese.pk).update(time_zone="Europe/Paris")
+    call_command("seed_demo")
+    assert User.objects.get(pk=chinese.pk).time_zone == "Europe/Paris"

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -143,6 +144,14 @@ def test_profile_offers_the_zones_grouped_under_an_accessible_label(consumer_cli
     assert '<optgroup label="Pacific">' in body
     assert f'<option value="{AUCKLAND}">Auckland (UTC+' in body
     assert "Not chosen: times are shown in UTC" in body
+
+
+def test_profile_names_the_zones_in_the_page_language_and_keeps_their_iana_ids(consumer_client):
+    body = consumer_client.get(reverse("profile"), headers={"accept-language": "zh-hans"}).content.decode()
+    assert '<option value="Asia/Shanghai">上海 (UTC+08:00)</option>' in body
+    assert '<option value="America/New_York">纽约 (UTC' in body
+    assert f'<option value="{AUCKLAND}">奥克兰 (UTC+' in body
+    assert ">Shanghai (" not in body
 
 
 def test_profile_change_saves_the_zone_and_records_which_field_changed(consumer_client, consumer):
@@ -315,3 +324,14 @@ def test_requests_list_gives_the_deadline_date_and_the_days_left(client, consume
         client.force_login(consumer)
         body = client.get(reverse("requests:list")).content.decode()
     assert expected in body
+
+
+@pytest.mark.parametrize(("language", "label"), [("en", "Profile"), ("zh-hans", "个人资料")])
+def test_top_nav_links_to_the_profile_and_marks_it_current(consumer_client, language, label):
+    headers = {"accept-language": language}
+    home = consumer_client.get(reverse("home"), headers=headers).content.decode()
+    profile = consumer_client.get(reverse("profile"), headers=headers).content.decode()
+
+    nav = re.compile(r'<nav aria-label="[^"]+">.*?</nav>', re.S)
+    assert f'<a href="{reverse("profile")}">{label}</a>' in nav.search(home).group(0)
+    assert f'<a href="{reverse("profile")}" aria-current="page">{label}</a>' in nav.search(profile).group(0)

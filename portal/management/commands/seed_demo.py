@@ -21,6 +21,10 @@ from portal.demo.partner import DEMO_APP_CLIENT_ID, DEMO_PARTNER, DEMO_PARTNER_L
 from portal.models import User
 
 DEMO_CONSUMER = "demo@example.com"
+# A second consumer who reads the portal in Chinese, to see notices and local times as they would.
+DEMO_CONSUMER_ZH = "demo-zh@example.com"
+# Each demo consumer's language and time zone, as a browser would have set them at signup.
+DEMO_CONSUMER_LOCALE = {DEMO_CONSUMER: ("en", "America/New_York"), DEMO_CONSUMER_ZH: ("zh-hans", "Asia/Shanghai")}
 DEMO_STAFF = "staff@example.com"
 # One staff member per role (portal/roles.py), to try the admin with only what each job needs.
 DEMO_ROLES = {
@@ -38,6 +42,14 @@ def demo_user_ensure(*, email: str, password: str, staff: bool, superuser: bool 
         user.save(update_fields=["password"])
     EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
     return user
+
+
+def demo_consumer_locale_ensure(*, user: User) -> None:
+    """The consumer's language and time zone, unless they already chose their own."""
+    language, zone = DEMO_CONSUMER_LOCALE[user.email]
+    if not user.time_zone:
+        user.language, user.time_zone = user.language or language, zone
+        user.save(update_fields=["language", "time_zone"])
 
 
 def demo_mfa_ensure(*, user: User) -> tuple[str, list[str]]:
@@ -60,6 +72,9 @@ class Command(BaseCommand):
         password = os.environ.get("DEMO_PASSWORD", "demo-portal-2026")
         with transaction.atomic():
             consumer = demo_user_ensure(email=DEMO_CONSUMER, password=password, staff=False)
+            consumer_zh = demo_user_ensure(email=DEMO_CONSUMER_ZH, password=password, staff=False)
+            for user in (consumer, consumer_zh):
+                demo_consumer_locale_ensure(user=user)
             staff = demo_user_ensure(email=DEMO_STAFF, password=password, staff=True, superuser=True)
             second_factors = {DEMO_STAFF: demo_mfa_ensure(user=staff)}
             roles.staff_roles_ensure()
@@ -70,10 +85,13 @@ class Command(BaseCommand):
             catalogue_ensure(staff=staff)
             partner_config = demo_partner_ensure(staff=staff)
             consumer_consents_ensure(consumer=consumer, staff=staff)
+            # Only decisions for the second consumer: the demo's reported accesses are the first's.
+            consumer_consents_ensure(consumer=consumer_zh, staff=staff)
             access_history_ensure(consumer=consumer, staff=staff)
             operations_history_ensure()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  consumer: {DEMO_CONSUMER} / {password}")
+        self.stdout.write(f"  consumer reading in Chinese: {DEMO_CONSUMER_ZH} / {password}")
         logins = {DEMO_STAFF: "superuser", **DEMO_ROLES}
         for email, (secret, unused) in second_factors.items():
             self.stdout.write(f"  staff ({logins[email]}): {email} / {password}")
