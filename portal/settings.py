@@ -406,6 +406,8 @@ CELERY_TASK_ROUTES = {
     "consents.tasks.material_change_notify": {"queue": "default"},
     "consents.tasks.flagged_access_notify": {"queue": "default"},
     "consents.tasks.monthly_digests_send": {"queue": "default"},
+    "consents.tasks.publication_run_process": {"queue": "default"},
+    "consents.tasks.publication_runs_resume": {"queue": "default"},
     "portal.requests.tasks.privacy_export_build": {"queue": "requests"},
     "portal.requests.tasks.privacy_deletion_execute": {"queue": "requests"},
     "portal.requests.tasks.privacy_requests_tick": {"queue": "requests"},
@@ -449,6 +451,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # End connected apps' time-bound and one-time grants on time, with their tokens.
     "app-grants-expire-due": {
         "task": "consents.tasks.app_grants_expire_due",
+        "schedule": crontab(),
+        "options": {"expires": 55},
+    },
+    # Carry on material notice publications whose worker died (consents.services.publication).
+    "publication-runs-resume": {
+        "task": "consents.tasks.publication_runs_resume",
         "schedule": crontab(),
         "options": {"expires": 55},
     },
@@ -580,6 +588,13 @@ CONNECT_ACCESS_TOKEN_SECONDS = env_int("CONNECT_ACCESS_TOKEN_SECONDS", 600)
 
 ONE_TIME_CONSENT_HOURS = env_int("ONE_TIME_CONSENT_HOURS", 24)
 CONSENT_EXPIRY_REMINDER_DAYS = env_int("CONSENT_EXPIRY_REMINDER_DAYS", 14)
+# A material notice reaches the consents on older notices in batches of this many, each batch its
+# own transaction: the longest any consent row stays locked is one batch (bench/material_publication.py).
+PUBLICATION_BATCH_SIZE = env_int("PUBLICATION_BATCH_SIZE", 100)
+# One publication task works this long, then queues its continuation; a run without progress for
+# PUBLICATION_STALLED_SECONDS has lost its worker and is resumed by the beat sweep.
+PUBLICATION_TASK_SECONDS = env_int("PUBLICATION_TASK_SECONDS", 60)
+PUBLICATION_STALLED_SECONDS = env_int("PUBLICATION_STALLED_SECONDS", 120)
 # How far in the future a partner's reported access time may lie (clock skew), in seconds.
 ACCESS_EVENT_CLOCK_SKEW_SECONDS = env_int("ACCESS_EVENT_CLOCK_SKEW_SECONDS", 300)
 

@@ -31,6 +31,7 @@ from consents.models.partners import (
     subject_id_generate,
     webhook_secret_generate,
 )
+from consents.models.publication import PublicationRun, PublicationRunState
 
 __all__ = [
     "PARTNER_SCOPES",
@@ -60,6 +61,8 @@ __all__ = [
     "PartnerKind",
     "PartnerStatus",
     "PartnerSubject",
+    "PublicationRun",
+    "PublicationRunState",
     "Purpose",
     "PurposeQuerySet",
     "PurposeVersion",

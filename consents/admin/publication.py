@@ -1,0 +1,68 @@
+"""Publication runs, read-only: how far a material notice has got through the consents it affects."""
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.formats import number_format
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+
+from audit.admin_mixins import ReadOnlyAdminMixin
+from consents.models import PublicationRun, PublicationRunState
+from portal.timezones import format_datetime
+
+# Whoever may read the notices may follow their publication: the run is part of the notice.
+VIEW_PERMISSION = "consents.view_purposeversion"
+
+
+def publication_progress(run: PublicationRun) -> str:
+    """``1,200 / 5,000 (24%) · Running · finishes about <time>`` for a run, in the active language."""
+    progress = format_lazy(
+        _("{done} / {total} ({percent}%) · {state}"),
+        done=number_format(run.done, force_grouping=True),
+        total=number_format(run.total, force_grouping=True),
+        percent=run.percent,
+        state=run.get_state_display(),
+    )
+    eta = run.eta()
+    if eta is not None:
+        return str(format_lazy(_("{progress} · finishes about {eta}"), progress=progress, eta=format_datetime(eta)))
+    return str(progress)
+
+
+@admin.register(PublicationRun)
+class PublicationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("version", "progress", "state", "started_at", "updated_at", "finished_at", "has_error")
+    list_filter = ("state",)
+    list_select_related = ("version__purpose",)
+    fields = (
+        "version",
+        "progress",
+        "state",
+        "total",
+        "done",
+        "last_consent_id",
+        "actor_label",
+        "started_at",
+        "updated_at",
+        "finished_at",
+        "error",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PublicationRun]:
+        return super().get_queryset(request).select_related("version__purpose")
+
+    def has_view_permission(self, request: HttpRequest, obj: PublicationRun | None = None) -> bool:
+        return request.user.is_active and request.user.is_staff and request.user.has_perm(VIEW_PERMISSION)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj: PublicationRun) -> str:
+        return publication_progress(obj)
+
+    @admin.display(description=_("failed batch"), boolean=True)
+    def has_error(self, obj: PublicationRun) -> bool:
+        return obj.state == PublicationRunState.RUNNING and bool(obj.error)
