@@ -185,8 +185,12 @@ def main() -> None:
         assert stepped is not None
         run = stepped
         batches += 1
-        if batches % 500 == 0:
-            print(f"  … {run.done:,} / {run.total:,} ({run.percent}%), ETA {run.eta():%H:%M:%S}", flush=True)
+        if batches % 100 == 0:
+            print(
+                f"  … {run.done:,} / {run.total:,} ({run.percent}%), ETA {run.eta():%H:%M:%S},"
+                f" longest batch so far {longest_batch * 1000:.0f} ms",
+                flush=True,
+            )
     total_seconds = time.perf_counter() - started
     if sampler is not None:
         sampler.stop.set()
