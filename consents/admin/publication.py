@@ -11,9 +11,6 @@ from audit.admin_mixins import ReadOnlyAdminMixin
 from consents.models import PublicationRun, PublicationRunState
 from portal.timezones import format_datetime
 
-# Whoever may read the notices may follow their publication: the run is part of the notice.
-VIEW_PERMISSION = "consents.view_purposeversion"
-
 
 def publication_progress(run: PublicationRun) -> str:
     """``1,200 / 5,000 (24%) · Running · finishes about <time>`` for a run, in the active language."""
@@ -52,12 +49,6 @@ class PublicationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PublicationRun]:
         return super().get_queryset(request).select_related("version__purpose")
-
-    def has_view_permission(self, request: HttpRequest, obj: PublicationRun | None = None) -> bool:
-        return request.user.is_active and request.user.is_staff and request.user.has_perm(VIEW_PERMISSION)
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return self.has_view_permission(request)
 
     @admin.display(description=_("progress"))
     def progress(self, obj: PublicationRun) -> str:
