@@ -13,7 +13,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 # Autodiscovery imports each installed app's ``tasks`` module. consents keeps its tasks in a
 # package, one module per area, so they are listed here: a worker imports these too, and the
 # package stays empty instead of re-exporting them for discovery.
-app = Celery("portal", include=["consents.tasks.delivery", "consents.tasks.expiry", "consents.tasks.notifications"])
+app = Celery(
+    "portal",
+    include=[
+        "consents.tasks.delivery",
+        "consents.tasks.expiry",
+        "consents.tasks.notifications",
+        "consents.tasks.publication",
+    ],
+)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

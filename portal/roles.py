@@ -5,8 +5,9 @@ groups from a frozen copy of it (a migration must not import code that changes l
 privacy-request permissions it names ``portal.*`` became ``privacy_requests.*`` when
 ``portal/migrations/0005_privacy_requests_move.py`` moved their content types; later permissions are
 granted by the ``ROLES_GRANTED`` of ``privacy_requests/migrations/0002_regulator_reports.py``,
-``privacy_requests/migrations/0003_authorised_agents.py``, ``consents/migrations/0009_connect_oauth.py`` and
-``audit/migrations/0007_operations_dashboard.py``); a test compares
+``privacy_requests/migrations/0003_authorised_agents.py``, ``consents/migrations/0009_connect_oauth.py``,
+``consents/migrations/0011_publication_runs.py`` and ``audit/migrations/0007_operations_dashboard.py``); a test
+compares
 the live groups with this mapping, so a change here needs a new migration too.
 
 ``staff_roles_ensure()`` puts the groups back to this mapping where the migration's data is gone
@@ -35,6 +36,7 @@ _NOTICES = (
     "consents.add_purpose",
     "consents.change_purpose",
     "consents.view_purposeversion",
+    "consents.view_publicationrun",
 )
 
 # The privacy-request queue, read-only: requests, their extensions, partner erasure tasks.
@@ -107,6 +109,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "consents.view_datacategory",
         "consents.view_purpose",
         "consents.view_purposeversion",
+        "consents.view_publicationrun",
         "consents.view_partner",
         "consents.view_sharing",
         "consents.view_partnercredential",

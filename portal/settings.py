@@ -410,6 +410,8 @@ CELERY_TASK_ROUTES = {
     "consents.tasks.material_change_notify_sweep": {"queue": "default"},
     "consents.tasks.flagged_access_notify": {"queue": "default"},
     "consents.tasks.monthly_digests_send": {"queue": "default"},
+    "consents.tasks.publication_run_process": {"queue": "default"},
+    "consents.tasks.publication_runs_resume": {"queue": "default"},
     "portal.requests.tasks.privacy_export_build": {"queue": "requests"},
     "portal.requests.tasks.privacy_deletion_execute": {"queue": "requests"},
     "portal.requests.tasks.privacy_requests_tick": {"queue": "requests"},
@@ -452,7 +454,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": crontab(),
         "options": {"expires": 55},
     },
-    # End connected apps' time-bound and one-time grants on time, with their tokens.
+    # End connected apps' grants on time (with their tokens), and approvals whose app never connected.
     "app-grants-expire-due": {
         "task": "consents.tasks.app_grants_expire_due",
         "schedule": crontab(),
@@ -463,6 +465,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "privacy_requests.tasks.agent_requests_dispatch_pending",
         "schedule": crontab(minute="*/5"),
         "options": {"expires": 240},
+    },
+    # Carry on material notice publications whose worker died (consents.services.publication).
+    "publication-runs-resume": {
+        "task": "consents.tasks.publication_runs_resume",
+        "schedule": crontab(),
+        "options": {"expires": 55},
     },
     # Remind consumers CONSENT_EXPIRY_REMINDER_DAYS before a time-bound consent ends.
     "consents-remind-expiring": {
@@ -601,6 +609,13 @@ CONNECT_ACCESS_TOKEN_SECONDS = env_int("CONNECT_ACCESS_TOKEN_SECONDS", 600)
 
 ONE_TIME_CONSENT_HOURS = env_int("ONE_TIME_CONSENT_HOURS", 24)
 CONSENT_EXPIRY_REMINDER_DAYS = env_int("CONSENT_EXPIRY_REMINDER_DAYS", 14)
+# A material notice reaches the consents on older notices in batches of this many, each batch its
+# own transaction: the longest any consent row stays locked is one batch (bench/material_publication.py).
+PUBLICATION_BATCH_SIZE = env_int("PUBLICATION_BATCH_SIZE", 100)
+# One publication task works this long, then queues its continuation; a run without progress for
+# PUBLICATION_STALLED_SECONDS has lost its worker and is resumed by the beat sweep.
+PUBLICATION_TASK_SECONDS = env_int("PUBLICATION_TASK_SECONDS", 60)
+PUBLICATION_STALLED_SECONDS = env_int("PUBLICATION_STALLED_SECONDS", 120)
 # How far in the future a partner's reported access time may lie (clock skew), in seconds.
 ACCESS_EVENT_CLOCK_SKEW_SECONDS = env_int("ACCESS_EVENT_CLOCK_SKEW_SECONDS", 300)
 # How long a staff member's stated reason lets them open one consumer's records in the admin.

@@ -5,6 +5,7 @@ from consents.admin.credentials import PartnerCredentialAdmin
 from consents.admin.notices import DataCategoryAdmin, PurposeAdmin
 from consents.admin.outbox import OutboxEventAdmin
 from consents.admin.partners import PartnerAdmin, SharingAdmin
+from consents.admin.publication import PublicationRunAdmin
 from consents.admin.records import ConsentAdmin, ConsentReceiptAdmin
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "OutboxEventAdmin",
     "PartnerAdmin",
     "PartnerCredentialAdmin",
+    "PublicationRunAdmin",
     "PurposeAdmin",
     "SharingAdmin",
 ]

@@ -19,12 +19,14 @@ from django.utils.translation import ngettext
 
 from audit.admin_mixins import ReadOnlyAdminMixin
 from audit.services import Actor
+from consents.admin.publication import publication_progress
 from consents.models import (
     Consent,
     ConsentStatus,
     DataCategory,
     DurationType,
     LegalBasis,
+    PublicationRun,
     Purpose,
     PurposeVersion,
 )
@@ -122,18 +124,35 @@ class DataCategoryAdmin(ReadOnlyHistoryAdmin):
 
 class PurposeVersionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = PurposeVersion
-    fields = ("number", "published_at", "material", "change_summary", "categories", "description", "retention")
+    fields = (
+        "number",
+        "published_at",
+        "material",
+        "publication",
+        "change_summary",
+        "categories",
+        "description",
+        "retention",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
     verbose_name_plural = _("published notices (newest first)")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PurposeVersion]:
-        return super().get_queryset(request).prefetch_related("data_categories")
+        return super().get_queryset(request).select_related("publication_run").prefetch_related("data_categories")
 
     @admin.display(description=_("data categories"))
     def categories(self, obj: PurposeVersion) -> str:
         return ", ".join(c.name for c in obj.data_categories.all())
+
+    @admin.display(description=_("re-consent requests"))
+    def publication(self, obj: PurposeVersion) -> str:
+        try:
+            run = obj.publication_run
+        except PublicationRun.DoesNotExist:
+            return "—"
+        return publication_progress(run)
 
 
 class PurposeVersionPublishForm(forms.Form):

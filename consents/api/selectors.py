@@ -77,6 +77,7 @@ def _state(
     expires_at: datetime | None,
     revoked_at: datetime | None,
     version: int | None,
+    material_version: int | None,
     now: datetime,
 ) -> ConsentState:
     if legal_basis != LegalBasis.CONSENT:
@@ -87,6 +88,10 @@ def _state(
     if status == ConsentStatus.GRANTED and expires_at is not None and expires_at <= now:
         # Past its end but not yet marked by the expiry job: already not granted.
         status = ConsentStatus.EXPIRED
+    if status == ConsentStatus.GRANTED and version is not None and material_version and version < material_version:
+        # Given to a notice older than a material one already published, and not yet reached by
+        # that notice's publication run: it needs a new decision from the moment of publishing.
+        status = ConsentStatus.RECONSENT_REQUIRED
     granted = status == ConsentStatus.GRANTED
     return ConsentState(subject_id, purpose, status, granted, legal_basis, version, granted_at, expires_at, revoked_at)
 
@@ -132,12 +137,14 @@ def _version_number(version_id: int | None) -> int | None:
 
 
 # The single check is the API's hottest path: one statement, two unique-index lookups (the
-# pairwise id, then the consent), with the purpose and sharing already resolved from memory.
+# pairwise id, then the consent) and the purpose's primary key for its latest material notice,
+# which is read fresh because it decides; the sharing is already resolved from memory.
 # Raw SQL because building the equivalent ORM query costs several times more than running it.
 _CHECK_SQL = (
-    "SELECT c.status, c.granted_at, c.expires_at, c.revoked_at, c.version_id"  # noqa: S608
+    "SELECT c.status, c.granted_at, c.expires_at, c.revoked_at, c.version_id, p.material_version_number"  # noqa: S608
     f" FROM {PartnerSubject._meta.db_table} ps"
     f" LEFT JOIN {Consent._meta.db_table} c ON c.user_id = ps.user_id AND c.purpose_id = %s"
+    f" LEFT JOIN {Purpose._meta.db_table} p ON p.id = c.purpose_id"
     " WHERE ps.subject_id = %s AND ps.partner_id = %s"
 )
 
@@ -153,7 +160,7 @@ def consent_state(*, partner_id: int, subject_id: str, purpose: str) -> ConsentS
         row = cursor.fetchone()
     if row is None:
         return None
-    status, granted_at, expires_at, revoked_at, version_id = row
+    status, granted_at, expires_at, revoked_at, version_id, material_version = row
     return _state(
         subject_id=subject_id,
         purpose=purpose,
@@ -163,13 +170,21 @@ def consent_state(*, partner_id: int, subject_id: str, purpose: str) -> ConsentS
         expires_at=_aware(expires_at),
         revoked_at=_aware(revoked_at),
         version=_version_number(version_id),
+        material_version=material_version,
         now=timezone.now(),
     )
 
 
 def _consent_rows(user_ids: Iterable[int], purpose_ids: Iterable[int]) -> dict[tuple[int, int], tuple]:
     rows = Consent.objects.filter(user_id__in=set(user_ids), purpose_id__in=set(purpose_ids)).values_list(
-        "user_id", "purpose_id", "status", "granted_at", "expires_at", "revoked_at", "version__number"
+        "user_id",
+        "purpose_id",
+        "status",
+        "granted_at",
+        "expires_at",
+        "revoked_at",
+        "version__number",
+        "purpose__material_version_number",
     )
     return {(row[0], row[1]): row[2:] for row in rows}
 
@@ -188,8 +203,8 @@ def _states_for(
         if user_id is None or purpose is None:
             results.append(not_found_state(subject_id, slug))
             continue
-        status, granted_at, expires_at, revoked_at, version = consents.get(
-            (user_id, purpose[0]), (None, None, None, None, None)
+        status, granted_at, expires_at, revoked_at, version, material_version = consents.get(
+            (user_id, purpose[0]), (None, None, None, None, None, None)
         )
         results.append(
             _state(
@@ -201,6 +216,7 @@ def _states_for(
                 expires_at=expires_at,
                 revoked_at=revoked_at,
                 version=version,
+                material_version=material_version,
                 now=now,
             )
         )
@@ -212,10 +228,11 @@ def _states_for(
 _BULK_SQL = (
     "WITH requested (subject_id, purpose_id) AS (VALUES {pairs})"  # noqa: S608
     " SELECT requested.subject_id, requested.purpose_id, c.status, c.granted_at, c.expires_at, c.revoked_at,"
-    " c.version_id"
+    " c.version_id, p.material_version_number"
     " FROM requested"
     f" JOIN {PartnerSubject._meta.db_table} ps ON ps.subject_id = requested.subject_id AND ps.partner_id = %s"
     f" LEFT JOIN {Consent._meta.db_table} c ON c.user_id = ps.user_id AND c.purpose_id = requested.purpose_id"
+    f" LEFT JOIN {Purpose._meta.db_table} p ON p.id = c.purpose_id"
 )
 
 
@@ -236,7 +253,7 @@ def consent_states_bulk(*, partner_id: int, pairs: Sequence[tuple[str, str]]) ->
     slugs = {pk: (slug, basis) for slug, (pk, basis) in purposes.items()}
     now = timezone.now()
     found = {}
-    for subject_id, purpose_id, status, granted_at, expires_at, revoked_at, version_id in rows:
+    for subject_id, purpose_id, status, granted_at, expires_at, revoked_at, version_id, material_version in rows:
         slug, legal_basis = slugs[int(purpose_id)]
         found[(subject_id, slug)] = _state(
             subject_id=subject_id,
@@ -247,6 +264,7 @@ def consent_states_bulk(*, partner_id: int, pairs: Sequence[tuple[str, str]]) ->
             expires_at=_aware(expires_at),
             revoked_at=_aware(revoked_at),
             version=_version_number(version_id),
+            material_version=material_version,
             now=now,
         )
     return [found.get(pair) or not_found_state(*pair) for pair in pairs]

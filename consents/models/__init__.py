@@ -33,6 +33,7 @@ from consents.models.partners import (
     subject_id_generate,
     webhook_secret_generate,
 )
+from consents.models.publication import PublicationRun, PublicationRunState
 
 __all__ = [
     "PARTNER_DEFAULT_SCOPES",
@@ -64,6 +65,8 @@ __all__ = [
     "PartnerKind",
     "PartnerStatus",
     "PartnerSubject",
+    "PublicationRun",
+    "PublicationRunState",
     "Purpose",
     "PurposeQuerySet",
     "PurposeVersion",

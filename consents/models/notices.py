@@ -86,6 +86,9 @@ class Purpose(TranslatedMixin, models.Model):
         related_name="+",
         editable=False,
     )
+    # The number of the latest material notice: a consent given to an older one no longer counts,
+    # from the moment that notice is published, whether or not its publication run reached it yet.
+    material_version_number = models.PositiveIntegerField(_("latest material notice"), default=0, editable=False)
     # The current notice's names, {language: {"name"}}, copied by the publish service so listings
     # that show a purpose need not load its notice.
     translations: Translations = models.JSONField(

@@ -63,6 +63,12 @@ class ConsentCard:
             return UNDECIDED
         if self.consent.status == ConsentStatus.GRANTED and not self.consent.is_active:
             return ConsentStatus.EXPIRED
+        if (
+            self.consent.status == ConsentStatus.GRANTED
+            and self.consent.version.number < self.purpose.material_version_number
+        ):
+            # A material notice was published and its run has not reached this consent yet.
+            return ConsentStatus.RECONSENT_REQUIRED
         return self.consent.status
 
     @property
@@ -201,7 +207,10 @@ class ConsentSummary:
 def consent_summary(user: User) -> ConsentSummary:
     """Counts by state, the next expiry, the purposes awaiting re-consent and the GPC notice (three queries)."""
     purposes = list(Purpose.objects.published())
-    consents = {c.purpose_id: c for c in Consent.objects.filter(user=user, purpose__in=[p.pk for p in purposes])}
+    consents = {
+        c.purpose_id: c
+        for c in Consent.objects.filter(user=user, purpose__in=[p.pk for p in purposes]).select_related("version")
+    }
     counts: Counter[str] = Counter()
     summary = ConsentSummary()
     now = next_expiry_at = timezone.now()

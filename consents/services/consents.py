@@ -270,10 +270,11 @@ def consent_reminder_mark(*, consent_id: int) -> Consent | None:
 def consent_reconsent_require(*, consent_id: int, version: PurposeVersion, actor: Actor) -> None:
     """Ask the consumer to decide again after a material change of the notice.
 
-    Runs inside ``purpose_version_publish``'s transaction, once for each consent on an older notice.
+    Runs in a batch of the notice's publication run (``consents.services.publication``), once for
+    each consent on an older notice; a consent given meanwhile to this or a newer notice stands.
     """
     consent = _consent_locked_by_id(consent_id)
-    if consent is None or consent.status != ConsentStatus.GRANTED or consent.version_id == version.pk:
+    if consent is None or consent.status != ConsentStatus.GRANTED or consent.version.number >= version.number:
         return
     consent.status = ConsentStatus.RECONSENT_REQUIRED
     consent.changed_by = actor.kind

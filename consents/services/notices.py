@@ -2,7 +2,6 @@
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -15,10 +14,9 @@ from django.utils.translation import gettext_lazy as _
 from audit.actions import AuditAction
 from audit.services import Actor, event_record
 from consents.errors import DomainError
-from consents.models import Consent, ConsentStatus, DataCategory, Purpose, PurposeVersion
+from consents.models import DataCategory, Purpose, PurposeVersion
 from consents.models.translations import Translations, missing_languages
-from consents.notifications import material_change_notify_queue
-from consents.services.consents import consent_reconsent_require
+from consents.services.publication import publication_run_start
 
 # What a notice says in each language; a change summary is needed only where one is written.
 NOTICE_FIELDS = ("name", "description", "retention", "change_summary")
@@ -168,15 +166,17 @@ def purpose_version_publish(
     )
     version.data_categories.set(data_categories)
     purpose.current_version = version
-    purpose.save(update_fields=["current_version", "name", "translations", *changed_terms])
+    fields = ["current_version", "name", "translations", *changed_terms]
+    if material and number > 1:
+        # From this commit on, grants of older notices no longer count (the consent checks compare
+        # with this number); the publication run then records the change on each of them.
+        purpose.material_version_number = number
+        fields.append("material_version_number")
+    purpose.save(update_fields=fields)
     data: dict[str, Any] = {"purpose": purpose.slug, "version": number, "material": material, "summary": change_summary}
     if changed_terms:
         data["terms"] = changed_terms
     event_record(actor=actor, subject=None, action=AuditAction.PURPOSE_VERSION_PUBLISHED, target=version, data=data)
     if material and number > 1:
-        stale = Consent.objects.filter(purpose=purpose, status=ConsentStatus.GRANTED).exclude(version=version)
-        for consent_id in stale.order_by("pk").values_list("pk", flat=True):
-            consent_reconsent_require(consent_id=consent_id, version=version, actor=actor)
-        # Those asked to decide again hear of it by email (batched by a task, once per consumer).
-        transaction.on_commit(partial(material_change_notify_queue, version.pk), robust=True)
+        publication_run_start(version=version, actor=actor)
     return version

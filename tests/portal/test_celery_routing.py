@@ -34,6 +34,8 @@ EXPECTED_QUEUES = {
     "consents.tasks.material_change_notify_sweep": "default",
     "consents.tasks.flagged_access_notify": "default",
     "consents.tasks.monthly_digests_send": "default",
+    "consents.tasks.publication_run_process": "default",
+    "consents.tasks.publication_runs_resume": "default",
     "portal.requests.tasks.privacy_export_build": "requests",
     "portal.requests.tasks.privacy_deletion_execute": "requests",
     "portal.requests.tasks.privacy_requests_tick": "requests",
