@@ -18,6 +18,8 @@ TASK_NAMES = {
     "consents.tasks.material_change_notify",
     "consents.tasks.material_change_notify_sweep",
     "consents.tasks.monthly_digests_send",
+    "consents.tasks.publication_run_process",
+    "consents.tasks.publication_runs_resume",
     "consents.tasks_delivery.outbox_event_deliver",
     "consents.tasks_delivery.outbox_relay",
     "consents.tasks_delivery.partner_webhook_disabled_notify",
@@ -27,6 +29,8 @@ TASK_NAMES = {
     "portal.requests.tasks.privacy_exports_purge_expired",
     "portal.requests.tasks.privacy_requests_tick",
     "portal.tasks.sessions_clear_expired",
+    "privacy_requests.tasks.agent_request_dispatch",
+    "privacy_requests.tasks.agent_requests_dispatch_pending",
 }
 
 
