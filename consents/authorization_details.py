@@ -13,7 +13,10 @@ An app asks for exactly one object of type ``portal_data_access``::
       "lookback_days": 365
     }
 
-Categories are optional unless ``required`` is true; a required category must say why. Everything
+Categories are optional unless ``required`` is true; a required category must say why, in one
+string or per language (``"reason": {"en": "To show your spending.", "zh-Hans": "用于显示您的支出。"}``,
+BCP 47 tags): the consent screen shows the consumer's language, else the first given, marked with
+its language. Everything
 is checked against the app's registration (allowed and published purpose, allowed categories that
 are in the purpose's current notice, longest duration, longest lookback). Error descriptions are
 for developers and stay in ASCII English (RFC 6749 section 5.2).
@@ -23,7 +26,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils import translation
+
 from consents.models import ConnectedApp, DataCategory, DurationType, Purpose
+from consents.models.translations import LocalizedText, language_of
 
 DETAILS_TYPE = "portal_data_access"
 REASON_MAX_LENGTH = 300
@@ -67,6 +73,30 @@ def _positive_int(value: Any, name: str) -> int:
     return value
 
 
+def _reason(value: Any) -> str:
+    """The reason in the consumer's language: a plain string as given, or the best of a per-language object.
+
+    A text from the object in another language than the page's is a ``LocalizedText`` carrying
+    that language, so the screen can mark it (WCAG 3.1.2); a plain string's language is unknown.
+    """
+    if isinstance(value, str):
+        texts = {"": value}
+    elif isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        texts = dict(value)
+    else:
+        raise DetailsError("reason must be a string or an object of language tags to strings.")
+    if any(len(text) > REASON_MAX_LENGTH for text in texts.values()):
+        raise DetailsError(f"A reason has at most {REASON_MAX_LENGTH} characters.")
+    if "" in texts:
+        return texts[""].strip()
+    wanted = language_of(translation.get_language()).split("-")[0]
+    for tag, text in texts.items():
+        if tag.lower().split("-")[0] == wanted and text.strip():
+            return text.strip()
+    tag, text = next(iter(texts.items()))
+    return LocalizedText(text.strip(), tag)
+
+
 def details_parse(raw: str) -> dict[str, Any]:
     """The single object of the published type in an ``authorization_details`` JSON array."""
     try:
@@ -107,10 +137,10 @@ def details_validate(obj: dict[str, Any], app: ConnectedApp) -> RequestedAccess:
         required = entry.get("required", False)
         if not isinstance(required, bool):
             raise DetailsError("required must be true or false.")
-        reason = entry.get("reason", "")
-        if not isinstance(reason, str) or len(reason) > REASON_MAX_LENGTH or (required and not reason.strip()):
-            raise DetailsError(f"A required category needs a reason of at most {REASON_MAX_LENGTH} characters.")
-        categories.append(RequestedCategory(noticed[slug], required, reason.strip()))
+        reason = _reason(entry.get("reason", ""))
+        if required and not reason:
+            raise DetailsError("A required category needs a reason.")
+        categories.append(RequestedCategory(noticed[slug], required, reason))
 
     duration = obj.get("duration")
     if not isinstance(duration, dict) or duration.get("type") not in DurationType.values:

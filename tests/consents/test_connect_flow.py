@@ -478,3 +478,41 @@ def test_a_connection_made_is_never_ended_as_unfinished(client, world):
         assert app_grants_expire_due() == 0
     grant.refresh_from_db()
     assert grant.status == "granted"
+
+
+@pytest.mark.parametrize(
+    ("page_language", "shown"),
+    [("zh-hans", "用于显示您的支出。"), ("en", "To show your spending.")],
+)
+def test_a_reason_given_per_language_is_shown_in_the_consumers(client, world, page_language, shown):
+    reasons = {"en": "To show your spending.", "zh-Hans": "用于显示您的支出。"}
+    categories = [{"category": "transactions", "required": True, "reason": reasons}, {"category": "balances"}]
+    request_uri = _par(client, world, authorization_details=_details(data_categories=categories)).json()["request_uri"]
+    client.force_login(UserFactory())
+    client.cookies["django_language"] = page_language
+
+    page = client.get(_authorize_url(world, request_uri)).content.decode()
+
+    assert shown in page
+    assert not any(other in page for other in set(reasons.values()) - {shown})
+
+
+def test_a_reason_only_in_another_language_is_marked_with_it(client, world):
+    categories = [{"category": "transactions", "required": True, "reason": {"de": "Für Ihre Ausgaben."}}]
+    request_uri = _par(client, world, authorization_details=_details(data_categories=categories)).json()["request_uri"]
+    client.force_login(UserFactory())
+
+    page = client.get(_authorize_url(world, request_uri)).content.decode()
+
+    assert '<span lang="de">Für Ihre Ausgaben.</span>' in page
+
+
+@pytest.mark.parametrize("reason", [{}, {"en": 5}, ["To show"], {"en": "x" * 301}])
+def test_a_malformed_reason_is_refused_at_the_pushed_request(client, world, reason):
+    categories = [{"category": "transactions", "required": True, "reason": reason}]
+
+    response = _par(client, world, authorization_details=_details(data_categories=categories))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_authorization_details"
+    assert not PushedAuthorization.objects.exists()
