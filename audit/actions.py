@@ -25,6 +25,8 @@ class AuditAction(models.TextChoices):
     PARTNER_WEBHOOK_DISABLED = "partner.webhook_disabled", _("Partner webhook disabled")
     PARTNER_WEBHOOK_ENABLED = "partner.webhook_enabled", _("Partner webhook enabled")
     PARTNER_WEBHOOK_SECRET_ROTATED = "partner.webhook_secret_rotated", _("Partner webhook secret rotated")
+    PARTNER_WEBHOOK_URL_CHANGED = "partner.webhook_url_changed", _("Partner webhook URL changed")
+    PARTNER_WEBHOOK_TEST_SENT = "partner.webhook_test_sent", _("Partner test event sent")
     PARTNER_SUSPENDED = "partner.suspended", _("Partner suspended")
     PARTNER_RESUMED = "partner.resumed", _("Partner reinstated")
     OUTBOX_EVENT_REDRIVEN = "outbox.event_redriven", _("Partner event sent again")

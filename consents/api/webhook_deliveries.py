@@ -326,7 +326,7 @@ class WebhookTestApi(WebhookApi):
     )
     def post(self, request: Request) -> Response:
         try:
-            event = outbox_webhook_test(partner=self.partner(request))
+            event = outbox_webhook_test(partner=self.partner(request), actor=self.actor(request))
         except DomainError as error:
             raise conflict(error) from None
         delivery = delivery_or_404(partner_token(request).partner_id, str(event.pk))

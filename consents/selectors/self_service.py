@@ -10,8 +10,12 @@ from audit.actions import AuditAction
 from audit.models import ActorKind, AuditEvent
 from consents.models import Partner
 
-SELF_SERVICE_ACTIONS = (AuditAction.PARTNER_WEBHOOK_SECRET_ROTATED, AuditAction.OUTBOX_EVENT_REDRIVEN)
-URL_CHANGE_REASON_PREFIX = f"webhook URL changed by {ActorKind.PARTNER}"
+SELF_SERVICE_ACTIONS = (
+    AuditAction.PARTNER_WEBHOOK_URL_CHANGED,
+    AuditAction.PARTNER_WEBHOOK_SECRET_ROTATED,
+    AuditAction.PARTNER_WEBHOOK_TEST_SENT,
+    AuditAction.OUTBOX_EVENT_REDRIVEN,
+)
 
 
 @dataclass(frozen=True)
@@ -22,29 +26,20 @@ class SelfServiceChange:
 
 
 def partner_self_service_changes(*, partner: Partner, limit: int = 20) -> list[SelfServiceChange]:
-    """The partner's own latest changes, newest first.
-
-    URL changes come from its history, rotations and re-deliveries from the audit log.
-    """
+    """The partner's own latest changes and requests, newest first, from the audit log."""
     audited = AuditEvent.objects.filter(
         actor_kind=ActorKind.PARTNER, actor_id=str(partner.pk), action__in=SELF_SERVICE_ACTIONS
     ).order_by("-occurred_at", "-id")[:limit]
-    changes = [
+    return [
         SelfServiceChange(event.occurred_at, AuditAction.label_of(event.action), _audit_detail(event))
         for event in audited
     ]
-    history = partner.history.filter(history_change_reason__startswith=URL_CHANGE_REASON_PREFIX).order_by(
-        "-history_date"
-    )[:limit]
-    changes += [
-        SelfServiceChange(row.history_date, _("Webhook URL changed"), row.webhook_url or _("none (feed only)"))
-        for row in history
-    ]
-    return sorted(changes, key=lambda change: change.at, reverse=True)[:limit]
 
 
 def _audit_detail(event: AuditEvent) -> str:
     data = event.data
+    if event.action == AuditAction.PARTNER_WEBHOOK_URL_CHANGED:
+        return data.get("origin") or _("none (feed only)")
     if event.action == AuditAction.PARTNER_WEBHOOK_SECRET_ROTATED:
         return _("new secret %(fingerprint)s") % {"fingerprint": data.get("fingerprint", "")}
     if "events" in data:

@@ -25,6 +25,8 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.actions import AuditAction
+from audit.services import Actor, event_record
 from audit.timestamps import iso_utc
 from consents.errors import DomainError
 from consents.models import (
@@ -181,11 +183,11 @@ def outbox_subject_erasure(*, user: User, request_id: str, due_at: datetime | da
 
 
 @transaction.atomic
-def outbox_webhook_test(*, partner: Partner) -> OutboxEvent:
+def outbox_webhook_test(*, partner: Partner, actor: Actor) -> OutboxEvent:
     """A signed ``webhook.test`` event to the partner's endpoint, delivered like any other event.
 
     It concerns no consumer, is not in the event feed and cannot be acknowledged; its deliveries
-    (attempts, status codes, retries) are recorded and listed like the others.
+    (attempts, status codes, retries) are recorded and listed like the others. The request is audited.
     """
     partner = Partner.objects.select_for_update().get(pk=partner.pk)
     if not partner.webhook_url or partner.webhook_disabled_at is not None:
@@ -195,9 +197,17 @@ def outbox_webhook_test(*, partner: Partner) -> OutboxEvent:
         )
     now = timezone.now()
     data = {"partner": partner.slug, "message": "A test event sent at your request. No action is needed."}
-    return _events_save(
+    event = _events_save(
         [_event_build(partner=partner, subject=None, event_type=EventType.WEBHOOK_TEST, at=now, data=data)]
     )[0]
+    event_record(
+        actor=actor,
+        subject=None,
+        action=AuditAction.PARTNER_WEBHOOK_TEST_SENT,
+        target=event,
+        data={"partner": partner.slug, "event": str(event.pk)},
+    )
+    return event
 
 
 def deliver_later(event_ids: Iterable[uuid.UUID]) -> None:

@@ -3,6 +3,7 @@
 import hashlib
 from collections.abc import Iterable
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -95,9 +96,9 @@ def webhook_url_validate(url: str) -> None:
 def partner_webhook_url_change(*, partner: Partner, url: str, actor: Actor) -> Partner:
     """Point the partner's webhooks at ``url`` (empty: feed only), validated by ``webhook_url_validate``.
 
-    The change is a row in the partner's history (shown on its admin page) naming who made it.
-    Events already waiting go to the new URL on their next attempt. A webhook disabled after a
-    410 stays disabled until staff re-enable it.
+    The change is audited (the new URL's origin only: a path or query may carry the partner's own
+    token) and kept in the partner's history. Events already waiting go to the new URL on their
+    next attempt. A webhook disabled after a 410 stays disabled until staff re-enable it.
     """
     webhook_url_validate(url)
     partner = Partner.objects.select_for_update().get(pk=partner.pk)
@@ -107,6 +108,14 @@ def partner_webhook_url_change(*, partner: Partner, url: str, actor: Actor) -> P
     # simple-history keeps the reason beside the new URL; 100 characters is its column's size.
     partner._change_reason = f"webhook URL changed by {actor.kind} {actor.label or actor.id}"[:100]  # type: ignore[attr-defined]
     partner.save(update_fields=["webhook_url"])
+    parts = urlsplit(url)
+    event_record(
+        actor=actor,
+        subject=None,
+        action=AuditAction.PARTNER_WEBHOOK_URL_CHANGED,
+        target=partner,
+        data={"partner": partner.slug, "origin": f"{parts.scheme}://{parts.netloc}" if url else ""},
+    )
     return partner
 
 

@@ -84,6 +84,9 @@ def test_change_url_is_validated_saved_and_in_the_partners_history(api_world, cl
     latest = partner.history.latest()
     assert latest.webhook_url == "http://127.0.0.1:9/hooks"
     assert latest.history_change_reason.startswith("webhook URL changed by partner")
+    (audited,) = AuditEvent.objects.filter(action="partner.webhook_url_changed")
+    assert (audited.actor_kind, audited.actor_id) == ("partner", str(partner.pk))
+    assert audited.data == {"partner": partner.slug, "origin": "http://127.0.0.1:9"}
 
 
 def test_empty_url_means_feed_only(api_world, client):
@@ -174,6 +177,8 @@ def test_test_event_is_a_real_signed_delivery(
     assert response.status_code == 202, response.content
     delivery_id = response.json()["id"]
     assert response.json()["type"] == "webhook.test"
+    (audited,) = AuditEvent.objects.filter(action=AuditAction.PARTNER_WEBHOOK_TEST_SENT)
+    assert (audited.actor_id, audited.data["event"]) == (str(partner.pk), delivery_id)
     [received] = webhook_receiver.wait_for(1)
     payload = received.verify(partner.webhook_secret)
     assert payload["type"] == "webhook.test"
@@ -343,8 +348,8 @@ def test_the_partners_own_changes_are_on_its_admin_page(api_world, client, staff
     dead = _dead_letter(partner, api_world.alice)
     assert _post(client, f"{DELIVERIES}/{dead.pk}/redelivery", api_world.a).status_code == 202
     page = staff_client.get(reverse("admin:consents_partner_change", args=[partner.pk])).content.decode()
-    assert "Webhook URL changed" in page
-    assert "http://127.0.0.1:9/hooks" in page
+    assert "Partner webhook URL changed" in page
+    assert "http://127.0.0.1:9" in page
     assert "Partner webhook secret rotated" in page
     assert rotated["secret_fingerprint"] in page
     assert rotated["secret"] not in page
@@ -352,5 +357,5 @@ def test_the_partners_own_changes_are_on_its_admin_page(api_world, client, staff
     assert str(dead.pk) in page
     # Another partner's page shows none of it.
     other = staff_client.get(reverse("admin:consents_partner_change", args=[api_world.b.partner.pk])).content.decode()
-    assert "Webhook URL changed" not in other
+    assert "Partner webhook URL changed" not in other
     assert "Partner webhook secret rotated" not in other
