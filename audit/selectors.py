@@ -39,6 +39,9 @@ ACCESS_LOG_COLUMNS = (
     "action",
     "verdict",
     "detail",
+    # Staff accesses only: the reason code and reference the staff member stated (audit/staff_access.py).
+    "staff_reason",
+    "staff_reference",
 )
 
 

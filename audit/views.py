@@ -78,6 +78,8 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
                         event.action,
                         event.verdict,
                         event.detail,
+                        event.staff_reason,
+                        event.staff_reference,
                     )
                 ]
             )

@@ -255,9 +255,12 @@ def _access_rows(user: User) -> Iterator[Row]:
             "action",
             "verdict",
             "detail",
+            "staff_reason",
+            "staff_reference",
         )
     )
-    for at, partner, kind, purpose, categories, action, verdict, detail in events.iterator(chunk_size=CHUNK):
+    rows = events.iterator(chunk_size=CHUNK)
+    for at, partner, kind, purpose, categories, action, verdict, detail, reason, reference in rows:
         yield {
             "accessed_at": _iso(at),
             "partner": partner,
@@ -267,6 +270,8 @@ def _access_rows(user: User) -> Iterator[Row]:
             "action": action,
             "verdict": verdict,
             "detail": detail,
+            "staff_reason": reason,
+            "staff_reference": reference,
         }
 
 

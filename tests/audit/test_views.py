@@ -203,3 +203,17 @@ def test_older_rows_loaded_with_htmx_focus_the_first_new_row(consumer_client, co
     fragment = consumer_client.get(url, {"after": cursor}, HTTP_HX_REQUEST="true").content.decode()
     assert fragment.count("autofocus") == 1
     assert fragment.index("autofocus") < fragment.index("</tr>")
+
+
+def test_csv_download_gives_the_reason_staff_stated_for_opening_the_records(consumer_client, consumer):
+    from audit.access import access_event_record_staff
+    from audit.staff_access import staff_access_reason_state
+    from tests.factories import StaffFactory
+
+    staff = StaffFactory(email="desk@staff.example.com")
+    reason = staff_access_reason_state(staff=staff, consumer=consumer, code="support_request", reference="#4821")
+    access_event_record_staff(staff=staff, consumer=consumer, what="Opened your consents", records="x", reason=reason)
+
+    header, row = _csv_rows(consumer_client.get(reverse("audit:access_csv")))
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["staff_reason"], cells["staff_reference"]) == ("support_request", "#4821")
