@@ -2,6 +2,8 @@
 explains each partner, the re-consent review marks what changed and does not nudge, and the error summary
 of the deletion confirmation (GOV.UK pattern) is at the top, focused and named in the title."""
 
+# ruff: noqa: RUF001 (the Chinese texts use Chinese punctuation)
+
 import re
 
 import pytest
@@ -189,7 +191,10 @@ def _material_change(catalogue) -> None:
         actor=Actor.system("tests"),
         translations={
             "zh-hans": OFFERS_ZH
-            | {"description": "我们根据您使用账户的方式和地点推荐合适的优惠。", "change_summary": "我们现在也会使用您的位置。"}
+            | {
+                "description": "我们根据您使用账户的方式和地点推荐合适的优惠。",
+                "change_summary": "我们现在也会使用您的位置。",
+            }
         },
     )
 
