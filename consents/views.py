@@ -121,7 +121,7 @@ def consent_grant_view(request: ConsentRequest, slug: str) -> HttpResponse:
         consent = consent_grant(user=request.user, purpose=card.purpose, actor=Actor.consumer(request.user))
     except DomainError as error:
         return _outcome(request, slug, error=error.message)
-    message = _("You gave your consent to “%(purpose)s”.") % {"purpose": card.purpose.name}
+    message = _("You gave your consent to “%(purpose)s”.") % {"purpose": card.purpose.l10n.name}
     if consent.expires_at:
         message += " " + _("It ends on %(date)s unless you renew it.") % {"date": format_date(consent.expires_at)}
     return _outcome(request, slug, message=message, consent=consent)
@@ -148,7 +148,7 @@ def consent_withdraw(request: ConsentRequest, slug: str) -> HttpResponse:
             message = _("You declined the new notice for “%(purpose)s”, so your consent is withdrawn.")
         else:
             message = _("You withdrew your consent to “%(purpose)s”.")
-        message %= {"purpose": card.purpose.name}
+        message %= {"purpose": card.purpose.l10n.name}
         if card.sharings:
             partners = ", ".join(sharing.partner.name for sharing in card.sharings)
             message += " " + _("We are telling these partners to stop: %(partners)s.") % {"partners": partners}
@@ -157,7 +157,7 @@ def consent_withdraw(request: ConsentRequest, slug: str) -> HttpResponse:
         return _outcome(
             request,
             slug,
-            error=_("There is no consent to withdraw for “%(purpose)s”.") % {"purpose": card.purpose.name},
+            error=_("There is no consent to withdraw for “%(purpose)s”.") % {"purpose": card.purpose.l10n.name},
         )
     context = {"card": card, "form": form, "impact": withdrawal_impact(card)}
     if request.htmx:
@@ -173,7 +173,7 @@ def consent_review(request: ConsentRequest, slug: str) -> HttpResponse:
     if not card.needs_review or card.consent is None:
         messages.info(
             request,
-            _("“%(purpose)s” has nothing for you to review.") % {"purpose": card.purpose.name},
+            _("“%(purpose)s” has nothing for you to review.") % {"purpose": card.purpose.l10n.name},
             extra_tags=_card_tag(slug),
         )
         return redirect(_card_url(slug))

@@ -73,7 +73,7 @@ def _consentable(purpose: Purpose) -> None:
     if purpose.is_essential:
         raise DomainError(
             str(_("“%(purpose)s” does not rely on your consent, so it cannot be switched on or off here."))
-            % {"purpose": purpose.name},
+            % {"purpose": purpose.l10n.name},
             code="essential_purpose",
         )
     if not purpose.is_active or purpose.current_version is None:

@@ -202,43 +202,67 @@ def test_every_consumer_page_fits_a_phone_and_passes_axe(
     assert not problems, "\n".join(problems)
 
 
+# The labels the two journeys below click, per language.
+JOURNEY_TEXT = {
+    "en": {
+        "grant": "Grant consent",
+        "granted": "You gave your consent to “Personalised offers”.",
+        "older": "Older accesses",
+        "newer": "Newer accesses",
+    },
+    "zh-hans": {
+        "grant": "给予同意",
+        "granted": "您已同意“中文 Personalised offers”。",
+        "older": "更早的访问",
+        "newer": "较新的访问",
+    },
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_without_javascript_the_outcome_is_in_view_and_older_pages_link_back(
-    browser: Browser, live_server, consumer, consent_catalogue, artifacts_dir
+    browser: Browser, live_server, consumer, consent_catalogue, artifacts_dir, language
 ):
     consent_grant(user=consumer, purpose=consent_catalogue["credit"], actor=Actor.consumer(consumer))
     _accesses(consumer, consent_catalogue, 55)
+    text = JOURNEY_TEXT[language]
     context = browser.new_context(java_script_enabled=False, viewport=PHONE)
     try:
+        context.add_cookies([{"name": "django_language", "value": language, "url": live_server.url}])
         _sign_in(context, live_server, consumer)
         page = context.new_page()
         page.goto(f"{live_server.url}/consents/")
         card = page.locator("#purpose-personalised-offers")
-        card.get_by_role("button", name="Grant consent").click()
+        card.get_by_role("button", name=text["grant"]).click()
         note = card.locator(".card-note")
-        expect(note).to_have_text("You gave your consent to “Personalised offers”.")
+        expect(note).to_have_text(text["granted"])
         expect(note).to_be_in_viewport()
-        page.screenshot(path=artifacts_dir / "phone-nojs-granted.png")
+        page.screenshot(path=artifacts_dir / f"phone-nojs-granted-{language}.png")
 
         page.goto(f"{live_server.url}/access/events/")
         first_row = page.locator("#timeline-rows tr").first.inner_text()
-        expect(page.get_by_role("link", name="Newer accesses")).to_have_count(0)
-        page.get_by_role("link", name="Older accesses").click()
+        expect(page.get_by_role("link", name=text["newer"])).to_have_count(0)
+        page.get_by_role("link", name=text["older"]).click()
         expect(page.locator("#timeline-rows tr:not(.load-more-row)")).to_have_count(5)
-        page.get_by_role("link", name="Newer accesses").click()
+        page.get_by_role("link", name=text["newer"]).click()
         expect(page.locator("#timeline-rows tr:not(.load-more-row)")).to_have_count(50)
         assert page.locator("#timeline-rows tr").first.inner_text() == first_row
-        expect(page.get_by_role("link", name="Older accesses")).to_be_visible()
+        expect(page.get_by_role("link", name=text["older"])).to_be_visible()
     finally:
         context.close()
 
 
-def test_loading_older_accesses_moves_focus_to_the_first_new_row(page: Page, live_server, consumer, consent_catalogue):
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_loading_older_accesses_moves_focus_to_the_first_new_row(
+    page: Page, live_server, consumer, consent_catalogue, language
+):
     _accesses(consumer, consent_catalogue, 55)
+    page.context.add_cookies([{"name": "django_language", "value": language, "url": live_server.url}])
     _sign_in(page.context, live_server, consumer)
     page.goto(f"{live_server.url}/access/events/")
     rows = page.locator("#timeline-rows tr:not(.load-more-row)")
     expect(rows).to_have_count(50)
-    page.get_by_role("link", name="Older accesses").click()
+    page.get_by_role("link", name=JOURNEY_TEXT[language]["older"]).click()
     expect(rows).to_have_count(55)
     expect(rows.nth(50)).to_be_focused()
     assert page.url == f"{live_server.url}/access/events/", "appended in place"
