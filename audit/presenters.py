@@ -36,6 +36,7 @@ AGENT_STEPS: dict[str, Promise] = {
     "confirmed": _("You confirmed the request made for you: %(kind)s"),
     "verified": _("Our staff checked your authorised agent's permission: %(kind)s"),
     "declined": _("You declined the request made in your name: %(kind)s"),
+    "rejected": _("Our staff did not accept the agent's permission, so nothing was done: %(kind)s"),
 }
 AGENT_KINDS: dict[str, Promise] = {
     "export": _("a copy of your data"),

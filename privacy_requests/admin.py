@@ -22,7 +22,7 @@ from audit.admin_mixins import ReadOnlyAdminMixin
 from consents.errors import DomainError
 from portal.admin_history import ReadOnlyHistoryAdmin
 from portal.models import User
-from privacy_requests.forms import AgentVerifyForm, ExtendForm, RecordAcknowledgementForm, RejectForm
+from privacy_requests.forms import AgentRejectForm, AgentVerifyForm, ExtendForm, RecordAcknowledgementForm, RejectForm
 from privacy_requests.models import (
     ACTIVE_STATUSES,
     AgentRequest,
@@ -33,7 +33,7 @@ from privacy_requests.models import (
     PrivacyRequestExtension,
     PrivacyRequestPartnerTask,
 )
-from privacy_requests.services.agents import agent_request_verify
+from privacy_requests.services.agents import agent_request_reject, agent_request_verify
 from privacy_requests.services.deletion import partner_task_record
 from privacy_requests.services.requests import privacy_request_extend, privacy_request_reject
 from privacy_requests.storage import export_storage
@@ -349,7 +349,7 @@ class AgentRequestAdmin(RecordsStaffAccess, ReadOnlyAdminMixin, admin.ModelAdmin
     list_filter = ("status", "kind")
     ordering = ("-received_at",)
     search_fields = ("=id", "=agent_email")
-    actions = ("verify",)
+    actions = ("verify", "reject")
     fields = (
         "id",
         "kind",
@@ -424,6 +424,29 @@ class AgentRequestAdmin(RecordsStaffAccess, ReadOnlyAdminMixin, admin.ModelAdmin
                 self.message_user(
                     request,
                     gettext("%(request)s: verified and carried out.") % {"request": agent_request},
+                    messages.SUCCESS,
+                )
+        return None
+
+    @admin.action(
+        description=_("Do not accept the agent's power of attorney and close the request (note required)"),
+        permissions=["verify"],
+    )
+    def reject(self, request: HttpRequest, queryset: QuerySet[AgentRequest]) -> HttpResponse | None:
+        form = AgentRejectForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            title = gettext("Do not accept the authorised agent")
+            return _action_form(self, request, queryset, form, action="reject", title=title)
+        assert isinstance(request.user, User)
+        for agent_request in queryset:
+            try:
+                agent_request_reject(agent_request=agent_request, staff=request.user, note=form.cleaned_data["note"])
+            except DomainError as error:
+                self.message_user(request, f"{agent_request}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    gettext("%(request)s: closed, nothing done.") % {"request": agent_request},
                     messages.SUCCESS,
                 )
         return None

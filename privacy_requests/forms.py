@@ -106,3 +106,12 @@ class AgentVerifyForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         max_length=2000,
     )
+
+
+class AgentRejectForm(forms.Form):
+    note = forms.CharField(
+        label=_("Why is the agent's power of attorney not accepted?"),
+        help_text=_("For example: the permission is not signed by the consumer, ticket 1234."),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+    )

@@ -362,6 +362,7 @@ class AgentRequestStatus(models.TextChoices):
     CONFIRMED = "confirmed", _("Confirmed by the consumer")
     VERIFIED = "verified", _("Agent's authority verified by staff")
     DECLINED = "declined", _("Declined by the consumer")
+    REJECTED = "rejected", _("Agent's authority not accepted by staff")
     NO_ACCOUNT = "no_account", _("Closed: no account for that address")
 
 

@@ -139,10 +139,13 @@ def agent_request_dispatch(*, agent_request_id: Any) -> AgentRequest | None:
 
 
 def _event(agent_request: AgentRequest, *, actor: Actor, step: str, note: str = "") -> None:
-    # Existing actions with the step in the data: a new AuditAction would need a migration of the audit app.
-    action = AuditAction.PRIVACY_REQUEST_CANCELLED if step == "declined" else AuditAction.PRIVACY_REQUEST_RECEIVED
-    if step in ("confirmed", "verified"):
-        action = AuditAction.PRIVACY_REQUEST_PROCESSING
+    # The privacy-request actions, with the agent's step in the data (read by the activity page).
+    action = {
+        "declined": AuditAction.PRIVACY_REQUEST_CANCELLED,
+        "rejected": AuditAction.PRIVACY_REQUEST_REJECTED,
+        "confirmed": AuditAction.PRIVACY_REQUEST_PROCESSING,
+        "verified": AuditAction.PRIVACY_REQUEST_PROCESSING,
+    }.get(step, AuditAction.PRIVACY_REQUEST_RECEIVED)
     event_record(
         actor=actor,
         subject=agent_request.user,
@@ -226,6 +229,24 @@ def agent_request_decline(*, agent_request: AgentRequest, user: User, nonce: str
         raise DomainError(_("This request was made for someone else."), code="wrong_consumer")
     _decide(agent_request, AgentRequestStatus.DECLINED)
     _event(agent_request, actor=Actor.consumer(user), step="declined")
+    return agent_request
+
+
+@transaction.atomic
+def agent_request_reject(*, agent_request: AgentRequest, staff: User, note: str) -> AgentRequest:
+    """Staff found the agent's permission wanting (unsigned, another person's, expired): closed, nothing done.
+
+    The consumer's confirmation link stops working; the consumer's activity says staff did not
+    accept the agent's permission, with the note kept beside the sealed event.
+    """
+    note = note.strip()
+    if not note:
+        raise DomainError(_("Say why the agent's authority was not accepted."), code="note_required")
+    if not staff.has_perm("privacy_requests.verify_agentrequest"):
+        raise DomainError(_("You may not decide on authorised agents."), code="forbidden")
+    agent_request = _locked_open(agent_request, None)
+    _decide(agent_request, AgentRequestStatus.REJECTED, staff=staff)
+    _event(agent_request, actor=Actor.staff(staff), step="rejected", note=note)
     return agent_request
 
 

@@ -70,7 +70,10 @@ ACTION_PERMISSIONS: dict[str, dict[str, str]] = {
         "extend": "privacy_requests.decide_privacyrequest",
         "reject": "privacy_requests.decide_privacyrequest",
     },
-    "privacy_requests.agentrequest": {"verify": "privacy_requests.verify_agentrequest"},
+    "privacy_requests.agentrequest": {
+        "verify": "privacy_requests.verify_agentrequest",
+        "reject": "privacy_requests.verify_agentrequest",
+    },
     "privacy_requests.privacyrequestpartnertask": {
         "record_acknowledgement": "privacy_requests.record_privacyrequestpartnertask"
     },

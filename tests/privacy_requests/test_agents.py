@@ -8,6 +8,7 @@ import time_machine
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import override
@@ -285,6 +286,50 @@ def test_staff_verification_per_role(client, consumer, agent_setup, django_captu
 def test_verification_needs_a_note(client, consumer, agent_setup, django_capture_on_commit_callbacks):
     agent_request, _path = _submitted(client, consumer, django_capture_on_commit_callbacks)
     response = _verify(_role_client(client, "privacy officer"), agent_request, note="")
+    assert response.status_code == 200
+    assert AgentRequest.objects.get().status == AgentRequestStatus.AWAITING_CONSUMER
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [("privacy officer", True), ("support agent", False), ("auditor", False), ("partner manager", False)],
+)
+def test_staff_rejecting_an_agents_authority_closes_the_request(
+    client, consumer, agent_setup, django_capture_on_commit_callbacks, role, allowed
+):
+    agent_request, path = _submitted(client, consumer, django_capture_on_commit_callbacks, kind="deletion")
+    staff_client = _role_client(client, role)
+
+    staff_client.post(
+        reverse("admin:privacy_requests_agentrequest_changelist"),
+        {"action": "reject", ACTION_CHECKBOX_NAME: [agent_request.pk], "apply": "1", "note": "Not signed, ticket 78"},
+    )
+
+    agent_request.refresh_from_db()
+    if not allowed:
+        assert agent_request.status == AgentRequestStatus.AWAITING_CONSUMER
+        assert not AuditEvent.objects.filter(data__agent_step="rejected").exists()
+        return
+    assert agent_request.status == AgentRequestStatus.REJECTED
+    assert not PrivacyRequest.objects.exists()
+    rejected = AuditEvent.objects.get(subject=consumer, data__agent_step="rejected")
+    assert (rejected.action, rejected.actor_kind) == ("privacy_request.rejected", "staff")
+    assert rejected.note.text == "Not signed, ticket 78"
+    # The consumer's link no longer carries anything out, and their activity says why nothing happened.
+    consumer_client = Client()
+    consumer_client.force_login(consumer)
+    consumer_client.post(path, {"answer": "confirm"})
+    assert not PrivacyRequest.objects.exists()
+    activity = consumer_client.get(reverse("audit:activity")).content.decode()
+    assert "did not accept the agent" in activity
+
+
+def test_rejection_needs_a_note(client, consumer, agent_setup, django_capture_on_commit_callbacks):
+    agent_request, _path = _submitted(client, consumer, django_capture_on_commit_callbacks)
+    response = _role_client(client, "privacy officer").post(
+        reverse("admin:privacy_requests_agentrequest_changelist"),
+        {"action": "reject", ACTION_CHECKBOX_NAME: [agent_request.pk], "apply": "1", "note": " "},
+    )
     assert response.status_code == 200
     assert AgentRequest.objects.get().status == AgentRequestStatus.AWAITING_CONSUMER
 
