@@ -18,8 +18,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from consents.models import webhook_secret_generate
 from privacy_requests.models import ConsentProof, PrivacyRequest, PrivacyRequestExtension, PrivacyRequestPartnerTask
-from tests.factories import PartnerFactory
 
 # The migrations run outside a test transaction, as ``manage.py migrate`` would.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,7 +52,10 @@ def test_a_database_seeded_before_the_move_upgrades_in_place(before_the_move):
     assert not old.is_installed("privacy_requests")
     # Made through the old state's models: the user table then lacks columns later portal migrations add.
     consumer = old.get_model("portal", "User").objects.create(email="before@example.com", password="!")
-    partner = PartnerFactory(slug="adco")
+    # Also through the old state: consents' later migrations (after portal 0005) add partner columns.
+    partner = old.get_model("consents", "Partner").objects.create(
+        slug="adco", name="AdCo", kind="advertiser", country="DE", webhook_secret=webhook_secret_generate()
+    )
     now = timezone.now()
     request = old.get_model("portal", "PrivacyRequest").objects.create(
         user_id=consumer.pk, kind="export", jurisdiction="gdpr", due_at=now + timedelta(days=30)
@@ -99,7 +102,7 @@ def test_a_database_seeded_before_the_move_upgrades_in_place(before_the_move):
     upgraded = PrivacyRequest.objects.get(pk=request.pk)
     assert (upgraded.user_id, upgraded.kind, upgraded.status) == (consumer.pk, "export", "received")
     assert list(upgraded.history.values_list("history_type", flat=True)) == ["+"]
-    assert PrivacyRequestPartnerTask.objects.get(pk=task.pk).partner == partner
+    assert PrivacyRequestPartnerTask.objects.get(pk=task.pk).partner_id == partner.pk
     assert PrivacyRequestExtension.objects.get(pk=extension.pk).request == upgraded
     assert ConsentProof.objects.get(pk=proof.pk).receipt_id == proof.receipt_id
     # The content types moved with their ids, and the permissions hanging off them with them.
