@@ -146,11 +146,11 @@ class DemoApp:
         parts = ["<h1>Meridian Offers</h1>"]
         if conn.message:
             parts.append(f'<p role="status">{e(conn.message)}</p>')
+        connect = '<form method="post" action="/connect"><button>{}</button></form>'.format(
+            "Connect again" if conn.grant_id else "Connect your Privacy Portal account"
+        )
         if not conn.grant_id:
-            parts.append(
-                "<p>Offers picked for you from your bank data, with your consent.</p>"
-                '<form method="post" action="/connect"><button>Connect your Privacy Portal account</button></form>'
-            )
+            parts.append("<p>Offers picked for you from your bank data, with your consent.</p>" + connect)
         else:
             items = "".join(f"<li>{e(c)}</li>" for c in conn.categories)
             parts.append(
@@ -169,6 +169,8 @@ class DemoApp:
                     for w in events
                 )
                 parts.append(f'<h2>Webhooks received for this grant</h2><ul id="webhooks">{items}</ul>')
+            # After a withdrawal (or at any time) the consumer can connect again from the app.
+            parts.append(connect)
         body = "".join(parts)
         return Page(
             200,

@@ -204,6 +204,7 @@ def test_demo_site_escapes_what_it_shows_and_refuses_a_callback_it_did_not_start
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;b&gt;balances&lt;/b&gt;" in page
     assert "other" not in page  # another grant's webhook is not this connection's
+    assert '<form method="post" action="/connect"><button>Connect again</button></form>' in page
 
     refused = http.get("/callback", params={"code": "c", "state": "forged", "iss": portal.url})
     assert refused.status_code == 303
