@@ -53,6 +53,8 @@ class AuthorizeForm(forms.Form):
         self.latest = self._latest_date()
         if self.latest is not None:
             self.fields["until"].help_text = _("At the latest %(date)s.") % {"date": self.latest.isoformat()}
+            # The app's proposal, ready to shorten; the duration itself stays unchosen (nothing pre-ticked).
+            self.fields["until"].initial = self.latest
 
     def _latest_date(self) -> Any:
         if self.access.duration_type == DurationType.TIME_BOUND and self.access.period_days:

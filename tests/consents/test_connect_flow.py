@@ -133,6 +133,9 @@ def test_happy_path_grants_only_the_ticked_categories_and_introspection_shows_th
     assert "Ireland" in content
     assert "To show your spending." in content
     assert "checked" not in content  # nothing pre-ticked
+    form = page.context["form"]
+    assert form.latest is not None
+    assert form["until"].value() == form.latest  # the app's proposal, ready to shorten
 
     query = _code_from(_approve(client, url))  # "balances" (optional) left unticked
     assert query["state"] == ["xyz-state"]
