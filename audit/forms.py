@@ -30,15 +30,16 @@ class AccessFilterForm(forms.Form):
         seen = AccessDaily.objects.filter(user=user)
         anything = [("", _("Any"))]
         partners = catalogue("partner").filter(pk__in=seen.values("partner_id")).values_list("slug", "name")
-        purposes = catalogue("purpose").filter(pk__in=seen.values("purpose_id")).values_list("slug", "name")
-        categories = (
-            catalogue("category")
-            .filter(pk__in=AccessCategorySeen.objects.filter(user=user).values("category_id"))
-            .values_list("slug", "name")
+        purposes = catalogue("purpose").filter(pk__in=seen.values("purpose_id"))
+        categories = catalogue("category").filter(
+            pk__in=AccessCategorySeen.objects.filter(user=user).values("category_id")
         )
         cast(forms.ChoiceField, self.fields["partner"]).choices = [*anything, *partners]
-        cast(forms.ChoiceField, self.fields["purpose"]).choices = [*anything, *purposes]
-        cast(forms.ChoiceField, self.fields["category"]).choices = [*anything, *categories]
+        # Purposes and categories by their names in the page's language (values stay the slugs).
+        for name, rows in (("purpose", purposes), ("category", categories)):
+            named = [(row.slug, row.l10n.name) for row in rows.only("slug", "name", "translations")]
+            named.sort(key=lambda choice: str(choice[1]))
+            cast(forms.ChoiceField, self.fields[name]).choices = [*anything, *named]
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}

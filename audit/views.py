@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.csvsafe import csv_cell
 from audit.forms import AccessFilterForm
 from audit.glance import access_glance
+from audit.models import catalogue
 from audit.presenters import activity_entries
 from audit.selectors import ACCESS_LOG_COLUMNS, access_events_for, access_overview, access_timeline_page, activity_page
 from audit.timestamps import spreadsheet_time
@@ -32,6 +33,14 @@ def access_timeline(request: AuthenticatedHttpRequest) -> HttpResponse:
     page = access_timeline_page(
         request.user, form.to_filter(), after=request.GET.get("after", ""), before=request.GET.get("before", "")
     )
+    # The data categories of the page's accesses by name, in the page's language (the log keeps slugs).
+    slugs = {slug for event in page.rows for slug in event.categories}
+    names = {
+        row.slug: row.l10n.name
+        for row in catalogue("category").filter(slug__in=slugs).only("slug", "name", "translations")
+    }
+    for event in page.rows:
+        event.category_names = [names.get(slug, slug) for slug in event.categories]  # type: ignore[attr-defined]
     query = request.GET.copy()
     query.pop("after", None)
     query.pop("before", None)

@@ -217,3 +217,21 @@ def test_csv_download_gives_the_reason_staff_stated_for_opening_the_records(cons
     header, row = _csv_rows(consumer_client.get(reverse("audit:access_csv")))
     cells = dict(zip(header, row, strict=True))
     assert (cells["staff_reason"], cells["staff_reference"]) == ("support_request", "#4821")
+
+
+def test_timeline_names_purposes_and_data_in_the_pages_language(consumer_client, consumer):
+    from consents.models import DataCategory, Purpose
+
+    _history(consumer, partners=1, events=1)
+    DataCategory.objects.filter(slug="contact").update(translations={"zh-hans": {"name": "联系方式"}})
+    Purpose.objects.filter(slug="offers").update(name="Offers", translations={"zh-hans": {"name": "个性化优惠"}})
+    consumer_client.cookies["django_language"] = "zh-hans"
+
+    response = consumer_client.get(reverse("audit:access_timeline"))
+
+    form = response.context["form"]
+    assert dict(form.fields["purpose"].choices)["offers"] == "个性化优惠"
+    assert dict(form.fields["category"].choices)["contact"] == "联系方式"
+    (event,) = response.context["events"]
+    assert event.category_names == ["联系方式"]
+    assert '<td role="cell" data-label="数据">联系方式</td>' in response.content.decode()
