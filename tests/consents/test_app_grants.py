@@ -317,3 +317,16 @@ def test_connected_page_shows_the_last_read_while_each_grant_ran(consumer_client
     (ended,) = page.context["past"]
     assert (running.grant, running.last_access) == (later, None)
     assert (ended.grant, ended.last_access) == (grant, start + timedelta(minutes=1))
+
+
+def test_past_connections_read_as_chinese_sentences(consumer_client, grant, consumer):
+    app_grant_revoke(grant, initiator=Actor.consumer(consumer), reason="user_action")
+    consumer_client.cookies["django_language"] = "zh-hans"
+
+    page = consumer_client.get(reverse("connected:list")).content.decode()
+
+    line = page[page.index(f'<li id="grant-{grant.pk}">') :]
+    line = line[: line.index("</li>")]
+    assert "<strong>Budget Buddy</strong>" in line
+    assert "：" in line and line.rstrip().endswith("。")
+    assert ": " not in line
