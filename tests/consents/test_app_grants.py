@@ -328,5 +328,6 @@ def test_past_connections_read_as_chinese_sentences(consumer_client, grant, cons
     line = page[page.index(f'<li id="grant-{grant.pk}">') :]
     line = line[: line.index("</li>")]
     assert "<strong>Budget Buddy</strong>" in line
-    assert "：" in line and line.rstrip().endswith("。")
+    assert "\uff1a" in line  # a full-width colon before the reason
+    assert line.rstrip().endswith("。")
     assert ": " not in line
