@@ -30,6 +30,7 @@ from consents.models import (
     Partner,
     PartnerSubject,
     Purpose,
+    PurposeVersion,
     Sharing,
 )
 from consents.notifications import flagged_access_notify_schedule
@@ -72,8 +73,24 @@ class ItemResult:
         return {k: v for k, v in self.__dict__.items() if v not in (None, ())}
 
 
-def _consent_covered(history: Sequence[dict[str, Any]], at: datetime) -> bool:
-    """Whether the consent whose changes are ``history`` (oldest first) was in force at ``at``."""
+@dataclass(frozen=True)
+class Notices:
+    """A purpose's notice versions as the verdict needs them: each one's number, and the material ones' dates."""
+
+    numbers: dict[int, int]  # version id → number
+    material: list[tuple[datetime, int]]  # (published at, number) of material versions, oldest first
+
+    def material_number_at(self, at: datetime) -> int:
+        """The number of the latest material notice published by ``at`` (0: none)."""
+        return max((number for published_at, number in self.material if published_at <= at), default=0)
+
+
+def _consent_covered(history: Sequence[dict[str, Any]], at: datetime, notices: Notices | None = None) -> bool:
+    """Whether the consent whose changes are ``history`` (oldest first) was in force at ``at``.
+
+    A consent given to a notice older than a material one published by then no longer counts,
+    even before the publication run has reached it (consents/services/publication.py).
+    """
     state = None
     for row in history:
         if row["history_date"] > at:
@@ -82,7 +99,11 @@ def _consent_covered(history: Sequence[dict[str, Any]], at: datetime) -> bool:
     if state is None or state["status"] != ConsentStatus.GRANTED:
         return False
     granted_at, expires_at = state["granted_at"], state["expires_at"]
-    return granted_at is not None and granted_at <= at and (expires_at is None or expires_at > at)
+    if granted_at is None or granted_at > at or (expires_at is not None and expires_at <= at):
+        return False
+    if notices is None or state.get("version_id") is None:
+        return True
+    return notices.numbers.get(state["version_id"], 0) >= notices.material_number_at(at)
 
 
 @dataclass(frozen=True)
@@ -110,6 +131,7 @@ def _verdict(
     history: Sequence[dict[str, Any]],
     grants: Sequence[GrantTerms],
     at: datetime,
+    notices: Notices | None = None,
 ) -> str:
     """Covered by the purpose's sharing and consent, or else by a grant the consumer gave the partner's app.
 
@@ -119,7 +141,7 @@ def _verdict(
     """
     verdict = AccessVerdict.OUTSIDE_SHARING
     if shared is not None and categories <= shared:
-        if purpose.legal_basis != LegalBasis.CONSENT or _consent_covered(history, at):
+        if purpose.legal_basis != LegalBasis.CONSENT or _consent_covered(history, at, notices):
             return AccessVerdict.COVERED
         verdict = AccessVerdict.NO_CONSENT
     in_force = [grant for grant in grants if grant.in_force(at)]
@@ -130,6 +152,20 @@ def _verdict(
         if any(categories <= grant.categories for grant in in_force)
         else AccessVerdict.OUTSIDE_SHARING
     )
+
+
+def _notices(purpose_ids: set[int]) -> dict[int, Notices]:
+    """Each purpose's notice versions, in one query (a purpose has a handful)."""
+    numbers: dict[int, dict[int, int]] = defaultdict(dict)
+    material: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    versions = PurposeVersion.objects.filter(purpose_id__in=purpose_ids).order_by("number")
+    for pk, purpose_id, number, is_material, published_at in versions.values_list(
+        "pk", "purpose_id", "number", "material", "published_at"
+    ):
+        numbers[purpose_id][pk] = number
+        if is_material:
+            material[purpose_id].append((published_at, number))
+    return {purpose_id: Notices(numbers[purpose_id], material[purpose_id]) for purpose_id in numbers}
 
 
 def _grant_terms(
@@ -201,9 +237,10 @@ def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResul
     for row in (
         Consent.history.filter(user_id__in=set(subjects.values()), purpose_id__in={p.pk for p in purposes.values()})
         .order_by("history_date", "history_id")
-        .values("user_id", "purpose_id", "status", "granted_at", "expires_at", "history_date")
+        .values("user_id", "purpose_id", "status", "granted_at", "expires_at", "history_date", "version_id")
     ):
         history[(row["user_id"], row["purpose_id"])].append(row)
+    notices = _notices({p.pk for p in purposes.values()})
     grants = _grant_terms(partner, set(subjects.values()), {p.pk for p in purposes.values()})
 
     results: list[ItemResult] = []
@@ -237,6 +274,7 @@ def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResul
             history=history[(user_id, purpose.pk)],
             grants=grants.get((user_id, purpose.pk), []),
             at=report.accessed_at,
+            notices=notices.get(purpose.pk),
         )
         new_events.append(
             NewAccessEvent(

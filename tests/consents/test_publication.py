@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+import time_machine
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth.models import Group
 from django.core import mail
@@ -201,6 +202,35 @@ def test_consents_not_yet_reached_already_need_a_new_decision(world):
     summary = consent_summary(users[0])
     assert summary.reconsent_required == 1
     assert summary.granted == 0
+
+
+def test_an_access_after_publication_is_not_covered_by_a_consent_the_run_has_not_reached(world):
+    """Before publication the old consent covers an access; after it, not, though its row still says granted."""
+    from consents.services.access import AccessReport, access_events_ingest
+
+    purpose, partner, users = world
+    subject = partner_subject_ensure(partner=partner, user=users[0]).subject_id
+    category = purpose.current_version.data_categories.first().slug
+    start = timezone.now()
+    with time_machine.travel(start + timedelta(minutes=10), tick=False):
+        _publish(purpose)
+    reports = [
+        AccessReport(
+            event_id=event_id,
+            subject_id=subject,
+            purpose="offers",
+            categories=(category,),
+            accessed_at=start + timedelta(minutes=minutes),
+            action="read",
+        )
+        for event_id, minutes in (("before-publication", 5), ("after-publication", 15))
+    ]
+
+    with time_machine.travel(start + timedelta(minutes=20), tick=False):
+        results = access_events_ingest(partner=partner, reports=reports)
+
+    assert Consent.objects.get(user=users[0]).status == ConsentStatus.GRANTED  # not reached by the run yet
+    assert [result.verdict for result in results] == ["covered", "no_consent"]
 
 
 def test_a_consent_given_again_before_the_run_reaches_it_stands(world, celery_eager):
