@@ -14,6 +14,7 @@ from consents.services.access import AccessReport, access_events_ingest
 from consents.services.consents import consent_grant
 from consents.services.partners import partner_subject_ensure
 from portal.models import User
+from privacy_requests.models import PrivacyRequest
 from tests.browser.test_phones import LANGUAGES, _sign_in
 from tests.factories import PrivacyRequestFactory
 
@@ -195,3 +196,35 @@ def test_footer_trust_links_resolve_and_the_profile_links_password_change_and_sa
         assert (saved.notify_material_changes, saved.notify_flagged_access, saved.monthly_digest) == (True, False, True)
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_export_progress_region_announces_only_changes(browser: Browser, live_server, consumer, language):
+    """The live region polls every 2 s but is replaced only when the progress moved (the poll answers 204)."""
+    export = PrivacyRequestFactory(user=consumer, kind="export", status="processing", progress=10)
+    context = _context(browser, live_server, consumer, language)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/requests/{export.pk}/")
+    expect(page.locator("#export-progress")).to_have_attribute("value", "10")
+    # Count every change screen readers would hear: nodes added to or removed from the live region.
+    page.evaluate(
+        """() => {
+            window.liveChanges = 0;
+            const region = document.querySelector('[aria-live="polite"]');
+            new MutationObserver((records) => { window.liveChanges += records.length; })
+                .observe(region, {childList: true, subtree: true, characterData: true});
+        }"""
+    )
+
+    with page.expect_response(lambda r: "/status" in r.url and r.status == 204):
+        pass  # at least one poll answered "nothing changed"
+    page.wait_for_timeout(2500)  # and another
+    assert page.evaluate("window.liveChanges") == 0
+
+    PrivacyRequest.objects.filter(pk=export.pk).update(progress=60)
+    expect(page.locator("#export-progress")).to_have_attribute("value", "60", timeout=10_000)
+    changes = page.evaluate("window.liveChanges")
+    page.wait_for_timeout(4500)  # two more polls with nothing new
+    assert changes > 0
+    assert page.evaluate("window.liveChanges") == changes
+    context.close()
