@@ -14,6 +14,7 @@ from audit.services import Actor
 from privacy_requests.models import AgentRequest, AgentRequestStatus, PrivacyRequest, RequestKind, RequestStatus
 from privacy_requests.retention import late_free_text_scrub, privacy_request_retention_apply
 from privacy_requests.services.agents import agent_request_dispatch as agent_request_dispatch_service
+from privacy_requests.services.agents import agent_requests_forget
 from privacy_requests.services.deletion import (
     consent_proofs_purge,
     privacy_request_acks_sync,
@@ -43,7 +44,8 @@ def privacy_deletion_execute(request_id: str) -> None:
 @shared_task(name="portal.requests.tasks.privacy_requests_tick")
 def privacy_requests_tick() -> None:
     """Every minute: start deletions whose grace ended, collect acknowledgements, forget contact addresses
-    kept past their retention, erase partners' late words about deleted accounts, escalate overdue requests."""
+    kept past their retention (and the agents of agents' requests that came to nothing), erase partners'
+    late words about deleted accounts, escalate overdue requests."""
     now = timezone.now()
     for request_id in PrivacyRequest.objects.deletions_due(now).values_list("pk", flat=True):
         privacy_deletion_execute.delay(str(request_id))
@@ -68,6 +70,10 @@ def privacy_requests_tick() -> None:
         late_free_text_scrub()
     except Exception:
         logger.exception("erasing partners' late words about deleted accounts failed")
+    try:
+        agent_requests_forget(now=now)
+    except Exception:
+        logger.exception("forgetting the agents of requests that came to nothing failed")
     overdue = PrivacyRequest.objects.overdue(now).filter(escalated_at__isnull=True).values_list("pk", flat=True)
     for request_id in overdue:
         try:

@@ -263,3 +263,30 @@ def agent_request_verify(*, agent_request: AgentRequest, staff: User, note: str)
     _carry_out(agent_request, actor=Actor.staff(staff), language=agent_request.language)
     _decide(agent_request, AgentRequestStatus.VERIFIED, staff=staff)
     return agent_request
+
+
+# Agents' requests that came to nothing: nobody to act for, or the consumer or staff said no.
+CAME_TO_NOTHING = (AgentRequestStatus.NO_ACCOUNT, AgentRequestStatus.DECLINED, AgentRequestStatus.REJECTED)
+
+
+@transaction.atomic
+def agent_requests_forget(*, now: Any) -> int:
+    """Forget who asked and for whom, in agents' requests that came to nothing, after the contact retention.
+
+    After ``PRIVACY_REQUEST_CONTACT_RETENTION_DAYS`` from receipt the agent's name, address and
+    organisation, the address typed for the consumer and any stored permission are erased; the
+    row (kind, dates, outcome) stays for the figures. A request that was carried out keeps its
+    agent: the consumer's record says who acted for them. Returns the number of requests forgotten.
+    """
+    cutoff = now - timedelta(days=settings.PRIVACY_REQUEST_CONTACT_RETENTION_DAYS)
+    stale = AgentRequest.objects.filter(status__in=CAME_TO_NOTHING, received_at__lte=cutoff).exclude(agent_email="")
+    documents = [name for name in stale.values_list("document_name", flat=True) if name]
+    forgotten = stale.update(consumer_email="", agent_name="", agent_email="", agent_organisation="", document_name="")
+    transaction.on_commit(lambda: _documents_delete(documents))
+    return forgotten
+
+
+def _documents_delete(names: list[str]) -> None:
+    storage = export_storage()
+    for name in names:
+        storage.delete(name)

@@ -357,3 +357,33 @@ def test_a_dispatch_lost_with_the_broker_is_made_by_the_sweep(
     agent_request.refresh_from_db()
     assert (agent_request.status, agent_request.user) == (AgentRequestStatus.AWAITING_CONSUMER, consumer)
     assert mail.outbox[-1].to == [consumer.email]
+
+
+def test_agents_of_requests_that_came_to_nothing_are_forgotten_after_the_contact_retention(
+    client, consumer, agent_setup, django_capture_on_commit_callbacks, settings
+):
+    from privacy_requests.services.agents import agent_requests_forget
+
+    kept, _path = _submitted(client, consumer, django_capture_on_commit_callbacks)  # awaiting the consumer
+    document = export_storage().save("agents/left-behind.pdf", SimpleUploadedFile("p.pdf", PDF))
+    nobody = AgentRequest.objects.create(
+        kind="export",
+        status=AgentRequestStatus.NO_ACCOUNT,
+        consumer_email="nobody@example.com",
+        agent_name="Alex Agent",
+        agent_email="alex@advocates.example",
+        document_name=document,
+    )
+    retention = timedelta(days=settings.PRIVACY_REQUEST_CONTACT_RETENTION_DAYS)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert agent_requests_forget(now=nobody.received_at + retention - timedelta(minutes=1)) == 0
+        assert agent_requests_forget(now=nobody.received_at + retention) == 1
+        assert agent_requests_forget(now=nobody.received_at + retention) == 0
+
+    nobody.refresh_from_db()
+    assert (nobody.consumer_email, nobody.agent_name, nobody.agent_email, nobody.document_name) == ("", "", "", "")
+    assert (nobody.kind, nobody.status) == ("export", AgentRequestStatus.NO_ACCOUNT)
+    assert not export_storage().exists(document)
+    kept.refresh_from_db()
+    assert kept.agent_email == "alex@advocates.example"  # still open: nothing forgotten
