@@ -50,6 +50,7 @@ def time_zone_prefill(*, user: User, time_zone: str, actor: Actor) -> bool:
     return True
 
 
+@transaction.atomic
 def notification_settings_update(*, user: User, actor: Actor, **values: bool) -> list[str]:
     """Change which emails the consumer gets (``portal.notifications.SETTING_NAMES``); the changed names."""
     unknown = values.keys() - set(SETTING_NAMES)
