@@ -1,22 +1,24 @@
 """Benchmark: the consent check against a bare DRF endpoint, 1,000,000 consents, gunicorn sync x 2.
 
-    .venv/bin/python bench/consent_check.py [--duration 5] [--clients 3] [--rounds 4]
+    .venv/bin/python bench/consent_check.py [--duration 5] [--connections 4] [--rounds 4]
 
 Builds 100,000 consumers x 10 purposes = 1,000,000 consents with bulk inserts into a separate
 benchmark database (a SQLite file under /tmp/portal-bench, or PostgreSQL when DATABASE_URL is set;
 its database name must contain "bench", because the data is replaced), starts gunicorn (sync,
 2 workers, persistent database connections) on a free loopback port, and measures in the same run:
 
-- requests per second of ``GET /api/v1/ping`` (bare DRF, no authentication),
-- requests per second of ``GET /api/v1/subjects/{id}/consents/{purpose}`` (OAuth token, scopes,
-  throttle, partner scoping) for random subjects and purposes, and the ratio (target >= 0.60),
+- ``GET /api/v1/ping`` (bare DRF, no authentication) and
+  ``GET /api/v1/subjects/{id}/consents/{purpose}`` (OAuth token, scopes, throttle, partner
+  scoping) for random subjects and purposes: requests per second, p95, CPU per request, and the
+  ratio of CPU per request (target >= 0.60),
 - the latency of ``POST /api/v1/consents/check`` with 1,000 pairs (target <= 100 ms), measured
   at the client over loopback, so an upper bound of the server time.
 
-The load comes from a few client processes in closed loops (Python http.client), bounded in time.
-They switch between the two endpoints every quarter of a second, all at once, so that both see the
-same background load: this machine's cores are shared (with the clients too), and measuring one
-endpoint after the other let a busy neighbour decide the ratio. Redis serves as
+The load comes from wrk (a C load generator; bench/wrk.py installs Debian's package when missing),
+not from Python clients that would take the server's CPU. Ping and check run in alternating phases,
+and beside requests per second the script reads from /proc the CPU the web processes and the
+PostgreSQL backends spent per request: the target (check >= 0.60 of ping) is the ratio of those,
+which stays put on a shared machine while the rates move with the neighbours. Redis serves as
 the cache (throttle counters) when REDIS_URL is set; otherwise a private redis-server is started
 on a free port if one is installed, else the file cache is used.
 
@@ -29,7 +31,6 @@ import argparse
 import base64
 import http.client
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -38,9 +39,15 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.wrk import CpuMeter, CpuUse, WrkResult, postgres_backends, wrk_run, wrk_script
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("BENCH_DIR", "/tmp/portal-bench"))  # noqa: S108 (a scratch database, by design)
@@ -190,13 +197,13 @@ def _fill(partner, slugs: list[str]) -> None:
             for n in range(existing, SUBJECTS)
         ]
         _insert(
-            User._meta.db_table,
+            User,
             "password, is_superuser, first_name, last_name, is_staff, is_active, date_joined, email, jurisdiction",
             users,
         )
         user_ids = list(User.objects.filter(email__startswith="bench-").values_list("pk", flat=True)[:SUBJECTS])
         _insert(
-            PartnerSubject._meta.db_table,
+            PartnerSubject,
             "partner_id, user_id, subject_id, created_at",
             [(partner.pk, user_id, subject_id_generate(), adapt(now)) for user_id in user_ids],
         )
@@ -232,7 +239,7 @@ def _fill(partner, slugs: list[str]) -> None:
                     )
                 )
         _insert(
-            Consent._meta.db_table,
+            Consent,
             "user_id, purpose_id, version_id, status, method, duration_type, period_days, granted_at, revoked_at,"
             " expires_at, revocation_reason, revocation_note, changed_by, updated_at",
             rows,
@@ -241,10 +248,26 @@ def _fill(partner, slugs: list[str]) -> None:
         cursor.execute("ANALYZE")
 
 
-def _insert(table: str, columns: str, rows: list[tuple]) -> None:
-    """Bulk insert: COPY on PostgreSQL, executemany in one transaction on SQLite."""
-    from django.db import connection
+def _insert(model: Any, columns: str, rows: list[tuple]) -> None:
+    """Bulk insert: COPY on PostgreSQL, executemany in one transaction on SQLite.
 
+    Columns not given get their field's default, so a field added to the model later does not
+    break the benchmark's raw insert.
+    """
+    from django.db import connection
+    from django.db.models import NOT_PROVIDED
+
+    given = [name.strip() for name in columns.split(",")]
+    rest = [
+        field
+        for field in model._meta.concrete_fields
+        if field.column not in given and not field.primary_key and field.db_default is NOT_PROVIDED
+        if field.has_default() or not field.null
+    ]
+    defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in rest)
+    table = model._meta.db_table
+    columns = ", ".join([*given, *(field.column for field in rest)])
+    rows = [row + defaults for row in rows]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
@@ -307,74 +330,60 @@ def fetch_token(port: int, client_id: str, secret: str) -> str:
     return body["access_token"]
 
 
-_job: dict = {}
-KINDS = ("ping", "check")
+@dataclass(frozen=True)
+class Phase:
+    """One endpoint under wrk for one phase: throughput, latency and the server's CPU per request."""
 
+    result: WrkResult
+    cpu: CpuUse
 
-def _client_loop(seed: int) -> tuple[dict[int, int], int]:
-    """One client process in a closed loop, switching endpoint with the phase of the shared clock.
+    @property
+    def web_ms(self) -> float:
+        return self.cpu.web_seconds * 1000 / max(self.result.requests, 1)
 
-    Phases alternate ping, check, ping, check ... every ``phase`` seconds from ``start``, in all
-    client processes at once, so both endpoints see the same background load on this shared
-    machine. Returns the completed 200 responses per phase, and the count of anything else.
-    """
-    rng = random.Random(seed)
-    job = _job
-    check_headers = {"Authorization": f"Bearer {job['token']}"}
-    conn = http.client.HTTPConnection("127.0.0.1", job["port"], timeout=10)
-    counts: dict[int, int] = {}
-    other = 0
-    while (now := time.monotonic()) < job["end"]:
-        phase = int((now - job["start"]) // job["phase"])
-        if KINDS[phase % 2] == "check":
-            path = f"/api/v1/subjects/{rng.choice(job['subjects'])}/consents/{rng.choice(job['slugs'])}"
-            headers = check_headers
-        else:
-            path, headers = "/api/v1/ping", {}
-        try:
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            other += 1
-            continue
-        done = int((time.monotonic() - job["start"]) // job["phase"])
-        if response.status == 200 and done == phase and phase >= 0:
-            counts[phase] = counts.get(phase, 0) + 1
-        elif response.status != 200:
-            other += 1
-        if response.getheader("connection", "").lower() == "close":
-            conn.close()
-    return counts, other
+    @property
+    def database_ms(self) -> float:
+        return self.cpu.database_seconds * 1000 / max(self.result.requests, 1)
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.web_ms + self.database_ms
 
 
 def measure(
-    *, port: int, token: str, subjects: list[str], slugs: list[str], duration: float, clients: int, rounds: int
-) -> tuple[list[float], list[float]]:
-    """Requests per second of ping and of the check, per round, measured in interleaved phases."""
-    phase = 0.25
-    phases_per_round = max(2, int(duration / phase) // 2 * 2)
-    context = multiprocessing.get_context("fork")
-    _job.update(port=port, token=token, subjects=subjects, slugs=slugs, phase=phase)
-    _job["start"] = time.monotonic() + 1.5  # earlier phases (negative) are a warm-up, not counted
-    _job["end"] = _job["start"] + rounds * phases_per_round * phase
-    with context.Pool(clients) as pool:
-        results = pool.map(_client_loop, range(clients))
-    other = sum(r[1] for r in results)
-    if other:
-        print(f"  warning: {other} responses were not 200 or failed", flush=True)
-    totals: dict[int, int] = {}
-    for counts, _other in results:
-        for index, count in counts.items():
-            totals[index] = totals.get(index, 0) + count
-    ping_rates, check_rates = [], []
-    for round_index in range(rounds):
-        indexes = range(round_index * phases_per_round, (round_index + 1) * phases_per_round)
-        seconds = phases_per_round / 2 * phase
-        ping_rates.append(sum(totals.get(i, 0) for i in indexes if i % 2 == 0) / seconds)
-        check_rates.append(sum(totals.get(i, 0) for i in indexes if i % 2 == 1) / seconds)
-    return ping_rates, check_rates
+    *,
+    url: str,
+    token: str,
+    subjects: list[str],
+    slugs: list[str],
+    duration: float,
+    connections: int,
+    rounds: int,
+    meter: CpuMeter,
+) -> list[tuple[Phase, Phase]]:
+    """Ping and check under wrk, one after the other in each round; (ping, check) per round.
+
+    Alternating short phases lets both endpoints see much the same background load; the CPU per
+    request, unlike the rate, hardly depends on it.
+    """
+    rng = random.Random(3)
+    pairs = [f"/api/v1/subjects/{rng.choice(subjects)}/consents/{rng.choice(slugs)}" for _ in range(10_000)]
+    scripts = {
+        "ping": wrk_script(WORK / "ping.lua", paths=["/api/v1/ping"]),
+        "check": wrk_script(WORK / "check.lua", paths=pairs, headers={"Authorization": f"Bearer {token}"}),
+    }
+    for script in scripts.values():  # warm-up: connections, caches, the database's buffers
+        wrk_run(url, script=script, seconds=2, connections=connections)
+
+    def phase(name: str) -> Phase:
+        meter.start()
+        result = wrk_run(url, script=scripts[name], seconds=duration, connections=connections)
+        use = meter.stop()
+        if result.errors:
+            print(f"  warning: {result.errors} {name} requests failed or were not 2xx", flush=True)
+        return Phase(result, use)
+
+    return [(phase("ping"), phase("check")) for _ in range(rounds)]
 
 
 def measure_bulk(*, port: int, token: str, subjects: list[str], slugs: list[str], runs: int = 30) -> list[float]:
@@ -409,7 +418,7 @@ def measure_bulk(*, port: int, token: str, subjects: list[str], slugs: list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per round (default 5)")
-    parser.add_argument("--clients", type=int, default=3, help="client processes (default 3)")
+    parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     parser.add_argument("--rounds", type=int, default=4, help="rounds (default 4)")
     args = parser.parse_args()
 
@@ -424,30 +433,60 @@ def main() -> None:
         procs.append(server)
         token = fetch_token(port, client_id, secret)
 
-        ping_rates, check_rates = measure(
-            port=port,
+        database_pids = postgres_backends(env["DATABASE_URL"]) if engine == "PostgreSQL" else None
+        meter = CpuMeter([server.pid], database_pids)
+        rounds = measure(
+            url=f"http://127.0.0.1:{port}",
             token=token,
             subjects=subjects,
             slugs=slugs,
             duration=args.duration,
-            clients=args.clients,
+            connections=args.connections,
             rounds=args.rounds,
+            meter=meter,
         )
-        for number, (ping, check) in enumerate(zip(ping_rates, check_rates, strict=True), start=1):
-            print(f"round {number}: ping {ping:,.0f} req/s, check {check:,.0f} req/s, ratio {check / ping:.2f}")
+        for number, (ping, check) in enumerate(rounds, start=1):
+            print(
+                f"round {number}: ping {ping.result.rate:,.0f} req/s {ping.cpu_ms:.2f} ms CPU,"
+                f" check {check.result.rate:,.0f} req/s {check.cpu_ms:.2f} ms CPU"
+                f" (web {check.web_ms:.2f} + database {check.database_ms:.2f}),"
+                f" ratio {ping.cpu_ms / check.cpu_ms:.2f} by CPU, {check.result.rate / ping.result.rate:.2f} by rate",
+                flush=True,
+            )
         timings = measure_bulk(port=port, token=token, subjects=subjects, slugs=slugs)
 
-        ping, check = statistics.mean(ping_rates), statistics.mean(check_rates)
+        def median(values: list[float]) -> float:
+            return statistics.median(values)
+
+        pings, checks = [r[0] for r in rounds], [r[1] for r in rounds]
+        cpu_ratios = [p.cpu_ms / c.cpu_ms for p, c in rounds]
+        rate_ratios = [c.result.rate / p.result.rate for p, c in rounds]
         timings.sort()
         p95 = timings[int(len(timings) * 0.95) - 1]
+        database_note = "database in the web processes" if engine == "SQLite" else "web + PostgreSQL backends"
         print()
-        print(f"{SUBJECTS * PURPOSES:,} consents on {engine}, gunicorn sync x 2, {args.clients} client processes")
-        print(f"bare DRF endpoint (GET /api/v1/ping):           {ping:8,.0f} req/s")
-        print(f"consent check (GET .../consents/{{purpose}}):     {check:8,.0f} req/s")
-        ratios = [c / p for c, p in zip(check_rates, ping_rates, strict=True)]
         print(
-            f"ratio:                                          {check / ping:8.2f}   (target >= 0.60;"
-            f" per round: {', '.join(f'{r:.2f}' for r in ratios)}, median {statistics.median(ratios):.2f})"
+            f"{SUBJECTS * PURPOSES:,} consents on {engine}, gunicorn sync x 2, wrk with {args.connections}"
+            f" connections, {args.rounds} rounds of {args.duration:.0f} s per endpoint (medians)"
+        )
+        print(f"{'':48}{'req/s':>9}{'p95 ms':>9}{'CPU ms/req':>12}  ({database_note})")
+        for label, phases in (
+            ("bare DRF endpoint (GET /api/v1/ping)", pings),
+            ("consent check (GET .../consents/{purpose})", checks),
+        ):
+            print(
+                f"{label:48}{median([p.result.rate for p in phases]):9,.0f}"
+                f"{median([p.result.p95_ms for p in phases]):9.1f}{median([p.cpu_ms for p in phases]):12.2f}"
+                f"  (web {median([p.web_ms for p in phases]):.2f}"
+                f" + database {median([p.database_ms for p in phases]):.2f})"
+            )
+        print(
+            f"ratio by CPU per request:                       {median(cpu_ratios):8.2f}   (target >= 0.60;"
+            f" per round: {', '.join(f'{r:.2f}' for r in cpu_ratios)})"
+        )
+        print(
+            f"ratio by requests per second:                   {median(rate_ratios):8.2f}   (shared machine: moves"
+            f" with the neighbours; per round: {', '.join(f'{r:.2f}' for r in rate_ratios)})"
         )
         print(
             f"bulk check of 1,000 pairs:                      {statistics.median(timings):8.1f} ms median,"
