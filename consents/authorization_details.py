@@ -89,11 +89,17 @@ def _reason(value: Any) -> str:
         raise DetailsError(f"A reason has at most {REASON_MAX_LENGTH} characters.")
     if "" in texts:
         return texts[""].strip()
-    wanted = language_of(translation.get_language()).split("-")[0]
-    for tag, text in texts.items():
-        if tag.lower().split("-")[0] == wanted and text.strip():
-            return text.strip()
-    tag, text = next(iter(texts.items()))
+    page = language_of(translation.get_language())
+    given = {tag: text.strip() for tag, text in texts.items() if text.strip()} or texts
+    # The page's own language first; then a variant of it (en-GB on an English page, zh-Hant on a
+    # Simplified Chinese one), marked with its tag since it may be written differently; then any.
+    for tag, text in given.items():
+        if tag.lower() == page:
+            return text
+    base = page.split("-")[0]
+    tag, text = next(
+        ((tag, text) for tag, text in given.items() if tag.lower().split("-")[0] == base), next(iter(given.items()))
+    )
     return LocalizedText(text.strip(), tag)
 
 

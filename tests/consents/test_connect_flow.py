@@ -519,3 +519,16 @@ def test_a_malformed_reason_is_refused_at_the_pushed_request(client, world, reas
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_authorization_details"
     assert not PushedAuthorization.objects.exists()
+
+
+def test_a_reason_in_another_script_of_the_pages_language_is_preferred_and_marked_with_its_tag(client, world):
+    reasons = {"de": "Für Ihre Ausgaben.", "zh-Hant": "用於顯示您的支出。"}
+    categories = [{"category": "transactions", "required": True, "reason": reasons}]
+    request_uri = _par(client, world, authorization_details=_details(data_categories=categories)).json()["request_uri"]
+    client.force_login(UserFactory())
+    client.cookies["django_language"] = "zh-hans"
+
+    page = client.get(_authorize_url(world, request_uri)).content.decode()
+
+    assert '<span lang="zh-Hant">用於顯示您的支出。</span>' in page
+    assert reasons["de"] not in page
