@@ -16,18 +16,21 @@ from audit.models import catalogue
 from audit.presenters import activity_entries
 from audit.selectors import ACCESS_LOG_COLUMNS, access_events_for, access_overview, access_timeline_page, activity_page
 from audit.timestamps import spreadsheet_time
+from portal.replica import replica_view
 
 if TYPE_CHECKING:
     from portal.http import AuthenticatedHttpRequest
 
 
 @login_required
+@replica_view
 def access_overview_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     rows = access_overview(request.user)
     return render(request, "audit/access.html", {"rows": rows, "glance": access_glance(rows)})
 
 
 @login_required
+@replica_view
 def access_timeline(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = AccessFilterForm(request.GET or None, user=request.user)
     page = access_timeline_page(
@@ -63,6 +66,7 @@ class _Echo:
 
 
 @login_required
+@replica_view
 def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     """The consumer's own access log as CSV, streamed so a long history costs no memory."""
     form = AccessFilterForm(request.GET or None, user=request.user)
@@ -102,6 +106,7 @@ def access_export_csv(request: AuthenticatedHttpRequest) -> StreamingHttpRespons
 
 
 @login_required
+@replica_view
 def activity(request: AuthenticatedHttpRequest) -> HttpResponse:
     page = activity_page(request.user, after=request.GET.get("after", ""), before=request.GET.get("before", ""))
     context = {"entries": activity_entries(page.rows), "next_cursor": page.older, "newer_cursor": page.newer}

@@ -19,6 +19,7 @@ from consents.models import AppGrant, RevocationReason
 from consents.selectors.apps import app_grant_for_user, connected_apps_for
 from consents.services.apps import app_grant_revoke
 from portal.http import AuthenticatedHttpRequest
+from portal.replica import replica_view
 
 
 def _grant_or_404(request: AuthenticatedHttpRequest, grant_id: uuid.UUID) -> AppGrant:
@@ -30,6 +31,7 @@ def _grant_or_404(request: AuthenticatedHttpRequest, grant_id: uuid.UUID) -> App
 
 @login_required
 @require_GET
+@replica_view
 def connected_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     active, past = connected_apps_for(request.user)
     return render(request, "consents/connected.html", {"active": active, "past": past})

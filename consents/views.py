@@ -37,6 +37,7 @@ from consents.selectors.impact import withdrawal_impact
 from consents.selectors.receipts import readable_receipt, receipts_for
 from consents.services.consents import consent_grant, consent_revoke
 from portal.http import AuthenticatedHttpRequest
+from portal.replica import replica_view
 from portal.timezones import format_date
 
 RECEIPTS_PER_PAGE = 20
@@ -209,6 +210,7 @@ def _receipt_or_404(request: ConsentRequest, receipt_id: Any) -> ConsentReceipt:
 
 @login_required
 @require_GET
+@replica_view
 def receipt_list(request: ConsentRequest) -> HttpResponse:
     page = Paginator(receipts_for(request.user), RECEIPTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "consents/receipts.html", {"page": page})
@@ -216,6 +218,7 @@ def receipt_list(request: ConsentRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+@replica_view
 def receipt_detail(request: ConsentRequest, receipt_id: Any) -> HttpResponse:
     receipt = _receipt_or_404(request, receipt_id)
     try:
@@ -240,6 +243,7 @@ def _attachment(content: str, content_type: str, filename: str) -> HttpResponse:
 
 @login_required
 @require_GET
+@replica_view
 def receipt_download(request: ConsentRequest, receipt_id: Any) -> HttpResponse:
     """The signed receipt exactly as issued: a compact JWS to verify against /.well-known/jwks.json."""
     receipt = _receipt_or_404(request, receipt_id)
@@ -248,6 +252,7 @@ def receipt_download(request: ConsentRequest, receipt_id: Any) -> HttpResponse:
 
 @login_required
 @require_GET
+@replica_view
 def receipt_download_json(request: ConsentRequest, receipt_id: Any) -> HttpResponse:
     """The receipt's payload as readable JSON (the signed original is the .jws download)."""
     receipt = _receipt_or_404(request, receipt_id)

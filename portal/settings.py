@@ -123,6 +123,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "portal.replica.ReplicaPinMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -174,6 +175,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if TESTING:
         # A file, not memory, so that a real Celery worker process started by a test sees the same data.
         DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
+
+# An optional PostgreSQL read replica for the pages that only show records and the partner feed;
+# never for anything that decides consent (portal/replica.py says which reads may go there).
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=env_int("CONN_MAX_AGE", 600), conn_health_checks=True
+    )
+    # Under test the replica is a second connection to the test database: it sees committed rows only.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["portal.replica.ReplicaRouter"]
+# Tests switch replica reads on where they test them, so that the rest runs as without a replica.
+REPLICA_READS = bool(DATABASE_REPLICA_URL) and not TESTING
+# After a change, the browser reads the primary this long, so the consumer sees their own change.
+REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache -----------------------------------------------------------------------------------

@@ -33,12 +33,14 @@ from portal.forms import NotificationSettingsForm, ProfileForm, TimeZoneForm
 from portal.http import AuthenticatedHttpRequest
 from portal.models import User
 from portal.notifications import KIND_SETTINGS, SETTING_NAMES, TokenError, settings_token_user
+from portal.replica import replica_view
 from portal.services import notification_settings_update, profile_update, time_zone_prefill, user_language_record
 from privacy_requests.selectors import requests_overview
 
 logger = logging.getLogger(__name__)
 
 
+@replica_view
 def home(request: HttpRequest) -> HttpResponse:
     """The landing page for visitors, the consumer's dashboard once signed in."""
     if not isinstance(request.user, User):

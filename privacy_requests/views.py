@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.services import Actor
 from consents.errors import DomainError
 from portal.http import AuthenticatedHttpRequest
+from portal.replica import replica_view
 from privacy_requests.deadlines import rule_for
 from privacy_requests.forms import DeletionConfirmForm
 from privacy_requests.models import PrivacyRequest, RequestKind
@@ -35,6 +36,7 @@ def _own_request(request: AuthenticatedHttpRequest, pk: Any) -> PrivacyRequest:
 
 @login_required
 @require_GET
+@replica_view
 def request_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
@@ -94,6 +96,7 @@ def deletion_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+@replica_view
 def request_detail(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
     privacy_request = _own_request(request, pk)
     return render(
@@ -110,6 +113,7 @@ def request_detail(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
 
 @login_required
 @require_GET
+@replica_view
 def request_status(request: AuthenticatedHttpRequest, pk: Any) -> HttpResponse:
     """The status fragment the request page polls (htmx) while the request is being worked on.
 

@@ -37,6 +37,7 @@ from consents.api.selectors import (
 from consents.models import ConsentStatus, EventType, LegalBasis, OutboxEvent
 from consents.models.outbox import AckStatus
 from consents.services.feed import EventAckConflict, outbox_event_ack, outbox_feed_sequence
+from portal.replica import replica_reads
 
 BULK_CHECK_MAX = 1_000
 FEED_LIMIT_DEFAULT = 100
@@ -284,7 +285,8 @@ class EventFeedApi(PartnerApi):
                     status_code=status.HTTP_400_BAD_REQUEST,
                 ) from None
         outbox_feed_sequence()
-        page = feed_page(partner_id=partner_id, after=after, limit=params.validated_data["limit"])
+        with replica_reads():  # a lagging replica shows a prefix of the feed: the cursor never skips an event
+            page = feed_page(partner_id=partner_id, after=after, limit=params.validated_data["limit"])
         last = page[-1][0] if page else after
         return Response(
             {
