@@ -115,12 +115,29 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at: Any) -> dict[str, Any]:
-    sharings = (
-        Sharing.objects.filter(purpose=consent.purpose, is_active=True)
-        .select_related("partner")
-        .order_by("partner__name")
-    )
+def _third_parties(purpose_id: int) -> list[dict[str, str]]:
+    """The partners receiving data for the purpose now, as a receipt names them."""
+    sharings = Sharing.objects.filter(purpose_id=purpose_id, is_active=True).select_related("partner")
+    return [
+        {"name": s.partner.name, "kind": s.partner.kind, "country": s.partner.country}
+        for s in sharings.order_by("partner__name")
+    ]
+
+
+def receipt_payload(
+    *,
+    consent: Consent,
+    event: str,
+    receipt_id: str,
+    issued_at: Any,
+    categories: list[DataCategory] | None = None,
+    third_parties: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The receipt document of one consent event; ``receipts_issue`` passes the parts a batch shares."""
+    if categories is None:
+        categories = list(consent.version.data_categories.order_by("slug"))
+    if third_parties is None:
+        third_parties = _third_parties(consent.purpose_id)
     return _document(
         user=consent.user,
         method=consent.method,
@@ -128,10 +145,8 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         state=consent.status,
         purpose=consent.purpose,
         version=consent.version,
-        categories=list(consent.version.data_categories.order_by("slug")),
-        third_parties=[
-            {"name": s.partner.name, "kind": s.partner.kind, "country": s.partner.country} for s in sharings
-        ],
+        categories=categories,
+        third_parties=third_parties,
         validity={
             "durationType": consent.duration_type,
             "periodDays": consent.period_days,
@@ -192,6 +207,34 @@ def receipt_issue(*, consent: Consent, event: str) -> ConsentReceipt:
     return _signed(receipt)
 
 
+def receipts_issue(*, consents: list[Consent], event: str) -> list[ConsentReceipt]:
+    """``receipt_issue`` for a batch of consents of one purpose: the same signed documents, one insert.
+
+    The recipients and each notice's data categories are read once for the batch instead of once
+    per consent; each receipt is still signed on its own.
+    """
+    if not consents:
+        return []
+    third_parties = _third_parties(consents[0].purpose_id)
+    categories: dict[int, list[DataCategory]] = {}
+    issued_at = timezone.now()
+    receipts = []
+    for consent in consents:
+        if consent.version_id not in categories:
+            categories[consent.version_id] = list(consent.version.data_categories.order_by("slug"))
+        receipt = ConsentReceipt(user_id=consent.user_id, consent=consent, event=event, issued_at=issued_at)
+        receipt.payload = receipt_payload(
+            consent=consent,
+            event=event,
+            receipt_id=str(receipt.id),
+            issued_at=issued_at,
+            categories=categories[consent.version_id],
+            third_parties=third_parties,
+        )
+        receipts.append(_sign(receipt))
+    return ConsentReceipt.objects.bulk_create(receipts)
+
+
 def app_grant_receipt_issue(*, grant: AppGrant, event: str) -> ConsentReceipt:
     """Create and sign the receipt for one event of a connected app's grant (inside the grant service's transaction)."""
     receipt = ConsentReceipt(user_id=grant.user_id, app_grant=grant, event=event, issued_at=timezone.now())
@@ -201,8 +244,13 @@ def app_grant_receipt_issue(*, grant: AppGrant, event: str) -> ConsentReceipt:
     return _signed(receipt)
 
 
-def _signed(receipt: ConsentReceipt) -> ConsentReceipt:
+def _sign(receipt: ConsentReceipt) -> ConsentReceipt:
     receipt.jws = document_sign(receipt.payload)
     receipt.sha256 = hashlib.sha256(receipt.jws.encode()).hexdigest()
+    return receipt
+
+
+def _signed(receipt: ConsentReceipt) -> ConsentReceipt:
+    _sign(receipt)
     receipt.save()
     return receipt
