@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -225,8 +225,27 @@ def events_record(*, actor: Actor, entries: Sequence[EventEntry]) -> list[AuditE
         for entry in entries
     ]
     AuditEvent.objects.bulk_create(events)
-    AuditChain.objects.bulk_update(list(chains.values()), ["last_seq", "last_hash"])
+    _chain_heads_save(list(chains.values()))
     return events
+
+
+def _chain_heads_save(chains: list[AuditChain]) -> None:
+    """Move many chain heads in one statement.
+
+    ``bulk_update`` would do it too, but builds a ``CASE`` per row and column in Python, which cost
+    more than everything else in a batch; an ``UPDATE ... FROM`` a ``VALUES`` list (PostgreSQL, SQLite
+    3.33+) is one short statement.
+    """
+    table = connection.ops.quote_name(AuditChain._meta.db_table)
+    rows = ", ".join(["(%s, CAST(%s AS bigint), %s)"] * len(chains))
+    params = [value for chain in chains for value in (chain.key, chain.last_seq, chain.last_hash)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH heads (key, last_seq, last_hash) AS (VALUES {rows})"  # noqa: S608
+            f" UPDATE {table} SET last_seq = heads.last_seq, last_hash = heads.last_hash"
+            f" FROM heads WHERE {table}.key = heads.key",
+            params,
+        )
 
 
 @transaction.atomic

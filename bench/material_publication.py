@@ -207,7 +207,9 @@ def main() -> None:
     )
     print(f"  publish (version + run, one transaction): {publish_seconds * 1000:>9.1f} ms")
     print(f"  whole publication (publish + {batches:,} batches): {total_seconds:>9.1f} s")
-    print(f"  throughput: {args.consents / total_seconds:>9,.0f} consents/s")
+    rate = args.consents / total_seconds
+    print(f"  throughput: {rate:>9,.0f} consents/s")
+    print(f"  projection for 1,000,000 consents at this rate: {1_000_000 / rate / 3600:>9.1f} h")
     print(f"  longest batch transaction (longest consent row lock): {longest_batch * 1000:>9.1f} ms")
     if sampler is not None:
         print(
