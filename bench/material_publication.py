@@ -20,6 +20,7 @@ Target (issue 13): 1,000,000 consents, no lock on consents held for more than a 
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -172,6 +173,7 @@ def main() -> None:
     purpose.refresh_from_db()
     run = PublicationRun.objects.get(version=purpose.current_version)
     longest_batch = 0.0
+    durations: list[float] = []
     batches = 0
     while run.state == PublicationRunState.RUNNING:
         committed: list[float] = []
@@ -181,7 +183,8 @@ def main() -> None:
             # (queueing the partners' deliveries), which hold no lock.
             transaction.on_commit(partial(_mark, committed))
             stepped = publication_run_step(run_id=run.pk)
-        longest_batch = max(longest_batch, committed[0] - batch_started)
+        durations.append(committed[0] - batch_started)
+        longest_batch = max(longest_batch, durations[-1])
         assert stepped is not None
         run = stepped
         batches += 1
@@ -211,6 +214,10 @@ def main() -> None:
     print(f"  throughput: {rate:>9,.0f} consents/s")
     print(f"  projection for 1,000,000 consents at this rate: {1_000_000 / rate / 3600:>9.1f} h")
     print(f"  longest batch transaction (longest consent row lock): {longest_batch * 1000:>9.1f} ms")
+    print(
+        f"  batch transactions: median {statistics.median(durations) * 1000:.1f} ms,"
+        f" first {durations[0] * 1000:.1f} ms, longest after the first {max(durations[1:] or [0]) * 1000:.1f} ms"
+    )
     if sampler is not None:
         print(
             f"  longest transaction seen holding consent-table locks (pg_locks, {sampler.samples:,} samples):"
