@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,23 @@ def _third_parties(purpose_id: int) -> list[dict[str, str]]:
     ]
 
 
+@dataclass(frozen=True)
+class ReceiptBatch:
+    """What the receipts of a batch of consents of one purpose share (``receipt_batch_prepare``)."""
+
+    third_parties: list[dict[str, str]]
+    withdrawal_url: str
+
+
+def receipt_batch_prepare(*, purpose_id: int) -> ReceiptBatch:
+    """Read what a batch's receipts share, before the batch locks anything.
+
+    ``reverse`` imports the whole URLconf the first time a worker process calls it, which took
+    seconds on a busy machine: done here, it no longer lengthens the first batch's locks.
+    """
+    return ReceiptBatch(_third_parties(purpose_id), settings.SITE_URL + reverse("consents:list"))
+
+
 def receipt_payload(
     *,
     consent: Consent,
@@ -131,13 +149,13 @@ def receipt_payload(
     receipt_id: str,
     issued_at: Any,
     categories: list[DataCategory] | None = None,
-    third_parties: list[dict[str, str]] | None = None,
+    batch: ReceiptBatch | None = None,
 ) -> dict[str, Any]:
     """The receipt document of one consent event; ``receipts_issue`` passes the parts a batch shares."""
     if categories is None:
         categories = list(consent.version.data_categories.order_by("slug"))
-    if third_parties is None:
-        third_parties = _third_parties(consent.purpose_id)
+    if batch is None:
+        batch = receipt_batch_prepare(purpose_id=consent.purpose_id)
     return _document(
         user=consent.user,
         method=consent.method,
@@ -146,7 +164,7 @@ def receipt_payload(
         purpose=consent.purpose,
         version=consent.version,
         categories=categories,
-        third_parties=third_parties,
+        third_parties=batch.third_parties,
         validity={
             "durationType": consent.duration_type,
             "periodDays": consent.period_days,
@@ -156,7 +174,7 @@ def receipt_payload(
         },
         withdrawal={
             "method": "web",
-            "url": settings.SITE_URL + reverse("consents:list"),
+            "url": batch.withdrawal_url,
             "reason": consent.revocation_reason or None,
             "initiator": consent.changed_by if event != ReceiptEvent.GRANTED else None,
         },
@@ -207,15 +225,14 @@ def receipt_issue(*, consent: Consent, event: str) -> ConsentReceipt:
     return _signed(receipt)
 
 
-def receipts_issue(*, consents: list[Consent], event: str) -> list[ConsentReceipt]:
+def receipts_issue(*, consents: list[Consent], event: str, batch: ReceiptBatch) -> list[ConsentReceipt]:
     """``receipt_issue`` for a batch of consents of one purpose: the same signed documents, one insert.
 
-    The recipients and each notice's data categories are read once for the batch instead of once
+    The recipients (in ``batch``) and each notice's data categories are read once for the batch, not once
     per consent; each receipt is still signed on its own.
     """
     if not consents:
         return []
-    third_parties = _third_parties(consents[0].purpose_id)
     categories: dict[int, list[DataCategory]] = {}
     issued_at = timezone.now()
     receipts = []
@@ -229,7 +246,7 @@ def receipts_issue(*, consents: list[Consent], event: str) -> list[ConsentReceip
             receipt_id=str(receipt.id),
             issued_at=issued_at,
             categories=categories[consent.version_id],
-            third_parties=third_parties,
+            batch=batch,
         )
         receipts.append(_sign(receipt))
     return ConsentReceipt.objects.bulk_create(receipts)

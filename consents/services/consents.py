@@ -27,7 +27,7 @@ from consents.models import (
     ReceiptEvent,
     RevocationReason,
 )
-from consents.receipts import receipt_issue, receipts_issue
+from consents.receipts import receipt_batch_prepare, receipt_issue, receipts_issue
 from consents.services.outbox import outbox_consent_changed, outbox_consents_changed
 from portal.models import User
 
@@ -286,6 +286,7 @@ def consents_reconsent_require(*, consent_ids: list[int], version: PurposeVersio
     order every service keeps), then the consents in one statement, then each kind of record is
     inserted in one statement.
     """
+    receipt_batch = receipt_batch_prepare(purpose_id=version.purpose_id)
     user_ids = Consent.objects.filter(pk__in=consent_ids).values_list("user_id", flat=True)
     subjects_lock(user_ids)
     consents = list(
@@ -306,7 +307,7 @@ def consents_reconsent_require(*, consent_ids: list[int], version: PurposeVersio
     Consent.objects.filter(pk__in=[consent.pk for consent in consents]).update(**changes)
     bulk_update_with_history(consents, Consent, [], default_date=now)
     event = ReceiptEvent.RECONSENT_REQUIRED
-    receipts = receipts_issue(consents=consents, event=event)
+    receipts = receipts_issue(consents=consents, event=event, batch=receipt_batch)
     events_record(
         actor=actor,
         entries=[
