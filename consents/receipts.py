@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -115,12 +116,46 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at: Any) -> dict[str, Any]:
-    sharings = (
-        Sharing.objects.filter(purpose=consent.purpose, is_active=True)
-        .select_related("partner")
-        .order_by("partner__name")
-    )
+def _third_parties(purpose_id: int) -> list[dict[str, str]]:
+    """The partners receiving data for the purpose now, as a receipt names them."""
+    sharings = Sharing.objects.filter(purpose_id=purpose_id, is_active=True).select_related("partner")
+    return [
+        {"name": s.partner.name, "kind": s.partner.kind, "country": s.partner.country}
+        for s in sharings.order_by("partner__name")
+    ]
+
+
+@dataclass(frozen=True)
+class ReceiptBatch:
+    """What the receipts of a batch of consents of one purpose share (``receipt_batch_prepare``)."""
+
+    third_parties: list[dict[str, str]]
+    withdrawal_url: str
+
+
+def receipt_batch_prepare(*, purpose_id: int) -> ReceiptBatch:
+    """Read what a batch's receipts share, before the batch locks anything.
+
+    ``reverse`` imports the whole URLconf the first time a worker process calls it, which took
+    seconds on a busy machine: done here, it no longer lengthens the first batch's locks.
+    """
+    return ReceiptBatch(_third_parties(purpose_id), settings.SITE_URL + reverse("consents:list"))
+
+
+def receipt_payload(
+    *,
+    consent: Consent,
+    event: str,
+    receipt_id: str,
+    issued_at: Any,
+    categories: list[DataCategory] | None = None,
+    batch: ReceiptBatch | None = None,
+) -> dict[str, Any]:
+    """The receipt document of one consent event; ``receipts_issue`` passes the parts a batch shares."""
+    if categories is None:
+        categories = list(consent.version.data_categories.order_by("slug"))
+    if batch is None:
+        batch = receipt_batch_prepare(purpose_id=consent.purpose_id)
     return _document(
         user=consent.user,
         method=consent.method,
@@ -128,10 +163,8 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         state=consent.status,
         purpose=consent.purpose,
         version=consent.version,
-        categories=list(consent.version.data_categories.order_by("slug")),
-        third_parties=[
-            {"name": s.partner.name, "kind": s.partner.kind, "country": s.partner.country} for s in sharings
-        ],
+        categories=categories,
+        third_parties=batch.third_parties,
         validity={
             "durationType": consent.duration_type,
             "periodDays": consent.period_days,
@@ -141,7 +174,7 @@ def receipt_payload(*, consent: Consent, event: str, receipt_id: str, issued_at:
         },
         withdrawal={
             "method": "web",
-            "url": settings.SITE_URL + reverse("consents:list"),
+            "url": batch.withdrawal_url,
             "reason": consent.revocation_reason or None,
             "initiator": consent.changed_by if event != ReceiptEvent.GRANTED else None,
         },
@@ -192,6 +225,33 @@ def receipt_issue(*, consent: Consent, event: str) -> ConsentReceipt:
     return _signed(receipt)
 
 
+def receipts_issue(*, consents: list[Consent], event: str, batch: ReceiptBatch) -> list[ConsentReceipt]:
+    """``receipt_issue`` for a batch of consents of one purpose: the same signed documents, one insert.
+
+    The recipients (in ``batch``) and each notice's data categories are read once for the batch, not once
+    per consent; each receipt is still signed on its own.
+    """
+    if not consents:
+        return []
+    categories: dict[int, list[DataCategory]] = {}
+    issued_at = timezone.now()
+    receipts = []
+    for consent in consents:
+        if consent.version_id not in categories:
+            categories[consent.version_id] = list(consent.version.data_categories.order_by("slug"))
+        receipt = ConsentReceipt(user_id=consent.user_id, consent=consent, event=event, issued_at=issued_at)
+        receipt.payload = receipt_payload(
+            consent=consent,
+            event=event,
+            receipt_id=str(receipt.id),
+            issued_at=issued_at,
+            categories=categories[consent.version_id],
+            batch=batch,
+        )
+        receipts.append(_sign(receipt))
+    return ConsentReceipt.objects.bulk_create(receipts)
+
+
 def app_grant_receipt_issue(*, grant: AppGrant, event: str) -> ConsentReceipt:
     """Create and sign the receipt for one event of a connected app's grant (inside the grant service's transaction)."""
     receipt = ConsentReceipt(user_id=grant.user_id, app_grant=grant, event=event, issued_at=timezone.now())
@@ -201,8 +261,13 @@ def app_grant_receipt_issue(*, grant: AppGrant, event: str) -> ConsentReceipt:
     return _signed(receipt)
 
 
-def _signed(receipt: ConsentReceipt) -> ConsentReceipt:
+def _sign(receipt: ConsentReceipt) -> ConsentReceipt:
     receipt.jws = document_sign(receipt.payload)
     receipt.sha256 = hashlib.sha256(receipt.jws.encode()).hexdigest()
+    return receipt
+
+
+def _signed(receipt: ConsentReceipt) -> ConsentReceipt:
+    _sign(receipt)
     receipt.save()
     return receipt

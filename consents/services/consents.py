@@ -1,18 +1,21 @@
 """State changes of consents: grant, revoke, expire, re-consent, GPC; one function per change, each atomic."""
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.utils import bulk_update_with_history
 
 from audit.actions import AuditAction
-from audit.services import Actor, event_record, subject_lock
+from audit.services import Actor, EventEntry, event_record, events_record, subject_lock, subjects_lock
 from consents.errors import DomainError
 from consents.models import (
     Consent,
     ConsentMethod,
+    ConsentReceipt,
     ConsentStatus,
     DurationType,
     EventType,
@@ -24,8 +27,8 @@ from consents.models import (
     ReceiptEvent,
     RevocationReason,
 )
-from consents.receipts import receipt_issue
-from consents.services.outbox import outbox_consent_changed
+from consents.receipts import receipt_batch_prepare, receipt_issue, receipts_issue
+from consents.services.outbox import outbox_consent_changed, outbox_consents_changed
 from portal.models import User
 
 # A decision is one row per (consumer, purpose): a first decision inserts it, later ones update these.
@@ -47,6 +50,20 @@ GRANT_FIELDS = [
 REVOKE_FIELDS = ["status", "method", "revoked_at", "revocation_reason", "revocation_note", "changed_by", "updated_at"]
 
 
+def _consent_event_data(consent: Consent, receipt: ConsentReceipt) -> dict[str, Any]:
+    """The facts the audit event of a consent change records."""
+    return {
+        "purpose": consent.purpose.slug,
+        "version": consent.version.number,
+        "method": consent.method,
+        "status": consent.status,
+        "expires_at": consent.expires_at,
+        "reason": consent.revocation_reason or None,
+        "receipt": str(receipt.id),
+        "receipt_sha256": receipt.sha256,
+    }
+
+
 def _consent_event(*, consent: Consent, event: str, actor: Actor) -> None:
     """The side records of every consent change: a signed receipt, an audit event and the partners' outbox events."""
     receipt = receipt_issue(consent=consent, event=event)
@@ -55,16 +72,7 @@ def _consent_event(*, consent: Consent, event: str, actor: Actor) -> None:
         subject=consent.user,
         action=AuditAction(f"consent.{event}"),
         target=consent,
-        data={
-            "purpose": consent.purpose.slug,
-            "version": consent.version.number,
-            "method": consent.method,
-            "status": consent.status,
-            "expires_at": consent.expires_at,
-            "reason": consent.revocation_reason or None,
-            "receipt": str(receipt.id),
-            "receipt_sha256": receipt.sha256,
-        },
+        data=_consent_event_data(consent, receipt),
     )
     outbox_consent_changed(consent=consent, event_type=EventType(f"consent.{event}"))
 
@@ -267,20 +275,52 @@ def consent_reminder_mark(*, consent_id: int) -> Consent | None:
     return consent
 
 
-def consent_reconsent_require(*, consent_id: int, version: PurposeVersion, actor: Actor) -> None:
-    """Ask the consumer to decide again after a material change of the notice.
+@transaction.atomic
+def consents_reconsent_require(*, consent_ids: list[int], version: PurposeVersion, actor: Actor) -> None:
+    """Ask the consumers to decide again after a material change of the notice, a batch at a time.
 
-    Runs in a batch of the notice's publication run (``consents.services.publication``), once for
-    each consent on an older notice; a consent given meanwhile to this or a newer notice stands.
+    Runs in a batch of the notice's publication run (``consents.services.publication``), for
+    consents of one purpose; a consent given meanwhile to this or a newer notice stands. Each one
+    gets everything a change of consent carries (history row, signed receipt, audit event,
+    partners' outbox events), written in bulk: the consumers' chain heads are locked first (the
+    order every service keeps), then the consents in one statement, then each kind of record is
+    inserted in one statement.
     """
-    consent = _consent_locked_by_id(consent_id)
-    if consent is None or consent.status != ConsentStatus.GRANTED or consent.version.number >= version.number:
+    receipt_batch = receipt_batch_prepare(purpose_id=version.purpose_id)
+    user_ids = Consent.objects.filter(pk__in=consent_ids).values_list("user_id", flat=True)
+    subjects_lock(user_ids)
+    consents = list(
+        Consent.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("purpose", "version", "user")
+        .filter(pk__in=consent_ids, status=ConsentStatus.GRANTED, version__number__lt=version.number)
+        .order_by("pk")
+    )
+    if not consents:
         return
-    consent.status = ConsentStatus.RECONSENT_REQUIRED
-    consent.changed_by = actor.kind
-    consent.updated_at = timezone.now()
-    consent.save(update_fields=["status", "changed_by", "updated_at"])
-    _consent_event(consent=consent, event=ReceiptEvent.RECONSENT_REQUIRED, actor=actor)
+    now = timezone.now()
+    changes = {"status": ConsentStatus.RECONSENT_REQUIRED, "changed_by": actor.kind, "updated_at": now}
+    for consent in consents:
+        for field, value in changes.items():
+            setattr(consent, field, value)
+    # Every row gets the same values: one plain UPDATE (``bulk_update_with_history`` would build a
+    # CASE per row and field, the slowest part of a batch), then the history rows in one insert.
+    Consent.objects.filter(pk__in=[consent.pk for consent in consents]).update(**changes)
+    bulk_update_with_history(consents, Consent, [], default_date=now)
+    event = ReceiptEvent.RECONSENT_REQUIRED
+    receipts = receipts_issue(consents=consents, event=event, batch=receipt_batch)
+    events_record(
+        actor=actor,
+        entries=[
+            EventEntry(
+                subject=consent.user,
+                action=AuditAction(f"consent.{event}"),
+                target=consent,
+                data=_consent_event_data(consent, receipt),
+            )
+            for consent, receipt in zip(consents, receipts, strict=True)
+        ],
+    )
+    outbox_consents_changed(consents=consents, event_type=EventType(f"consent.{event}"))
 
 
 @transaction.atomic

@@ -107,22 +107,15 @@ def _subjects_for(*, user_id: int, partners: list[Partner]) -> dict[int, Partner
     return subjects
 
 
-@transaction.atomic
-def outbox_consent_changed(*, consent: Consent, event_type: str) -> list[OutboxEvent]:
-    """One event per active partner with an active sharing for the consent's purpose.
+def _partners_receiving(purpose_id: int) -> list[Partner]:
+    sharings = Sharing.objects.filter(purpose_id=purpose_id, is_active=True, partner__status=PartnerStatus.ACTIVE)
+    return [sharing.partner for sharing in sharings.select_related("partner")]
 
-    Called by every consent change inside its transaction; delivery is queued after commit.
-    """
-    partners = [
-        sharing.partner
-        for sharing in Sharing.objects.filter(
-            purpose_id=consent.purpose_id, is_active=True, partner__status=PartnerStatus.ACTIVE
-        ).select_related("partner")
-    ]
-    if not partners:
-        return []
-    subjects = _subjects_for(user_id=consent.user_id, partners=partners)
-    events = [
+
+def _consent_events(
+    consent: Consent, partners: list[Partner], subjects: dict[int, PartnerSubject], event_type: str
+) -> list[OutboxEvent]:
+    return [
         _event_build(
             partner=partner,
             subject=subjects[partner.pk],
@@ -133,6 +126,47 @@ def outbox_consent_changed(*, consent: Consent, event_type: str) -> list[OutboxE
         )
         for partner in partners
     ]
+
+
+@transaction.atomic
+def outbox_consent_changed(*, consent: Consent, event_type: str) -> list[OutboxEvent]:
+    """One event per active partner with an active sharing for the consent's purpose.
+
+    Called by every consent change inside its transaction; delivery is queued after commit.
+    """
+    partners = _partners_receiving(consent.purpose_id)
+    if not partners:
+        return []
+    subjects = _subjects_for(user_id=consent.user_id, partners=partners)
+    return _events_save(_consent_events(consent, partners, subjects, event_type))
+
+
+@transaction.atomic
+def outbox_consents_changed(*, consents: list[Consent], event_type: str) -> list[OutboxEvent]:
+    """``outbox_consent_changed`` for a batch of consents of one purpose, with one insert of all events.
+
+    The consumers' pairwise ids are read (and the missing ones minted) in one statement each.
+    """
+    if not consents:
+        return []
+    partners = _partners_receiving(consents[0].purpose_id)
+    if not partners:
+        return []
+    user_ids = {consent.user_id for consent in consents}
+    existing = PartnerSubject.objects.filter(user_id__in=user_ids, partner__in=partners)
+    subjects = {(s.user_id, s.partner_id): s for s in existing}
+    missing = [(u, p.pk) for u in sorted(user_ids) for p in partners if (u, p.pk) not in subjects]
+    if missing:
+        # First time these partners receive these consumers; a pairwise id minted meanwhile stands.
+        PartnerSubject.objects.bulk_create(
+            [PartnerSubject(user_id=u, partner_id=p) for u, p in missing], ignore_conflicts=True
+        )
+        created = PartnerSubject.objects.filter(user_id__in={u for u, _p in missing}, partner__in=partners)
+        subjects.update({(s.user_id, s.partner_id): s for s in created})
+    events = []
+    for consent in consents:
+        mine = {p.pk: subjects[(consent.user_id, p.pk)] for p in partners}
+        events += _consent_events(consent, partners, mine, event_type)
     return _events_save(events)
 
 

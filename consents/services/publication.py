@@ -24,7 +24,7 @@ from audit.models import ActorKind
 from audit.services import Actor
 from consents.models import Consent, ConsentStatus, PublicationRun, PublicationRunState, PurposeVersion
 from consents.notifications import material_change_notify_queue
-from consents.services.consents import consent_reconsent_require
+from consents.services.consents import consents_reconsent_require
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ def _batch_run(run: PublicationRun, version: PurposeVersion) -> None:
     )
     batch = ids[:size]
     actor = Actor(ActorKind(run.actor_kind), run.actor_id, run.actor_label)
-    for consent_id in batch:
-        consent_reconsent_require(consent_id=consent_id, version=version, actor=actor)
+    consents_reconsent_require(consent_ids=batch, version=version, actor=actor)
     now = timezone.now()
     run.done = min(run.done + len(batch), run.total)
     run.updated_at = now

@@ -7,24 +7,28 @@ import time_machine
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth.models import Group
 from django.core import mail
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
 import consents.services.publication as publication
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks
-from audit.services import Actor
+from audit.services import Actor, subject_lock
+from audit.signing import document_verify
 from consents.api.selectors import consent_state, consent_states_bulk
 from consents.models import (
     Consent,
     ConsentReceipt,
     ConsentStatus,
     OutboxEvent,
+    PartnerSubject,
     PublicationRun,
     PublicationRunState,
+    ReceiptEvent,
 )
 from consents.selectors.consents import consent_summary
-from consents.services.consents import consent_grant, consent_revoke
+from consents.services.consents import _consent_event, consent_grant, consent_revoke, consents_reconsent_require
 from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure
 from consents.tasks.publication import publication_run_process, publication_runs_resume
@@ -145,15 +149,15 @@ def test_a_run_resumes_after_a_worker_died_mid_batch_without_repeating_anything(
     version = _publish(purpose)
     run = PublicationRun.objects.get(version=version)
     ids = list(Consent.objects.order_by("pk").values_list("pk", flat=True))
-    real = publication.consent_reconsent_require
+    real = publication.consents_reconsent_require
 
-    def dies_on_the_fourth(*, consent_id, version, actor):
-        # The third consent of the second batch is done in the open transaction, then the worker "dies".
-        if consent_id == ids[3]:
+    def dies_in_the_second_batch(*, consent_ids, version, actor):
+        # The second batch is written in the open transaction, then the worker "dies" before it commits.
+        real(consent_ids=consent_ids, version=version, actor=actor)
+        if ids[3] in consent_ids:
             raise SystemError("worker lost")
-        real(consent_id=consent_id, version=version, actor=actor)
 
-    monkeypatch.setattr(publication, "consent_reconsent_require", dies_on_the_fourth)
+    monkeypatch.setattr(publication, "consents_reconsent_require", dies_in_the_second_batch)
     publication_run_process(run.pk)
 
     run.refresh_from_db()
@@ -163,7 +167,7 @@ def test_a_run_resumes_after_a_worker_died_mid_batch_without_repeating_anything(
     assert [statuses[pk] for pk in ids] == [ConsentStatus.RECONSENT_REQUIRED] * 2 + [ConsentStatus.GRANTED] * 3
     assert _side_records() == (2, 2, 2, 2)  # the rolled-back batch left nothing behind
 
-    monkeypatch.setattr(publication, "consent_reconsent_require", real)
+    monkeypatch.setattr(publication, "consents_reconsent_require", real)
     assert publication_runs_resume() == 0  # not stalled yet: its worker may still be busy
     _stall(run, settings)
     assert publication_runs_resume() == 1
@@ -316,3 +320,86 @@ def test_consumers_cannot_reach_the_publication_admin(consumer_client, half_done
     response = consumer_client.get(reverse("admin:consents_publicationrun_change", args=[run.pk]))
     assert response.status_code == 302
     assert PublicationRun.objects.get(pk=run.pk).done == 2
+
+
+def _one_by_one(*, consent_id: int, version, actor: Actor) -> None:
+    """The per-consent path publication runs took before batches were written in bulk (for comparison)."""
+    consent = Consent.objects.select_related("user").get(pk=consent_id)
+    subject_lock(consent.user)
+    consent = Consent.objects.select_for_update().select_related("purpose", "version", "user").get(pk=consent_id)
+    consent.status = ConsentStatus.RECONSENT_REQUIRED
+    consent.changed_by = actor.kind
+    consent.updated_at = timezone.now()
+    consent.save(update_fields=["status", "changed_by", "updated_at"])
+    _consent_event(consent=consent, event=ReceiptEvent.RECONSENT_REQUIRED, actor=actor)
+
+
+def _batch_output(consent_ids: list[int]) -> list[dict]:
+    """Everything the re-consent of these consents wrote, per consent, without its random ids."""
+    output = []
+    for consent_id in consent_ids:
+        consent = Consent.objects.get(pk=consent_id)
+        receipt = ConsentReceipt.objects.get(consent=consent, event="reconsent_required")
+        assert document_verify(receipt.jws) == receipt.payload
+        payload = {k: v for k, v in receipt.payload.items() if k != "consentReceiptID"}
+        event = AuditEvent.objects.get(action="consent.reconsent_required", target_id=str(consent_id))
+        assert event.data["receipt"] == str(receipt.id)
+        assert event.data["receipt_sha256"] == receipt.sha256
+        outbox = []
+        for row in OutboxEvent.objects.filter(consent=consent, event_type="consent.reconsent_required").select_related(
+            "subject"
+        ):
+            assert row.subject.user_id == consent.user_id
+            assert row.payload["data"]["subject_id"] == row.subject.subject_id
+            assert row.payload["id"] == str(row.id)
+            data = {k: v for k, v in row.payload["data"].items() if k != "subject_id"}
+            outbox.append((row.partner_id, row.status, row.payload["type"], row.payload["timestamp"], data))
+        history = consent.history.filter(status=ConsentStatus.RECONSENT_REQUIRED)
+        output.append(
+            {
+                "consent": (consent.status, consent.changed_by, consent.updated_at),
+                "receipt": (receipt.user_id, receipt.event, receipt.issued_at, payload),
+                "audit": (
+                    event.chain,
+                    event.seq,
+                    event.occurred_at,
+                    event.actor_kind,
+                    event.actor_label,
+                    event.subject_id,
+                    event.target_type,
+                    {k: v for k, v in event.data.items() if k not in {"receipt", "receipt_sha256"}},
+                ),
+                "outbox": sorted(outbox),
+                "history": list(history.values_list("history_type", "changed_by", "history_user_id", "history_date")),
+            }
+        )
+    return output
+
+
+def test_a_bulk_batch_writes_what_the_per_consent_path_wrote(world):
+    purpose, _partner, _users = world
+    # A second recipient that has never received these consumers: the batch mints their pairwise ids.
+    SharingFactory(partner=PartnerFactory(slug="insurer"), purpose=purpose)
+    version = _publish(purpose, material=True)
+    ids = list(Consent.objects.filter(purpose=purpose).order_by("pk").values_list("pk", flat=True))
+    actor = Actor.system("tests")
+
+    with time_machine.travel(timezone.now(), tick=False):
+        with transaction.atomic():
+            for consent_id in ids:
+                _one_by_one(consent_id=consent_id, version=version, actor=actor)
+            assert list(audit_chain_breaks()) == []
+            expected = _batch_output(ids)
+            transaction.set_rollback(True)
+        assert _side_records() == (0, 0, 0, 0)
+
+        with transaction.atomic():
+            consents_reconsent_require(consent_ids=ids, version=version, actor=actor)
+        assert list(audit_chain_breaks()) == []
+        assert _batch_output(ids) == expected
+
+    assert _side_records() == (CONSUMERS, CONSUMERS, 2 * CONSUMERS, CONSUMERS)
+    assert PartnerSubject.objects.filter(partner__slug="insurer").count() == CONSUMERS
+    # The same batch again (a duplicate task): consents already asked are left alone.
+    consents_reconsent_require(consent_ids=ids, version=version, actor=actor)
+    assert _side_records() == (CONSUMERS, CONSUMERS, 2 * CONSUMERS, CONSUMERS)
