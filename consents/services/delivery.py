@@ -38,7 +38,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -165,29 +166,63 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
 
     The claim commits before this returns, so it is visible to other workers at once.
     """
-    claimed = 0
     for _try in range(2):
         now = timezone.now()
         due = OutboxEvent.objects.filter(pk=event_id, status__in=WAITING).filter(
             Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
         )
         with transaction.atomic():
-            # FOR NO KEY UPDATE: claims for one partner take turns, while consent changes, which only
-            # need the partner row as a foreign key (FOR KEY SHARE), are not held up. A no-op on
-            # SQLite, whose IMMEDIATE transactions take turns anyway.
-            partner_id = (
-                Partner.objects.select_for_update(no_key=True)
-                .filter(pk__in=due.values("partner_id"))
-                .values_list("pk", flat=True)
+            # One statement locks the partner and reads what the attempt needs: the event's payload and
+            # attempt count, and the partner's current endpoint and secrets (its row is locked, so they
+            # are the latest). FOR NO KEY UPDATE: claims for one partner take turns, while consent
+            # changes, which only need the partner row as a foreign key (FOR KEY SHARE), are not held
+            # up. A no-op on SQLite, whose IMMEDIATE transactions take turns anyway.
+            event = (
+                due.select_for_update(no_key=True, of=("partner",))
+                .select_related("partner")
+                .only(
+                    "attempts",
+                    "payload",
+                    "partner__webhook_url",
+                    "partner__webhook_secret",
+                    "partner__webhook_secret_previous",
+                    "partner__webhook_secret_previous_expires_at",
+                    "partner__webhook_disabled_at",
+                )
                 .first()
             )
-            if partner_id is None:
+            if event is None:
                 return Unclaimed.SKIPPED
-            in_flight = OutboxEvent.objects.filter(partner_id=partner_id, sending_until__gt=now).count()
-            if in_flight < settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER:
-                lease_end = now + claim_lease()
-                claimed = due.update(attempts=F("attempts") + 1, next_attempt_at=lease_end, sending_until=lease_end)
+            partner, attempts = event.partner, event.attempts
+            partner_id, url, disabled_at = partner.pk, partner.webhook_url, partner.webhook_disabled_at
+            if not url or disabled_at is not None:
+                # The endpoint was removed or disabled after the event was written: the feed serves it.
+                due.filter(attempts=attempts).update(
+                    status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None, sending_until=None
+                )
+                return Unclaimed.SKIPPED
+            # The event's columns were read before the lock was granted, so the claim is conditional on
+            # them: if another worker claimed the event meanwhile, nothing is updated. The places in
+            # flight are counted in the same statement, which (unlike the locking one) sees every claim
+            # committed by the partner's previous lock holders.
+            in_flight = (
+                OutboxEvent.objects.filter(partner_id=OuterRef("partner_id"), sending_until__gt=now)
+                .order_by()
+                .values("partner_id")
+                .annotate(n=Count("pk"))
+                .values("n")
+            )
+            lease_end = now + claim_lease()
+            claimed = (
+                due.filter(attempts=attempts)
+                .alias(in_flight=Coalesce(Subquery(in_flight), 0))
+                .filter(in_flight__lt=settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER)
+                .update(attempts=F("attempts") + 1, next_attempt_at=lease_end, sending_until=lease_end)
+            )
+            if claimed:
                 break
+            if not due.filter(attempts=attempts).exists():
+                return Unclaimed.SKIPPED
             partner_deferred_mark(partner_id)
         # An attempt that ended between the count and the mark missed the mark and handed nothing on;
         # it shows here as a free place, and the claim is tried once more.
@@ -197,34 +232,14 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
             return Unclaimed.DEFERRED
     else:
         return Unclaimed.DEFERRED
-    if not claimed:
-        return Unclaimed.SKIPPED
-    # Plain values, not model instances: this runs for every delivery and the rows are only read.
-    attempt, payload, url, secret, previous_secret, previous_expires_at, disabled_at = OutboxEvent.objects.values_list(
-        "attempts",
-        "payload",
-        "partner__webhook_url",
-        "partner__webhook_secret",
-        "partner__webhook_secret_previous",
-        "partner__webhook_secret_previous_expires_at",
-        "partner__webhook_disabled_at",
-    ).get(pk=event_id)
-    if not url or disabled_at is not None:
-        # The endpoint was removed or disabled after the event was written: the feed serves it.
-        OutboxEvent.objects.filter(pk=event_id, attempts=attempt).update(
-            status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None, sending_until=None, attempts=F("attempts") - 1
-        )
-        return Unclaimed.SKIPPED
     secrets = webhook_signing_secrets(
-        secret=secret, previous=previous_secret, previous_expires_at=previous_expires_at, at=timezone.now()
+        secret=partner.webhook_secret,
+        previous=partner.webhook_secret_previous,
+        previous_expires_at=partner.webhook_secret_previous_expires_at,
+        at=timezone.now(),
     )
     return DeliveryClaim(
-        event_id=uuid.UUID(str(event_id)),
-        partner_id=partner_id,
-        attempt=attempt,
-        url=url,
-        secrets=secrets,
-        payload=payload,
+        event_id=event.pk, partner_id=partner_id, attempt=attempts + 1, url=url, secrets=secrets, payload=event.payload
     )
 
 

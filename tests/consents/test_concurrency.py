@@ -227,3 +227,60 @@ def test_workers_claiming_one_partners_events_at_once_never_exceed_its_in_flight
     assert sum(isinstance(r, DeliveryClaim) for r in results) == 2
     assert results.count(Unclaimed.DEFERRED) == 4
     assert OutboxEvent.objects.filter(sending_until__isnull=False).count() == 2
+
+
+def _one_partners_events(count: int):
+    from consents.models import OutboxEvent
+    from tests.factories import PartnerFactory, SharingFactory
+
+    purpose = PurposeFactory()
+    SharingFactory(partner=PartnerFactory(webhook_url="https://partner.example/hooks"), purpose=purpose)
+    for _ in range(count):
+        user = UserFactory()
+        consent_grant(user=user, purpose=purpose, actor=Actor.consumer(user))
+    return list(OutboxEvent.objects.values_list("pk", flat=True))
+
+
+def test_workers_claiming_the_same_event_at_once_hand_it_to_one_of_them(settings):
+    from consents.models import OutboxEvent
+    from consents.services.delivery import DeliveryClaim, Unclaimed, outbox_event_claim
+
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER = 10  # every round's claim stays in flight
+    for event_id in _one_partners_events(3):
+        start = threading.Barrier(2)
+
+        def claim(event_id: Any = event_id, start: threading.Barrier = start) -> Any:
+            start.wait()
+            return outbox_event_claim(event_id=event_id)
+
+        workers = [Worker(claim), Worker(claim)]
+        for worker in workers:
+            worker.start()
+        assert all(worker.finished_within(10) for worker in workers)
+
+        assert [w.error for w in workers] == [None, None]
+        results = [w.result for w in workers]
+        assert sum(isinstance(r, DeliveryClaim) for r in results) == 1
+        assert results.count(Unclaimed.SKIPPED) == 1
+        assert next(r for r in results if isinstance(r, DeliveryClaim)).attempt == 1
+        assert OutboxEvent.objects.get(pk=event_id).attempts == 1
+
+
+def test_a_claim_that_waited_for_the_partners_lock_sees_the_event_was_claimed_meanwhile():
+    # The waiting claim read the event before the lock was granted (a stale attempt count); the
+    # claim itself must still find the event taken and leave it alone.
+    from consents.models import OutboxEvent
+    from consents.services.delivery import DeliveryClaim, Unclaimed, outbox_event_claim
+
+    [event_id] = _one_partners_events(1)
+    with held_open(lambda: outbox_event_claim(event_id=event_id)) as first:
+        second = Worker(lambda: outbox_event_claim(event_id=event_id))
+        second.start()
+        assert not second.finished_within(BLOCKED), "the second claim did not wait for the partner's lock"
+    assert second.finished_within(10)
+    assert second.error is None
+    assert isinstance(first.result, DeliveryClaim)
+    assert second.result == Unclaimed.SKIPPED
+    event = OutboxEvent.objects.get(pk=event_id)
+    assert event.attempts == 1
+    assert event.sending_until is not None
