@@ -17,17 +17,70 @@ import json
 import os
 import random
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
-from locust import HttpUser, between, task
+import gevent
+from locust import FastHttpUser, between, events, task
+from locust.env import Environment
 
 CONSUMERS = int(os.environ.get("LOAD_CONSUMERS", "50"))
 PARTNERS = int(os.environ.get("LOAD_PARTNERS", "4"))
 INGEST_BATCH = 50
+# How long the sign-ins may take before the measured window starts anyway.
+WARMUP_LIMIT_S = 600
+_ready = {"users": 0}
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def _csrf(html: str | None) -> str:
+    """The CSRF token of the page's first form (the cookie alone is not enough: Django wants both)."""
+    match = CSRF_INPUT.search(html or "")
+    return match.group(1) if match else ""
+
+
+@events.test_start.add_listener
+def _measured_window(environment: Environment, **_kwargs: Any) -> None:
+    """With LOAD_DURATION set (bench/load.py): measure that many seconds once every user has signed in.
+
+    Sign-ins hash passwords (hundreds of ms of CPU each, on purpose) and, with 50 at once, hold both
+    gunicorn workers for a while: that start-up is recorded apart, in LOAD_WARMUP_FILE, and the
+    statistics restart from zero for the steady state the targets are about.
+    """
+    if os.environ.get("LOAD_DURATION"):
+        gevent.spawn(_window, environment, int(os.environ["LOAD_DURATION"]), os.environ["LOAD_WARMUP_FILE"])
+
+
+def _window(environment: Environment, duration: int, warmup_file: str) -> None:
+    runner = environment.runner
+    assert runner is not None
+    started = time.monotonic()
+    while _ready["users"] < CONSUMERS + PARTNERS and time.monotonic() - started < WARMUP_LIMIT_S:
+        gevent.sleep(0.5)
+    warmup = {
+        "seconds": round(time.monotonic() - started, 1),
+        "groups": {
+            f"{entry.method} {entry.name}": {
+                "requests": entry.num_requests,
+                "failures": entry.num_failures,
+                "p50": entry.get_response_time_percentile(0.5),
+                "p95": entry.get_response_time_percentile(0.95),
+            }
+            for entry in runner.stats.entries.values()
+        },
+        "errors": [
+            f"{error.occurrences} x {error.method} {error.name}: {error.error}"
+            for error in runner.stats.errors.values()
+        ],
+    }
+    with open(warmup_file, "w") as handle:
+        json.dump(warmup, handle)
+    runner.stats.reset_all()
+    gevent.sleep(duration)
+    runner.quit()
 
 
 def _data() -> dict[str, Any]:
@@ -35,13 +88,15 @@ def _data() -> dict[str, Any]:
         return json.load(handle)
 
 
-def _secure_cookies_over_http(user: HttpUser) -> None:
+def _secure_cookies_over_http(user: FastHttpUser) -> None:
     # Production settings mark the session and CSRF cookies Secure; browsers still send them to
     # http://localhost (a secure context), Python's cookie jar only over https unless told so.
-    user.client.cookies.set_policy(DefaultCookiePolicy(secure_protocols=("https", "wss", "http")))
+    # (FastHttpUser: its one cookie jar is used as is; HttpUser's requests merges the cookies into
+    # a fresh jar with the default policy for each request, so the policy cannot be changed there.)
+    user.client.cookiejar.set_policy(DefaultCookiePolicy(secure_protocols=("https", "wss", "http")))
 
 
-class ConsumerUser(HttpUser):
+class ConsumerUser(FastHttpUser):
     """A consumer who signs in through allauth, reads their pages and gives or withdraws consents."""
 
     fixed_count = CONSUMERS
@@ -55,55 +110,57 @@ class ConsumerUser(HttpUser):
         self.purposes: list[str] = data["purposes"]
         # What this consumer last did per purpose; unknown at first, so the first change is a grant.
         self.granted: dict[str, bool] = {}
-        self.client.headers["X-Forwarded-For"] = f"198.51.100.{number % 250 + 1}"
+        self.headers = {"X-Forwarded-For": f"198.51.100.{number % 250 + 1}"}
         _secure_cookies_over_http(self)
-        page = self.client.get("/accounts/login/", name="consumer: login page")
-        token = CSRF_INPUT.search(page.text)
+        page = self.client.get("/accounts/login/", headers=self.headers, name="consumer: login page")
         with self.client.post(
             "/accounts/login/",
-            data={
-                "csrfmiddlewaretoken": token.group(1) if token else "",
-                "login": account["email"],
-                "password": account["password"],
-            },
+            data={"csrfmiddlewaretoken": _csrf(page.text), "login": account["email"], "password": account["password"]},
+            headers=self.headers,
             name="consumer: log in",
+            allow_redirects=False,
             catch_response=True,
         ) as response:
-            if response.status_code != 200 or "/accounts/login/" in response.url:
+            # Signed in: a redirect away from the form; refused: the form again (200) or an error.
+            if response.status_code != 302 or "/accounts/" in (response.headers.get("location") or ""):
                 response.failure(f"log in refused ({response.status_code})")
+        _ready["users"] += 1
+
+    def _page(self, path: str, group: str) -> str:
+        return self.client.get(path, headers=self.headers, name=f"consumer: {group}").text or ""
 
     @task(3)
     def dashboard(self) -> None:
-        self.client.get("/", name="consumer: dashboard")
+        self._page("/", "dashboard")
 
     @task(3)
     def consents(self) -> None:
-        self.client.get("/consents/", name="consumer: consents")
+        self._page("/consents/", "consents")
 
     @task(1)
     def activity(self) -> None:
-        self.client.get("/activity/", name="consumer: activity")
+        self._page("/activity/", "activity")
 
     @task(2)
     def access(self) -> None:
-        self.client.get("/access/", name="consumer: access")
-        self.client.get("/access/events/", name="consumer: access")
+        self._page("/access/", "access")
+        self._page("/access/events/", "access")
 
     @task(1)
     def receipts(self) -> None:
-        self.client.get("/consents/receipts/", name="consumer: receipts")
+        self._page("/consents/receipts/", "receipts")
 
     @task(2)
     def change_consent(self) -> None:
-        """Grant a consent not given, or withdraw one given, from the consents page's form."""
-        page = self.client.get("/consents/", name="consumer: consents")
-        token = CSRF_INPUT.search(page.text)
-        slug = random.choice(self.purposes)  # noqa: S311 (load pattern, not security)
+        """Grant a consent not given, or withdraw one given, as the consents page's buttons do (htmx)."""
+        token = _csrf(self._page("/consents/", "consents"))
+        slug = random.choice(self.purposes)
         granted = self.granted.get(slug, False)
-        action, data = ("withdraw", {"note": "load test"}) if granted else ("grant", {})
+        action, fields = ("withdraw", {"note": "load test"}) if granted else ("grant", {})
         with self.client.post(
             f"/consents/{slug}/{action}/",
-            data={"csrfmiddlewaretoken": token.group(1) if token else "", **data},
+            data={"csrfmiddlewaretoken": token, **fields},
+            headers={**self.headers, "HX-Request": "true"},
             name=f"consumer: {action}",
             catch_response=True,
         ) as response:
@@ -112,7 +169,7 @@ class ConsumerUser(HttpUser):
         self.granted[slug] = not granted
 
 
-class PartnerUser(HttpUser):
+class PartnerUser(FastHttpUser):
     """A partner's system: checks consent before each use, reports accesses in batches, reads its feed."""
 
     fixed_count = PARTNERS
@@ -125,32 +182,36 @@ class PartnerUser(HttpUser):
         self.subjects: list[str] = partner["subjects"]
         self.categories: dict[str, list[str]] = partner["categories"]
         self.cursor = ""
-        self.client.headers["X-Forwarded-For"] = f"203.0.113.{number % 250 + 1}"
+        self.headers = {"X-Forwarded-For": f"203.0.113.{number % 250 + 1}"}
         response = self.client.post(
             "/oauth/token/",
             data={"grant_type": "client_credentials"},
             auth=(partner["client_id"], partner["client_secret"]),
+            headers={**self.headers, "Content-Type": "application/x-www-form-urlencoded"},
             name="partner: token",
         )
         token = response.json().get("access_token", "") if response.ok else ""
-        self.client.headers["Authorization"] = f"Bearer {token}"
+        self.headers["Authorization"] = f"Bearer {token}"
+        _ready["users"] += 1
 
     @task(10)
     def consent_check(self) -> None:
-        subject = random.choice(self.subjects)  # noqa: S311 (load pattern, not security)
-        purpose = random.choice(list(self.categories))  # noqa: S311
-        self.client.get(f"/api/v1/subjects/{subject}/consents/{purpose}", name="partner: consent check")
+        subject = random.choice(self.subjects)
+        purpose = random.choice(list(self.categories))
+        self.client.get(
+            f"/api/v1/subjects/{subject}/consents/{purpose}", headers=self.headers, name="partner: consent check"
+        )
 
     @task(2)
     def ingest(self) -> None:
         now = datetime.now(UTC)
         events = []
         for n in range(INGEST_BATCH):
-            purpose = random.choice(list(self.categories))  # noqa: S311
+            purpose = random.choice(list(self.categories))
             events.append(
                 {
                     "event_id": uuid.uuid4().hex,
-                    "subject_id": random.choice(self.subjects),  # noqa: S311
+                    "subject_id": random.choice(self.subjects),
                     "purpose": purpose,
                     "categories": self.categories[purpose][:2],
                     "accessed_at": (now - timedelta(seconds=n)).isoformat(),
@@ -158,12 +219,13 @@ class PartnerUser(HttpUser):
                     "detail": "Load test",
                 }
             )
-        self.client.post("/api/v1/access-events", json={"events": events}, name="partner: access ingest")
+        self.client.post(
+            "/api/v1/access-events", json={"events": events}, headers=self.headers, name="partner: access ingest"
+        )
 
     @task(2)
     def feed(self) -> None:
-        response = self.client.get(
-            "/api/v1/events", params={"after": self.cursor, "limit": 100}, name="partner: event feed"
-        )
+        query = f"?after={self.cursor}&limit=100" if self.cursor else "?limit=100"
+        response = self.client.get(f"/api/v1/events{query}", headers=self.headers, name="partner: event feed")
         if response.ok:
             self.cursor = response.json().get("next_cursor") or self.cursor
