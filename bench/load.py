@@ -281,6 +281,13 @@ def report(csv_prefix: Path, duration: int, load_before: tuple[float, float, flo
     print("")
     print(f"load test: {duration} s; machine: {os.cpu_count()} cores, load average {_load(load_before)} before,")
     print(f"           {_load(load_after)} after (the other sessions on this machine included)")
+    print(f"sign-in phase: {warmup['seconds']} s until every user had signed in or had its token (apart)")
+    print(f"{'endpoint group':<28} {'requests':>9} {'failures':>9} {'p50 ms':>7} {'p95 ms':>7}")
+    for name, group in warmup["groups"].items():
+        print(f"{name:<28} {group['requests']:>9,} {group['failures']:>9,} {group['p50']:>7.0f} {group['p95']:>7.0f}")
+    for error in warmup["errors"]:
+        print(f"  {error}")
+    print(f"measured window: {duration} s")
     print(
         f"{'endpoint group':<28} {'requests':>9} {'failures':>9} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
     )
