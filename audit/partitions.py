@@ -128,6 +128,9 @@ def access_events_retention_apply(*, at: datetime | None = None) -> int:
         deleted = 0
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+            # A partition with deferred foreign-key checks still pending in this transaction cannot be
+            # dropped; checking them now lets a caller that just wrote events (a test) purge too.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             for month, name in sorted(monthly_partitions().items()):
                 if add_months(month, 1) > cutoff:
                     continue
