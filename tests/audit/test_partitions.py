@@ -143,7 +143,8 @@ def test_retention_drops_exactly_the_partitions_before_the_cutoff(settings, cons
     assert sorted(AccessEvent.objects.values_list("partner_event_id", flat=True)) == ["in-06", "in-07"]
     assert AccessDaily.objects.filter(user=consumer).count() == 1  # the consumer's totals stay
     [purge] = AuditEvent.objects.filter(action=AuditAction.ACCESS_EVENTS_PURGED)
-    assert purge.data["count"] == 2 and "audit_accessevent_p206105" in purge.data["partitions"]
+    assert purge.data["count"] == 2
+    assert "audit_accessevent_p206105" in purge.data["partitions"]
     assert purge.actor_label == "retention"
 
     assert access_events_retention_apply(at=at) == 0
