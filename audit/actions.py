@@ -50,6 +50,7 @@ class AuditAction(models.TextChoices):
     PRIVACY_REQUEST_ESCALATED = "privacy_request.escalated", _("Overdue privacy request escalated")
     PRIVACY_REQUEST_RETENTION_APPLIED = "privacy_request.retention_applied", _("Privacy request retention applied")
     CONSENT_PROOF_PURGED = "consent_proof.purged", _("Expired consent proofs purged")
+    ACCESS_EVENTS_PURGED = "access_events.purged", _("Access events past their retention deleted")
     # Accounts
     PROFILE_UPDATED = "profile.updated", _("Profile updated")
     ACCOUNT_SCRUBBED = "account.scrubbed", _("Account erased")

@@ -137,7 +137,20 @@ class StaffAccessReasonCode(models.TextChoices):
 
 
 class AccessEvent(models.Model):
-    """A partner (or our staff) used a consumer's data: a fact, stored with a verdict at ingest."""
+    """A partner (or our staff) used a consumer's data: a fact, stored with a verdict at ingest.
+
+    On PostgreSQL the table is partitioned by month of ``accessed_at`` (migration 0010,
+    ``audit.partitions``): the consumer's pages order and filter by it, and retention drops the
+    months that happened long enough ago. PostgreSQL wants the partition key in every unique
+    constraint, so there the primary key is ``(id, accessed_at)`` and the partner's idempotency key
+    ``(partner, partner_event_id, accessed_at)``. Django keeps ``id`` as the primary key: ids still
+    come from one sequence and are unique, and the admin, DRF and ``pk`` lookups need a single
+    column (a ``CompositePrimaryKey`` would cost the admin and every ``target=event`` audit row).
+    A replayed event id is still recognised before insert by ingest, which looks the id up across
+    all partitions; only two concurrent reports of one id with different ``accessed_at`` could
+    both be stored on PostgreSQL. Nothing has a foreign key to this table, and nothing may: it
+    could not point at a partitioned table's ``id`` alone.
+    """
 
     partner = models.ForeignKey(
         "consents.Partner", verbose_name=_("partner"), on_delete=models.PROTECT, related_name="access_events"

@@ -1,7 +1,9 @@
 """Access-event ingest through the partner API: events per second, batches of 500.
 
-Usage: .venv/bin/python bench/access_ingest.py [--events 50000] [--batch 500]
+Usage: .venv/bin/python bench/access_ingest.py [--events 50000] [--batch 500] [--background 10000000]
 A throwaway SQLite database unless DATABASE_URL points at a scratch database (for PostgreSQL).
+``--background N`` first loads N other consumers' events (PostgreSQL only, bench/background_events.py),
+so the ingest writes into a partitioned table that already holds them.
 Every request goes through the whole Django stack in process (OAuth bearer token, scope check,
 throttle, JSON parsing, validation, verdicts, bulk insert, rollups). The baseline, measured in the
 same run on the same data shape, is the ingest service called directly, without HTTP.
@@ -29,6 +31,7 @@ import django
 
 django.setup()
 
+from background_events import background_events_load  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -102,8 +105,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--background", type=int, default=0)
     args = parser.parse_args()
     partner, token, subjects = build()
+    offers = Purpose.objects.get(slug="offers")
+    background_events_load(args.background, partner=partner, purpose=offers, category="cat-0")
     client = Client()
     headers = {"authorization": f"Bearer {token}"}
 
@@ -136,7 +142,10 @@ def main() -> None:
     direct_seconds = time.perf_counter() - started
 
     api_rate, direct_rate = args.events / api_seconds, args.events / direct_seconds
-    print(f"database: {django.db.connection.vendor}, {args.events:,} events in batches of {args.batch}")
+    print(
+        f"database: {django.db.connection.vendor}, {args.events:,} events in batches of {args.batch}, "
+        f"{args.background:,} events already stored"
+    )
     print(f"  endpoint (full HTTP stack): {api_rate:>9,.0f} events/s  ({api_seconds:.2f} s)")
     print(f"  service only (baseline):    {direct_rate:>9,.0f} events/s  ({direct_seconds:.2f} s)")
     print(f"  ratio endpoint / baseline:  {api_rate / direct_rate:>9.2f}")

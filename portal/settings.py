@@ -523,6 +523,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "portal.requests.tasks.consent_proofs_purge_expired",
         "schedule": crontab(minute=37, hour=3),
     },
+    # The access log's monthly partitions ahead of time (PostgreSQL) and its retention (every database).
+    "access-event-partitions-maintain": {
+        "task": "audit.tasks.access_event_partitions_maintain",
+        "schedule": crontab(minute=53, hour=2),
+        "options": {"expires": 3600},
+    },
     # A full pass over the audit log; /metrics reports the result and its age.
     "audit-chains-verify": {
         "task": "audit.tasks.audit_chains_verify",
@@ -694,6 +700,12 @@ DELETION_GRACE_DAYS = env_int("DELETION_GRACE_DAYS", 7)
 AGENT_REQUEST_CONFIRM_DAYS = env_int("AGENT_REQUEST_CONFIRM_DAYS", 14)
 AGENT_DOCUMENT_MAX_BYTES = env_int("AGENT_DOCUMENT_MAX_BYTES", 5 * 1024 * 1024)
 CONSENT_PROOF_RETENTION_DAYS = env_int("CONSENT_PROOF_RETENTION_DAYS", 3 * 365)
+# Access events are kept this many whole calendar months (UTC) back from the current one, then
+# deleted; on PostgreSQL by dropping whole monthly partitions, created ACCESS_EVENT_PARTITIONS_AHEAD
+# months ahead by a daily task. 0 keeps them for ever. The per-day rollups the consumer's totals come
+# from are kept.
+ACCESS_EVENT_RETENTION_MONTHS = env_int("ACCESS_EVENT_RETENTION_MONTHS", 36)
+ACCESS_EVENT_PARTITIONS_AHEAD = env_int("ACCESS_EVENT_PARTITIONS_AHEAD", 3)
 # A deletion keeps the consumer's address only to tell them it is complete, which waits for every
 # partner's confirmation. A partner may never confirm, so the address (and the free text gathered
 # meanwhile) goes this many days after the request anyway, checked by the privacy-requests tick. 100
