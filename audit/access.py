@@ -56,47 +56,52 @@ class NewAccessEvent(NamedTuple):
 def access_events_insert(events: Sequence[NewAccessEvent]) -> None:
     """Insert the rows in one statement on PostgreSQL, one prepared INSERT run on SQLite (it loops in C).
 
-    The ORM's bulk_create spends most of its time building SQL. On PostgreSQL the columns travel
-    as arrays (``unnest``): one short statement that the server parses and plans once per batch,
-    where one INSERT per row cost it a parse and a plan each.
+    The ORM's bulk_create spends most of its time building SQL. On PostgreSQL the batch travels as
+    one JSON document that the server unpacks into the table's row type: one short statement parsed
+    and planned once per batch (one INSERT per row cost the server a parse and a plan each), and one
+    ``json.dumps`` in C instead of the driver quoting every value.
     """
     if not events:
         return
     table, columns = AccessEvent._meta.db_table, ", ".join(NewAccessEvent._fields)
     if connection.vendor == "postgresql":
+        rows = [
+            {
+                **event._asdict(),
+                "accessed_at": event.accessed_at.isoformat(),
+                "received_at": event.received_at.isoformat(),
+            }
+            for event in events
+        ]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) SELECT p, e, u, pu, c::jsonb, a, at, r, d, v, h "  # noqa: S608
-                "FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[], "
-                "%s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[], %s::text[]) "
-                "AS t(p, e, u, pu, c, a, at, r, d, v, h)",
-                [list(column) for column in zip(*(_row(event) for event in events), strict=True)],
+                f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608 (identifiers only)
+                f"FROM json_populate_recordset(NULL::{table}, %s::json)",
+                [json.dumps(rows)],
             )
         return
     placeholders = ", ".join(["%s"] * len(NewAccessEvent._fields))
+    adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608 (identifiers only)
-            [_row(event) for event in events],
+            [
+                (
+                    e.partner_id,
+                    e.partner_event_id,
+                    e.user_id,
+                    e.purpose_id,
+                    json.dumps(e.categories),
+                    e.action,
+                    adapt(e.accessed_at),
+                    adapt(e.received_at),
+                    e.detail,
+                    e.verdict,
+                    e.content_hash,
+                )
+                for e in events
+            ],
         )
-
-
-def _row(event: NewAccessEvent) -> tuple[Any, ...]:
-    """An event's column values as the database driver takes them, in ``NewAccessEvent._fields`` order."""
-    adapt = connection.ops.adapt_datetimefield_value
-    return (
-        event.partner_id,
-        event.partner_event_id,
-        event.user_id,
-        event.purpose_id,
-        json.dumps(event.categories),
-        event.action,
-        adapt(event.accessed_at),
-        adapt(event.received_at),
-        event.detail,
-        event.verdict,
-        event.content_hash,
-    )
 
 
 def access_rollups_add(events: Sequence[AccessEvent | NewAccessEvent], category_ids: dict[str, int]) -> None:
