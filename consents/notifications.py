@@ -150,9 +150,19 @@ def flagged_access_notify_schedule(user_ids: Sequence[int]) -> None:
     that task runs, and the task tells about every flagged access not yet told.
     """
     delay = settings.FLAGGED_ACCESS_NOTIFY_DELAY
-    for user_id in user_ids:
+    keys = {user_id: f"notify:flagged-access:{user_id}" for user_id in user_ids}
+    try:
+        # One round trip for the whole batch: in a burst most consumers' emails are already queued,
+        # and their tasks will tell about these accesses too. The others still go through ``add``.
+        queued = cache.get_many(list(keys.values()))
+    except Exception:
+        logger.exception("could not read which flagged-access emails are queued")
+        queued = {}
+    for user_id, key in keys.items():
+        if key in queued:
+            continue
         try:
-            if cache.add(f"notify:flagged-access:{user_id}", "1", timeout=max(delay - 5, 1)):
+            if cache.add(key, "1", timeout=max(delay - 5, 1)):
                 current_app.signature(FLAGGED_ACCESS_TASK).apply_async((user_id,), countdown=delay)
         except Exception:
             # The access is stored and shown either way; only the email is late (the next flagged access queues it).
