@@ -174,6 +174,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     if TESTING:
         # A file, not memory, so that a real Celery worker process started by a test sees the same data.
         DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
+# Hot-path reads (portal/prepared.py) run as server-side prepared statements on PostgreSQL; turn
+# off behind a pooler that cannot keep them (PgBouncer transaction pooling before 1.21).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache -----------------------------------------------------------------------------------
