@@ -188,13 +188,13 @@ def p95(samples: list[float]) -> float:
 def variant(*, prepared: bool = True, health_checks: bool = True) -> Iterator[None]:
     """Settings of one measured variant: prepared statements, and Django's per-request health check."""
     connection.ensure_connection()
-    enabled = connection.health_check_enabled
-    connection.health_check_enabled = health_checks and enabled
+    enabled = connection.health_check_enabled  # type: ignore[attr-defined]
+    connection.health_check_enabled = health_checks and enabled  # type: ignore[attr-defined]
     try:
         with override_settings(DATABASE_PREPARED_STATEMENTS=prepared):
             yield
     finally:
-        connection.health_check_enabled = enabled
+        connection.health_check_enabled = enabled  # type: ignore[attr-defined]
 
 
 def main() -> None:
