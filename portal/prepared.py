@@ -20,29 +20,31 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
-_NEVER_AUTOMATICALLY = 2**31
-
 
 def fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     """The first row of ``sql`` with ``params`` (``%s`` placeholders), prepared on PostgreSQL.
 
-    The connection is opened and health-checked as for any query, and database errors surface as
-    Django's (so a lost connection is closed and the request answers 503 as elsewhere). The
-    statement does not appear in ``connection.queries``.
+    It goes through Django's cursor wrapper as any query does: the connection is opened and
+    health-checked, database errors surface as Django's (a lost connection is closed and the request
+    answers 503), and the statement counts in ``connection.queries`` and query-count assertions.
     """
-    with connection.cursor() as cursor:
-        if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
-        connection.validate_no_broken_transaction()
-        raw = connection.connection
-        if raw.prepare_threshold is None:
-            # Django turns preparing off (None), which psycopg applies to ``prepare=True`` too. Only
-            # server-binding cursors ever prepare, and Django's are all client-binding: the ORM's
-            # statements stay unprepared whatever the threshold.
-            raw.prepare_threshold = _NEVER_AUTOMATICALLY
-        # A plain psycopg cursor binds on the server, which preparing needs; Django's own binds on
-        # the client. It shares the connection, its session and its type adapters.
-        with connection.wrap_database_errors, psycopg.Cursor(raw) as prepared:
-            prepared.execute(sql, params, prepare=True)
-            return prepared.fetchone()
+    connection.validate_thread_sharing()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns preparing off (None); 0 prepares at first use. Only server-binding cursors
+        # ever prepare, and Django's are all client-binding: the ORM's statements stay unprepared.
+        raw.prepare_threshold = 0
+    # A plain psycopg cursor binds on the server, which preparing needs. It shares the connection,
+    # its session and its type adapters.
+    # (django-stubs type both wrappers' argument as a wrapper; Django passes the driver's cursor.)
+    binding: Any = psycopg.Cursor(raw)
+    wrapped = connection.make_debug_cursor(binding) if connection.queries_logged else connection.make_cursor(binding)
+    with wrapped as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
