@@ -193,12 +193,18 @@ def _fill(partner, slugs: list[str]) -> None:
                 adapt(now),
                 f"bench-{n}@example.com",
                 "gdpr",
+                "",
+                "",
+                True,
+                True,
+                False,
             )
             for n in range(existing, SUBJECTS)
         ]
         _insert(
             User,
-            "password, is_superuser, first_name, last_name, is_staff, is_active, date_joined, email, jurisdiction",
+            "password, is_superuser, first_name, last_name, is_staff, is_active, date_joined, email, jurisdiction,"
+            " language, time_zone, notify_material_changes, notify_flagged_access, monthly_digest",
             users,
         )
         user_ids = list(User.objects.filter(email__startswith="bench-").values_list("pk", flat=True)[:SUBJECTS])

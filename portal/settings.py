@@ -190,6 +190,9 @@ DATABASE_ROUTERS = ["portal.replica.ReplicaRouter"]
 REPLICA_READS = bool(DATABASE_REPLICA_URL) and not TESTING
 # After a change, the browser reads the primary this long, so the consumer sees their own change.
 REPLICA_PIN_SECONDS = env_int("REPLICA_PIN_SECONDS", 5)
+# Hot-path reads (portal/prepared.py) run as server-side prepared statements on PostgreSQL; turn
+# off behind a pooler that cannot keep them (PgBouncer transaction pooling before 1.21).
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache -----------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
-from django.db import connection
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
@@ -42,6 +41,7 @@ from consents.api.problems import InsufficientScope, InvalidToken, PartnerSuspen
 from consents.api.selectors import metadata_cache_clear
 from consents.models import Partner, PartnerCredential, PartnerStatus
 from portal.metrics import THROTTLE_CACHE_ERRORS
+from portal.prepared import fetch_one
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +79,10 @@ def process_state_clear() -> None:
     metadata_cache_clear()
 
 
-def _live_state(grant: PartnerToken) -> tuple[Any, Any, Any]:
+def _live_state(grant: PartnerToken) -> tuple[Any, ...]:
     """(token still exists, credential exists and is not revoked, partner status), now."""
-    with connection.cursor() as cursor:
-        cursor.execute(_LIVE_STATE_SQL, [grant.token_id, grant.credential_id, grant.partner_id])
-        return cursor.fetchone()
+    # Scalar subqueries always give one row; "no row" would read as all three gone.
+    return fetch_one(_LIVE_STATE_SQL, [grant.token_id, grant.credential_id, grant.partner_id]) or (None, None, None)
 
 
 class PartnerAuthentication(OAuth2Authentication):

@@ -22,7 +22,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
@@ -44,6 +43,7 @@ from consents.models import (
     PartnerSubject,
     Purpose,
 )
+from portal.prepared import fetch_one
 
 # The caller: its stored secret, and the partner behind it with whether it may act now. A client
 # belongs to a partner credential or to a connected app, never both (COALESCE picks the one).
@@ -99,9 +99,7 @@ def token_introspect(client_id: str, secret: str, token_value: str) -> dict[str,
     now = timezone.now()
     checksum = hashlib.sha256(token_value.encode()).hexdigest()
     params: list[Any] = [PartnerStatus.ACTIVE, PartnerStatus.ACTIVE, client_id, ConsentStatus.GRANTED, now]
-    with connection.cursor() as cursor:
-        cursor.execute(_INTROSPECT_SQL, [*params, PartnerStatus.ACTIVE, checksum])
-        row = cursor.fetchone()
+    row = fetch_one(_INTROSPECT_SQL, [*params, PartnerStatus.ACTIVE, checksum])
     if row is None:
         return None
     caller_id, stored_secret, caller_partner_id, in_good_standing, *token = row

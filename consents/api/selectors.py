@@ -25,6 +25,7 @@ from consents.models import (
     Purpose,
     PurposeVersion,
 )
+from portal.prepared import fetch_one
 
 STATUS_NONE = "none"
 STATUS_NOT_REQUIRED = "not_required"
@@ -155,9 +156,7 @@ def consent_state(*, partner_id: int, subject_id: str, purpose: str) -> ConsentS
     if shared is None:
         return None
     purpose_id, legal_basis = shared
-    with connection.cursor() as cursor:
-        cursor.execute(_CHECK_SQL, [purpose_id, subject_id, partner_id])
-        row = cursor.fetchone()
+    row = fetch_one(_CHECK_SQL, [purpose_id, subject_id, partner_id])
     if row is None:
         return None
     status, granted_at, expires_at, revoked_at, version_id, material_version = row

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
@@ -532,3 +533,28 @@ def test_a_reason_in_another_script_of_the_pages_language_is_preferred_and_marke
 
     assert '<span lang="zh-Hant">用於顯示您的支出。</span>' in page
     assert reasons["de"] not in page
+
+
+def test_introspection_answers_the_same_prepared_or_not_and_sees_a_withdrawal_at_once(client, world, settings):
+    query, verifier = _connect(client, world, UserFactory())
+    client.logout()
+    access = _token(client, world, query["code"][0], verifier).json()["access_token"]
+    app_id = world["app"].application.client_id
+
+    answers = {}
+    for prepared in (False, True):
+        settings.DATABASE_PREPARED_STATEMENTS = prepared
+        # More than five calls: from the sixth PostgreSQL runs a prepared statement's generic plan.
+        answers[prepared] = {_introspect(client, app_id, world["secret"], access).content for _ in range(7)}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT generic_plans FROM pg_prepared_statements WHERE statement LIKE '%token_checksum%'")
+            assert cursor.fetchone()[0] >= 1
+    now = timezone.now()
+    AppGrant.objects.update(status="revoked", revoked_at=now, updated_at=now)
+    withdrawn = _introspect(client, app_id, world["secret"], access)
+
+    assert len(answers[True]) == 1
+    assert answers[True] == answers[False]
+    assert json.loads(answers[True].pop())["active"] is True
+    assert withdrawn.json() == {"active": False}
