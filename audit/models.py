@@ -147,8 +147,8 @@ class AccessEvent(models.Model):
     come from one sequence and are unique, and the admin, DRF and ``pk`` lookups need a single
     column (a ``CompositePrimaryKey`` would cost the admin and every ``target=event`` audit row).
     A replayed event id is still recognised before insert by ingest, which looks the id up across
-    all partitions; only two concurrent reports of one id with different ``accessed_at`` could
-    both be stored on PostgreSQL. Nothing has a foreign key to this table, and nothing may: it
+    all partitions under a lock on the id's stripe (``consents.services.access._event_ids_lock``),
+    so two concurrent reports of one id with different times store one. Nothing has a foreign key to this table, and nothing may: it
     could not point at a partitioned table's ``id`` alone.
     """
 

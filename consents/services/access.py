@@ -7,6 +7,7 @@ is consent logic, so it lives here.
 
 import hashlib
 import json
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -207,6 +208,30 @@ def access_events_ingest(*, partner: Partner, reports: Sequence[AccessReport]) -
     raise AssertionError("unreachable")
 
 
+EVENT_ID_LOCK_STRIPES = 64
+
+
+def _event_ids_lock(partner: Partner, event_ids: set[str]) -> None:
+    """On PostgreSQL, hold the partner's event-id stripes of these ids until the transaction ends.
+
+    Access events are partitioned by month there, so the database's unique key has to include
+    ``accessed_at`` and no longer stops two concurrent reports of one event id with different
+    times. Each id falls in one of a fixed number of stripes per partner (a stable hash); the
+    stripes are taken in ascending order (no deadlock between batches), before the lookup of
+    known ids, so a concurrent batch with one of these ids waits and then sees it as a replay or
+    a conflict. At most ``EVENT_ID_LOCK_STRIPES`` locks per batch, whatever its size.
+    """
+    if connection.vendor != "postgresql" or not event_ids:
+        return
+    stripes = sorted({zlib.crc32(event_id.encode()) % EVENT_ID_LOCK_STRIPES for event_id in event_ids})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, stripe))"
+            " FROM (SELECT stripe FROM unnest(%s::int[]) AS stripe ORDER BY stripe) AS ordered",
+            [partner.pk, stripes],
+        )
+
+
 @transaction.atomic
 def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResult]:
     now = timezone.now()
@@ -227,6 +252,7 @@ def _ingest(partner: Partner, reports: Sequence[AccessReport]) -> list[ItemResul
         shared.setdefault(purpose_id, set())
         if category_id is not None:
             shared[purpose_id].add(category_id)
+    _event_ids_lock(partner, {r.event_id for r in reports})
     existing: dict[str, dict[str, Any]] = {
         e["partner_event_id"]: dict(e)
         for e in AccessEvent.objects.filter(partner=partner, partner_event_id__in={r.event_id for r in reports}).values(

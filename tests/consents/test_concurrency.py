@@ -284,3 +284,38 @@ def test_a_claim_that_waited_for_the_partners_lock_sees_the_event_was_claimed_me
     event = OutboxEvent.objects.get(pk=event_id)
     assert event.attempts == 1
     assert event.sending_until is not None
+
+
+def test_concurrent_reports_of_one_event_id_with_different_times_store_one_event(consent_catalogue, consumer):
+    # On PostgreSQL the access log is partitioned by accessed_at, so its unique key includes that
+    # time: the ingest's event-id lock, not the key, must make the second report a conflict.
+    from audit.models import AccessEvent
+    from consents.services.access import AccessReport, access_events_ingest
+    from consents.services.partners import partner_subject_ensure
+
+    partner = consent_catalogue["adco"]
+    subject = partner_subject_ensure(partner=partner, user=consumer).subject_id
+    now = timezone.now()
+
+    def report(minutes_ago: int) -> Callable[[], Any]:
+        item = AccessReport(
+            event_id="evt-1",
+            subject_id=subject,
+            purpose=consent_catalogue["offers"].slug,
+            categories=("contact-details",),
+            accessed_at=now - timedelta(minutes=minutes_ago),
+            action="read",
+            detail="",
+        )
+        return lambda: access_events_ingest(partner=partner, reports=[item])
+
+    with held_open(report(5)) as first:
+        second = Worker(report(1))
+        second.start()
+        assert not second.finished_within(BLOCKED)
+    assert second.finished_within(10)
+
+    assert second.error is None, second.error
+    assert [r.status for r in first.result] == ["created"]
+    assert [r.status for r in second.result] == ["conflict"]
+    assert AccessEvent.objects.filter(partner=partner, partner_event_id="evt-1").count() == 1
