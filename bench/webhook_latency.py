@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.wrk import process_cpu, with_descendants  # noqa: E402
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,24 +106,8 @@ class Receiver:
 
 def cpu_seconds(root_pids: list[int]) -> float:
     """User + system CPU time of these processes and all their descendants (Linux /proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        parents[pid] = int(fields[1])
-        times[pid] = (int(fields[11]) + int(fields[12])) / tick
-    wanted = set(root_pids)
-    grew = True
-    while grew:
-        children = {pid for pid, parent in parents.items() if parent in wanted} - wanted
-        grew = bool(children)
-        wanted |= children
-    return sum(times.get(pid, 0.0) for pid in wanted)
+    parents, times = process_cpu()
+    return sum(times.get(pid, 0.0) for pid in with_descendants(root_pids, parents))
 
 
 def percentile(values: list[float], fraction: float) -> float:

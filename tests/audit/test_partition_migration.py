@@ -9,6 +9,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from audit.models import AccessEvent
 from audit.partitions import is_partitioned, monthly_partitions
+from tests.audit.test_partitions import event_create
 
 # The migrations run outside a test transaction, as ``manage.py migrate`` would.
 pytestmark = [
@@ -32,35 +33,20 @@ def unpartitioned() -> Iterator[None]:
         _migrate(("audit", "0010_access_event_partitions"))
 
 
-def _event(catalogue, user, at: datetime, event_id: str) -> AccessEvent:
-    return AccessEvent.objects.create(
-        partner=catalogue["adco"],
-        partner_event_id=event_id,
-        user=user,
-        purpose=catalogue["offers"],
-        categories=["contact-details"],
-        action="read",
-        accessed_at=at,
-        received_at=at,
-        verdict="covered",
-        content_hash="x",
-    )
-
-
 def test_the_migration_partitions_existing_rows_and_reverses(unpartitioned, consent_catalogue, consumer):
     assert not is_partitioned()
-    old = _event(consent_catalogue, consumer, datetime(2061, 3, 9, tzinfo=UTC), "old")
+    old = event_create(consent_catalogue, consumer, datetime(2061, 3, 9, tzinfo=UTC), "old")
 
     _migrate(("audit", "0010_access_event_partitions"))
 
     assert is_partitioned()
     assert datetime(2061, 3, 1, tzinfo=UTC) in monthly_partitions()
     assert AccessEvent.objects.get(partner_event_id="old").pk == old.pk
-    newer = _event(consent_catalogue, consumer, datetime(2061, 3, 10, tzinfo=UTC), "newer")
+    newer = event_create(consent_catalogue, consumer, datetime(2061, 3, 10, tzinfo=UTC), "newer")
     assert newer.pk > old.pk  # the sequence carried on where the old table's left off
 
     _migrate(("audit", "0009_partner_webhook_actions"))
 
     assert not is_partitioned()
     assert sorted(AccessEvent.objects.values_list("pk", flat=True)) == [old.pk, newer.pk]
-    assert _event(consent_catalogue, consumer, datetime(2061, 3, 11, tzinfo=UTC), "after").pk > newer.pk
+    assert event_create(consent_catalogue, consumer, datetime(2061, 3, 11, tzinfo=UTC), "after").pk > newer.pk
