@@ -148,8 +148,8 @@ class AccessEvent(models.Model):
     column (a ``CompositePrimaryKey`` would cost the admin and every ``target=event`` audit row).
     A replayed event id is still recognised before insert by ingest, which looks the id up across
     all partitions under a lock on the id's stripe (``consents.services.access._event_ids_lock``),
-    so two concurrent reports of one id with different times store one. Nothing has a foreign key to this table, and nothing may: it
-    could not point at a partitioned table's ``id`` alone.
+    so two concurrent reports of one id with different times store one. Nothing has a foreign key
+    to this table, and nothing may: it could not point at a partitioned table's ``id`` alone.
     """
 
     partner = models.ForeignKey(
