@@ -440,6 +440,7 @@ CELERY_TASK_ROUTES = {
     "privacy_requests.tasks.agent_requests_dispatch_pending": {"queue": "default"},
     "portal.tasks.sessions_clear_expired": {"queue": "default"},
     "audit.tasks.audit_chains_verify": {"queue": "default"},
+    "audit.tasks.access_event_partitions_maintain": {"queue": "default"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Celery's Django fix-up closes the database connection before and after every task unless this is

@@ -10,6 +10,7 @@ from tests.conftest import ROOT
 
 # Queued tasks and beat entries name tasks by these strings: renaming one strands its messages.
 TASK_NAMES = {
+    "audit.tasks.access_event_partitions_maintain",
     "audit.tasks.audit_chains_verify",
     "consents.tasks.app_grants_expire_due",
     "consents.tasks.consents_expire_due",

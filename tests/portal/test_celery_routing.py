@@ -43,6 +43,7 @@ EXPECTED_QUEUES = {
     "portal.requests.tasks.consent_proofs_purge_expired": "requests",
     "portal.tasks.sessions_clear_expired": "default",
     "audit.tasks.audit_chains_verify": "default",
+    "audit.tasks.access_event_partitions_maintain": "default",
 }
 QUEUES = {"default", "delivery", "requests"}
 
