@@ -2,8 +2,9 @@
 
 SQLite ignores ``select_for_update``, so a public service that locks rows without ``transaction.atomic``
 passes every SQLite test and fails on PostgreSQL with ``TransactionManagementError``. This test reads the
-source: each public function that locks must be atomic itself (decorator or ``with`` block); private
-helpers (leading underscore) are called from atomic services and are checked through them.
+source: each public function that locks must be atomic itself (decorator or ``with`` block) or refuse to
+run outside its caller's transaction (a check of ``in_atomic_block``); private helpers (leading
+underscore) are called from atomic services and are checked through them.
 """
 
 import ast
@@ -28,8 +29,11 @@ def _unguarded_locks(path: Path) -> list[str]:
         locks = any(isinstance(node, ast.Attribute) and node.attr == "select_for_update" for node in ast.walk(function))
         if not locks:
             continue
-        guarded = any(_mentions_atomic(decorator) for decorator in function.decorator_list) or any(
-            isinstance(node, ast.With) and _mentions_atomic(node) for node in ast.walk(function)
+        guarded = (
+            any(_mentions_atomic(decorator) for decorator in function.decorator_list)
+            or any(isinstance(node, ast.With) and _mentions_atomic(node) for node in ast.walk(function))
+            # Or it refuses to run outside the caller's transaction (``if not ...in_atomic_block: raise``).
+            or any(isinstance(node, ast.Attribute) and node.attr == "in_atomic_block" for node in ast.walk(function))
         )
         if not guarded:
             found.append(f"{path.relative_to(ROOT)}:{function.lineno} {function.name}")
