@@ -55,8 +55,12 @@ class Actor:
         return cls.staff(user) if user.is_staff else cls.consumer(user)
 
 
+def _subject_chain_key(subject_id: int) -> str:
+    return f"subject:{subject_id}"
+
+
 def chain_key(subject: User | None) -> str:
-    return f"subject:{subject.pk}" if subject is not None else GLOBAL_CHAIN
+    return _subject_chain_key(subject.pk) if subject is not None else GLOBAL_CHAIN
 
 
 def canonical_json(event: AuditEvent) -> bytes:
@@ -192,7 +196,7 @@ def subjects_lock(subject_ids: Iterable[int]) -> dict[str, AuditChain]:
     """
     if not transaction.get_connection().in_atomic_block:
         raise transaction.TransactionManagementError("subjects_lock() must be called inside a transaction")
-    keys = sorted({f"subject:{pk}" for pk in subject_ids})
+    keys = sorted({_subject_chain_key(pk) for pk in subject_ids})
     chains = {c.key: c for c in AuditChain.objects.select_for_update().filter(key__in=keys).order_by("key")}
     missing = [key for key in keys if key not in chains]
     if missing:
