@@ -34,12 +34,10 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,19 +45,13 @@ from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.wrk import CpuMeter, CpuUse, WrkResult, postgres_backends, wrk_run, wrk_script
+from bench.wrk import CpuMeter, Phase, free_port, gunicorn_start, postgres_backends, wrk_run, wrk_script
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("BENCH_DIR", "/tmp/portal-bench"))  # noqa: S108 (a scratch database, by design)
 SUBJECTS = 100_000
 PURPOSES = 10
 SAMPLE_SUBJECTS = 20_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare_environment(procs: list[subprocess.Popen]) -> dict[str, str]:
@@ -288,38 +280,6 @@ def _insert(model: Any, columns: str, rows: list[tuple]) -> None:
             )
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "portal.wsgi",
-            "--workers",
-            "2",
-            "--worker-class",
-            "sync",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/v1/ping")
-            if conn.getresponse().status == 200:
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.terminate()
-    sys.exit("gunicorn did not start")
-
-
 def fetch_token(port: int, client_id: str, secret: str) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     basic = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
@@ -334,26 +294,6 @@ def fetch_token(port: int, client_id: str, secret: str) -> str:
     if response.status != 200:
         sys.exit(f"token request failed: {response.status} {body}")
     return body["access_token"]
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One endpoint under wrk for one phase: throughput, latency and the server's CPU per request."""
-
-    result: WrkResult
-    cpu: CpuUse
-
-    @property
-    def web_ms(self) -> float:
-        return self.cpu.web_seconds * 1000 / max(self.result.requests, 1)
-
-    @property
-    def database_ms(self) -> float:
-        return self.cpu.database_seconds * 1000 / max(self.result.requests, 1)
-
-    @property
-    def cpu_ms(self) -> float:
-        return self.web_ms + self.database_ms
 
 
 def measure(
@@ -435,7 +375,7 @@ def main() -> None:
         print(f"database: {engine}; cache: {'Redis' if env.get('REDIS_URL') else 'file'}", flush=True)
         client_id, secret, subjects, slugs = build_data()
         port = free_port()
-        server = start_server(env, port)
+        server = gunicorn_start(env, port)
         procs.append(server)
         token = fetch_token(port, client_id, secret)
 

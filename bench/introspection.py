@@ -1,16 +1,17 @@
-"""Server time of token introspection for a connected app, against a bare endpoint in the same run.
+"""Server CPU and latency of token introspection for a connected app, against a bare endpoint in the same run.
 
-Usage: .venv/bin/python bench/introspection.py [--requests 2000] [--rounds 10]
+Usage: .venv/bin/python bench/introspection.py [--duration 5] [--rounds 4] [--connections 2]
 Uses a throwaway SQLite database unless DATABASE_URL is set (then that database is migrated and
 used; the bench adds its own uniquely named rows, so a scratch database is best). It connects one
-consumer to one app through the real flow (PAR, consent screen, code with PKCE, token), then
-measures in-process (Django's test client: server time, no network) ``POST /oauth/introspect/``
-with the app's own client credentials against ``GET /api/v1/ping`` (bare DRF, no authentication).
-The two alternate in rounds so that both see the same background load on a shared machine.
-Prints requests per second, p50/p95 and CPU per request (web process, and on PostgreSQL its
-backend) of each, and the ratios; targets: ratio >= 0.5, p95 <= 10 ms. On PostgreSQL it also
-measures introspection without prepared statements and without Django's per-request connection
-health check, to show what each saves.
+consumer to one app through the real flow (PAR, consent screen, code with PKCE, token), starts
+gunicorn (sync, 2 workers, persistent database connections) on a free loopback port and drives it
+with wrk (bench/wrk.py), as the other HTTP benchmarks do: ``POST /oauth/introspect/`` with the
+app's own client credentials and a form body, as RFC 7662 clients send it, against
+``GET /api/v1/ping`` (bare DRF, no authentication), alternating in rounds so that both see the
+same background load on a shared machine. Prints requests per second, p95 at the client and the
+server's CPU per request (web processes and, on PostgreSQL, their backends, read from /proc) of
+each, and the ratios; targets: ratio >= 0.5, p95 <= 10 ms. On PostgreSQL a second server runs
+introspection without prepared statements (``DATABASE_PREPARED_STATEMENTS=0``), to show what they save.
 
 The OAuth endpoints' rate limits are raised for the run so that no request is refused; the
 limiter still counts every request, so its cost is part of the figure.
@@ -23,15 +24,12 @@ import json
 import os
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -57,10 +55,11 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
-from django.test import Client, override_settings  # noqa: E402
+from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from audit.services import Actor  # noqa: E402
+from bench.wrk import CpuMeter, Phase, free_port, gunicorn_start, postgres_backends, wrk_run, wrk_script  # noqa: E402
 from consents.models import DataCategory, Partner, PartnerKind, Purpose  # noqa: E402
 from consents.services.apps import connected_app_create  # noqa: E402
 from consents.services.notices import purpose_version_publish  # noqa: E402
@@ -150,117 +149,107 @@ def build() -> tuple[str, str, str]:
     return client_id, secret, token.json()["access_token"]
 
 
-def backend_cpu() -> float:
-    """CPU seconds the PostgreSQL backend serving this process's connection has used; 0 on SQLite.
-
-    Read from /proc, so it needs the database on this machine; the planning and execution time
-    that the web process's own CPU figure leaves out.
-    """
-    if connection.vendor != "postgresql":
-        return 0.0
-    connection.ensure_connection()
-    fields = Path(f"/proc/{connection.connection.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def timed(call: Callable[[], Any], requests: int, samples: list[float], cpu: list[float]) -> tuple[float, float]:
-    """Run ``requests`` calls, append each one's wall and CPU milliseconds; returns the wall seconds in
-    all and the database backend's CPU seconds in all.
-
-    CPU time is this process's (server and test client, no network): on a shared machine it is the
-    steadier figure, since other processes' load stretches wall time but not CPU time.
-    """
-    started, started_db = time.perf_counter(), backend_cpu()
-    for _ in range(requests):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        response = call()
-        cpu.append((time.process_time() - start_cpu) * 1000)
-        samples.append((time.perf_counter() - start) * 1000)
-        assert response.status_code == 200, response.content
-    return time.perf_counter() - started, backend_cpu() - started_db
-
-
-def p95(samples: list[float]) -> float:
-    return statistics.quantiles(samples, n=20)[18]
-
-
-@contextmanager
-def variant(*, prepared: bool = True, health_checks: bool = True) -> Iterator[None]:
-    """Settings of one measured variant: prepared statements, and Django's per-request health check."""
-    connection.ensure_connection()
-    enabled = connection.health_check_enabled  # type: ignore[attr-defined]
-    connection.health_check_enabled = health_checks and enabled  # type: ignore[attr-defined]
-    try:
-        with override_settings(DATABASE_PREPARED_STATEMENTS=prepared):
-            yield
-    finally:
-        connection.health_check_enabled = enabled  # type: ignore[attr-defined]
+def measure(
+    servers: dict[str, tuple[str, CpuMeter]], scripts: dict[str, Path], *, duration: float, connections: int
+) -> dict[str, Phase]:
+    """One round: each run under wrk in turn, on its own server."""
+    phases = {}
+    for name, script in scripts.items():
+        url, meter = servers[name]
+        meter.start()
+        result = wrk_run(url, script=script, seconds=duration, connections=connections)
+        use = meter.stop()
+        if result.errors:
+            print(f"  warning: {result.errors} {name} requests failed or were not 2xx", flush=True)
+        phases[name] = Phase(result, use)
+    return phases
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=2000, help="per endpoint, in all")
-    parser.add_argument("--rounds", type=int, default=10)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round and endpoint (default 5)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds (default 4)")
+    parser.add_argument(
+        "--connections", type=int, default=2, help="wrk connections (default 2, one per gunicorn worker: no queueing)"
+    )
     args = parser.parse_args()
     client_id, secret, token = build()
-    client = Client()
+    postgres = connection.vendor == "postgresql"
+    connection.close()
+    env = {"PORTAL_ENV": os.environ["PORTAL_ENV"], "DEBUG": "0", "CONN_MAX_AGE": "600", "LOG_LEVEL": "WARNING"}
     basic = "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-    body = urlencode({"token": token})  # form-encoded, as RFC 7662 clients send it
-
-    def ping() -> Any:
-        return client.get("/api/v1/ping")
-
-    def introspect() -> Any:
-        response = client.post("/oauth/introspect/", body, content_type=FORM, HTTP_AUTHORIZATION=basic)
-        assert response.json()["active"] is True, response.content
-        return response
-
-    # The deployed configuration (prepared statements, health checks) and, on PostgreSQL, what each
-    # of the two saves, all alternating in the same rounds.
-    runs: dict[str, tuple[str, Callable[[], Any], dict[str, bool]]] = {
-        "ping": ("GET /api/v1/ping", ping, {}),
-        "introspect": ("POST /oauth/introspect/", introspect, {}),
+    work = Path(os.environ["PORTAL_VAR_DIR"])
+    scripts = {
+        "ping": wrk_script(work / "ping.lua", paths=["/api/v1/ping"]),
+        "introspect": wrk_script(
+            work / "introspect.lua",
+            paths=["/oauth/introspect/"],
+            method="POST",
+            headers={"Authorization": basic, "Content-Type": FORM},
+            body=urlencode({"token": token}),
+        ),
     }
-    if connection.vendor == "postgresql":
-        runs["unprepared"] = ("  not prepared", introspect, {"prepared": False})
-        runs["no-health-check"] = ("  no health check", introspect, {"health_checks": False})
-    for _path, call, options in runs.values():
-        with variant(**options):
-            timed(call, 50, [], [])  # warm up: connections, caches, the client secret check, plans
-    per_round = max(1, args.requests // args.rounds)
-    results: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {
-        name: ([], [], [], []) for name in runs
-    }
-    for _ in range(args.rounds):
-        for name, (_path, call, options) in runs.items():
-            samples, cpu, seconds, db_seconds = results[name]
-            with variant(**options):
-                wall, db = timed(call, per_round, samples, cpu)
-            seconds.append(wall)
-            db_seconds.append(db)
-    print(f"database: {connection.vendor}; {per_round * args.rounds} requests per endpoint in {args.rounds} rounds")
+    variants = {"ping": env, "introspect": env}
+    if postgres:
+        scripts["unprepared"] = scripts["introspect"]
+        variants["unprepared"] = env | {"DATABASE_PREPARED_STATEMENTS": "0"}
+    database_pids = postgres_backends(os.environ["DATABASE_URL"]) if postgres else None
+    servers: dict[str, tuple[str, CpuMeter]] = {}
+    processes: list[subprocess.Popen] = []
+    try:
+        started: dict[str, tuple[str, CpuMeter]] = {}
+        for name, variant_env in variants.items():
+            key = json.dumps(variant_env, sort_keys=True)
+            if key not in started:
+                port = free_port()
+                processes.append(gunicorn_start(variant_env, port))
+                # The meters count every backend of the bench's database: the other server's are idle.
+                started[key] = (f"http://127.0.0.1:{port}", CpuMeter([processes[-1].pid], database_pids))
+            servers[name] = started[key]
+        answer = wrk_run(servers["introspect"][0], script=scripts["introspect"], seconds=1, connections=1)
+        if answer.errors:
+            sys.exit("introspection did not answer 200; is the token still valid?")
+        measure(servers, scripts, duration=2, connections=args.connections)  # warm-up: connections, plans
+        rounds = [
+            measure(servers, scripts, duration=args.duration, connections=args.connections) for _ in range(args.rounds)
+        ]
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    engine = "PostgreSQL" if postgres else "SQLite"
+    database_note = "web + PostgreSQL backends" if postgres else "database in the web processes"
+    labels = {"ping": "GET /api/v1/ping", "introspect": "POST /oauth/introspect/", "unprepared": "  not prepared"}
     print(
-        f"{'endpoint':<28}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'CPU ms':>8}{'CPU p95':>8}{'DB CPU':>8}{'CPU all':>8}"
+        f"{engine}, gunicorn sync x 2, wrk with {args.connections} connections,"
+        f" {args.rounds} rounds of {args.duration:.0f} s per endpoint (medians)"
     )
-    rates, cpu_all = {}, {}
-    for name, (path, _call, _options) in runs.items():
-        samples, cpu, seconds, db_seconds = results[name]
-        rates[name] = len(samples) / sum(seconds)
-        db_ms = sum(db_seconds) * 1000 / len(samples)
-        cpu_all[name] = statistics.mean(cpu) + db_ms
+    print(f"{'endpoint':<28}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}{'CPU ms/req':>12}  ({database_note})")
+    for name in scripts:
+        phases = [r[name] for r in rounds]
         print(
-            f"{path:<28}{rates[name]:>8.0f}{statistics.median(samples):>8.2f}{p95(samples):>8.2f}"
-            f"{statistics.mean(cpu):>8.2f}{p95(cpu):>8.2f}{db_ms:>8.2f}{cpu_all[name]:>8.2f}"
+            f"{labels[name]:<28}{median([p.result.rate for p in phases]):8,.0f}"
+            f"{median([p.result.p50_ms for p in phases]):8.2f}{median([p.result.p95_ms for p in phases]):8.2f}"
+            f"{median([p.cpu_ms for p in phases]):12.2f}  (web {median([p.web_ms for p in phases]):.2f}"
+            f" + database {median([p.database_ms for p in phases]):.2f})"
         )
-    for name in runs:
-        if name != "ping":
-            print(
-                f"ratio {name} / ping: {rates[name] / rates['ping']:.2f} (req/s),"
-                f" {cpu_all['ping'] / cpu_all[name]:.2f} (CPU per request, web + database)"
-            )
-    print("target: ratio >= 0.5 and introspection p95 <= 10 ms (wall time; CPU p95 where other load stretches it)")
-    if connection.vendor == "postgresql":
-        print("DB CPU: the PostgreSQL backend's CPU per request from /proc (10 ms clock ticks, summed per round)")
+    for name in scripts:
+        if name == "ping":
+            continue
+        by_cpu = [r["ping"].cpu_ms / r[name].cpu_ms for r in rounds]
+        by_rate = [r[name].result.rate / r["ping"].result.rate for r in rounds]
+        print(
+            f"ratio {name} / ping: {median(by_cpu):.2f} by CPU per request (per round:"
+            f" {', '.join(f'{r:.2f}' for r in by_cpu)}), {median(by_rate):.2f} by requests per second"
+        )
+    print(
+        "target: ratio >= 0.5 by CPU per request, introspection p95 <= 10 ms (wrk's p95 with one connection per"
+        " worker: the server's time plus the loopback, an upper bound of the server's)"
+    )
 
 
 if __name__ == "__main__":

@@ -11,15 +11,19 @@ The database's share is the CPU of the PostgreSQL backends serving the benchmark
 through ``pg_stat_activity``); with SQLite the database runs inside the web processes.
 """
 
+import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 _MARK = "WRK-RESULT "
 
 # wrk calls request() for every request and done() once at the end; done() prints one JSON line.
@@ -219,3 +223,62 @@ class CpuMeter:
             return sum(after[pid] - before[pid] for pid in pids if pid in before and pid in after)
 
         return CpuUse(spent(web_before & web_after), spent(database_before & database_after))
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One endpoint under wrk for one phase: throughput, latency and the server's CPU per request."""
+
+    result: WrkResult
+    cpu: CpuUse
+
+    @property
+    def web_ms(self) -> float:
+        return self.cpu.web_seconds * 1000 / max(self.result.requests, 1)
+
+    @property
+    def database_ms(self) -> float:
+        return self.cpu.database_seconds * 1000 / max(self.result.requests, 1)
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.web_ms + self.database_ms
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gunicorn_start(env: dict[str, str], port: int, *, workers: int = 2) -> subprocess.Popen:
+    """gunicorn (sync workers) serving the portal on ``port`` with ``env``; returns once it answers."""
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "sync",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/v1/ping")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    sys.exit("gunicorn did not start")
