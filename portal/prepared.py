@@ -13,27 +13,56 @@ cannot track them) set ``DATABASE_PREPARED_STATEMENTS=0`` and the same statement
 SQLite and other databases always take the unprepared path.
 """
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
+
+logger = logging.getLogger(__name__)
 
 
 def fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     """The first row of ``sql`` with ``params`` (``%s`` placeholders), prepared on PostgreSQL.
 
-    It goes through Django's cursor wrapper as any query does: the connection is opened and
-    health-checked, database errors surface as Django's (a lost connection is closed and the request
-    answers 503), and the statement counts in ``connection.queries`` and query-count assertions.
+    It goes through Django's cursor wrapper as any query does: the connection is opened as needed,
+    database errors surface as Django's (a lost connection is closed and the request answers 503),
+    and the statement counts in ``connection.queries`` and query-count assertions.
+
+    On PostgreSQL it also stands in for Django's per-request connection health check, which costs a
+    round trip (``SELECT 1``) before the first query of every request: when that check is still due
+    and no transaction is open, the statement runs straight away, and if the connection turns out
+    to be dead (the server restarted or dropped it since the last request), it is closed and the
+    statement runs once more on a new one. A read outside a transaction can safely run twice.
     """
     if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
     connection.validate_thread_sharing()
-    connection.close_if_health_check_failed()
+    check_due = (
+        connection.connection is not None
+        and connection.health_check_enabled  # type: ignore[attr-defined]
+        and not connection.health_check_done  # type: ignore[attr-defined]
+        and not connection.in_atomic_block
+    )
+    if not check_due:
+        connection.close_if_health_check_failed()  # Django's own check, where it is still due
+    try:
+        row = _prepared_fetch_one(sql, params)
+    except (InterfaceError, OperationalError):
+        if not check_due:
+            raise
+        logger.info("database connection lost since its last use; reconnecting")
+        connection.close()
+        row = _prepared_fetch_one(sql, params)
+    connection.health_check_done = True  # type: ignore[attr-defined]
+    return row
+
+
+def _prepared_fetch_one(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
     connection.ensure_connection()
     raw = connection.connection
     if raw.prepare_threshold is None:
