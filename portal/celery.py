@@ -4,7 +4,7 @@ import os
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_init
 
 from portal.request_id import TASK_HEADER, current_request_id, request_id_accept, request_id_bind
 
@@ -24,6 +24,22 @@ app = Celery(
 )
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _load_urlconf(**kwargs: Any) -> None:
+    """Import the URLconf in the worker's main process, before it starts its pool.
+
+    Tasks build links (receipts, emails), and the first ``reverse()`` imports every view module:
+    seconds on a busy machine. Done lazily, a publication batch would pay that inside its
+    transaction; done here, the forked pool processes inherit it. Any connection the imports
+    opened is closed, so no pool process shares the parent's.
+    """
+    from django.db import connections
+    from django.urls import get_resolver
+
+    get_resolver().reverse_dict  # noqa: B018 (populating the resolver is the point)
+    connections.close_all()
 
 
 @task_prerun.connect
