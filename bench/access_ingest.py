@@ -1,7 +1,8 @@
 """Access-event ingest through the partner API: events per second, batches of 500.
 
 Usage: .venv/bin/python bench/access_ingest.py [--events 50000] [--batch 500] [--background 10000000]
-A throwaway SQLite database unless DATABASE_URL points at a scratch database (for PostgreSQL).
+A throwaway SQLite database unless DATABASE_URL points at a scratch database (for PostgreSQL), empty
+or a copy of one loaded by ``background_events.py``.
 ``--background N`` first loads N other consumers' events (PostgreSQL only, bench/background_events.py),
 so the ingest writes into a partitioned table that already holds them.
 Every request goes through the whole Django stack in process (OAuth bearer token, scope check,
@@ -31,7 +32,7 @@ import django
 
 django.setup()
 
-from background_events import background_events_load  # noqa: E402
+from background_events import background_events_load, stored_events  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -178,7 +179,7 @@ def main() -> None:
     api_rate, direct_rate = args.events / api[0], args.events / direct[0]
     print(
         f"database: {django.db.connection.vendor}, {args.events:,} events in batches of {args.batch}, "
-        f"{args.background:,} events already stored"
+        f"{stored_events() - 2 * args.events:,} other events stored"
     )
     print(f"  endpoint (full HTTP stack): {api_rate:>9,.0f} events/s ({api[0]:.2f} s; {cpu_note(args.events, api)})")
     direct_note = cpu_note(args.events, direct)

@@ -2,8 +2,9 @@
 
 Usage: .venv/bin/python bench/transparency_pages.py [--events 100000] [--requests 200] [--background 10000000]
 Uses a throwaway SQLite database unless DATABASE_URL is set (then that database is used as is:
-point it at an empty scratch database). Prints p50/p95 per page and the ratio against a
-baseline page (the anonymous landing page) measured in the same run, and the queries each page ran.
+point it at an empty scratch database, or at a copy of one loaded by ``background_events.py``).
+Prints p50/p95 per page and the ratio against a baseline page (the anonymous landing page) measured
+in the same run, and the queries each page ran.
 ``--background N`` adds N other consumers' events first (PostgreSQL only, bench/background_events.py),
 so the pages read one consumer's events out of a partitioned table that holds N more.
 """
@@ -27,7 +28,7 @@ import django
 
 django.setup()
 
-from background_events import background_events_load  # noqa: E402
+from background_events import background_events_load, stored_events  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -135,6 +136,7 @@ def main() -> None:
         purpose=Purpose.objects.get(slug="purpose-0"),
         category="cat-0",
     )
+    print(f"the consumer's {args.events:,} events among {stored_events():,} stored")
     anonymous = Client()
     baseline, _ = timed(anonymous, "/", args.requests)
     client = Client()
