@@ -15,6 +15,11 @@ is then kept in process memory for a few seconds; but on every request one query
 primary-key lookups checks that the token still exists (revocation deletes it), that its
 credential is not revoked and that the partner is not suspended, so none of those can be outrun
 by the cache.
+
+The single consent check, the API's hottest path, saves that round trip: its view declares
+``live_state_combined``, authentication then leaves the live state to the view's one statement
+(``consent_state_live`` here, which refuses exactly as authentication would, before any consent is
+used), and ``PartnerApi`` refuses to send any answer of such a view that did not go through it.
 """
 
 import hashlib
@@ -27,6 +32,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
@@ -34,12 +40,13 @@ from oauth2_provider.models import AccessToken
 from redis.exceptions import RedisError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from consents.api.problems import InsufficientScope, InvalidToken, PartnerSuspended
-from consents.api.selectors import metadata_cache_clear
-from consents.models import Partner, PartnerCredential, PartnerStatus
+from consents.api.selectors import ConsentState, LiveState, consent_state_live, metadata_cache_clear
+from consents.models import Partner, PartnerCredential
 from portal.metrics import THROTTLE_CACHE_ERRORS
 from portal.prepared import fetch_one
 
@@ -79,10 +86,36 @@ def process_state_clear() -> None:
     metadata_cache_clear()
 
 
-def _live_state(grant: PartnerToken) -> tuple[Any, ...]:
-    """(token still exists, credential exists and is not revoked, partner status), now."""
+def _live_state(grant: PartnerToken) -> LiveState:
+    """The grant's token, credential and partner as they are in the database now."""
     # Scalar subqueries always give one row; "no row" would read as all three gone.
-    return fetch_one(_LIVE_STATE_SQL, [grant.token_id, grant.credential_id, grant.partner_id]) or (None, None, None)
+    row = fetch_one(_LIVE_STATE_SQL, [grant.token_id, grant.credential_id, grant.partner_id]) or (None, None, None)
+    token_exists, credential_active, partner_status = row
+    return LiveState(token_exists is not None, bool(credential_active), partner_status)
+
+
+def _live_state_enforce(live: LiveState, cache_key: str) -> None:
+    """Refuse a caller the live state does not admit: 401 for a token that ended, 403 for a suspension."""
+    if not live.authenticated:
+        _grants.pop(cache_key, None)
+        raise InvalidToken()
+    if not live.admitted:
+        raise PartnerSuspended()
+
+
+# The methods a ``live_state_combined`` view answers through ``consent_state_for`` (Django answers
+# HEAD with the view's GET).
+COMBINED_METHODS = frozenset({"GET", "HEAD"})
+
+
+@dataclass
+class DeferredLiveState:
+    """A request whose live state its view reads in its own statement (``live_state_combined``)."""
+
+    grant: PartnerToken
+    cache_key: str
+    view_entered: bool = False  # scopes and throttle passed; the view's code runs
+    checked: bool = False
 
 
 class PartnerAuthentication(OAuth2Authentication):
@@ -111,12 +144,13 @@ class PartnerAuthentication(OAuth2Authentication):
         if grant.expires <= timezone.now():
             _grants.pop(key, None)
             raise InvalidToken()
-        token_exists, credential_active, partner_status = _live_state(grant)
-        if token_exists is None or not credential_active or partner_status is None:
-            _grants.pop(key, None)
-            raise InvalidToken()
-        if partner_status != PartnerStatus.ACTIVE:
-            raise PartnerSuspended()
+        view = (request.parser_context or {}).get("view")
+        # Only the reads the view writes itself: OPTIONS and the methods it does not answer (405)
+        # are DRF's, and check the live state here like any other endpoint.
+        if getattr(view, "live_state_combined", False) and request.method in COMBINED_METHODS:
+            request.live_state_deferred = DeferredLiveState(grant, key)  # type: ignore[attr-defined]
+        else:
+            _live_state_enforce(_live_state(grant), key)
         partner_id = grant.partner_id
         request.partner = SimpleLazyObject(lambda: Partner.objects.get(pk=partner_id))  # type: ignore[attr-defined]
         return AnonymousUser(), grant
@@ -282,10 +316,58 @@ class PartnerRateThrottle(BaseThrottle):
         return self.retry_after
 
 
+def _deferred(request: Request) -> DeferredLiveState | None:
+    return getattr(request, "live_state_deferred", None)
+
+
+def consent_state_for(request: Request, *, subject_id: str, purpose: str) -> ConsentState | None:
+    """The caller's consent check with its live state, in one statement; ``None`` when out of reach.
+
+    The only read of a ``live_state_combined`` view: raises the same 401 or 403 problem as
+    authentication when the token, its credential or the partner ended, and then no consent was read.
+    """
+    deferred = _deferred(request)
+    if deferred is None:
+        raise ImproperlyConfigured("consent_state_for() serves only views that declare live_state_combined")
+    grant = deferred.grant
+    # Marked before the read: from here the view answers with the live state's verdict, or with the
+    # error the read raised (a database outage is a 503, not the guard's 500).
+    deferred.checked = True
+    live, state = consent_state_live(
+        token_id=grant.token_id,
+        credential_id=grant.credential_id,
+        partner_id=grant.partner_id,
+        subject_id=subject_id,
+        purpose=purpose,
+    )
+    _live_state_enforce(live, deferred.cache_key)
+    return state
+
+
 class PartnerApi(APIView):
-    """Base of every authenticated endpoint: partner token, required scopes, per-partner throttle."""
+    """Base of every authenticated endpoint: partner token, required scopes, per-partner throttle.
+
+    A view that sets ``live_state_combined`` checks the token's live state in its own statement
+    through ``consent_state_for`` when it answers a GET (or HEAD); one that answers without doing so
+    is refused with an error (500), never sent.
+    """
 
     authentication_classes = [PartnerAuthentication]
     permission_classes = [PartnerScopes]
     throttle_classes = [PartnerRateThrottle]
     required_scopes: list[str] = []
+    live_state_combined = False
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        deferred = _deferred(request)
+        if deferred is not None:
+            deferred.view_entered = True
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        deferred = _deferred(request)
+        if deferred is not None and deferred.view_entered and not deferred.checked:
+            # A refusal from authentication, scopes or throttle needs no live state; anything the
+            # view itself answered does.
+            raise ImproperlyConfigured(f"{type(self).__name__} answered without checking the token's live state")
+        return super().finalize_response(request, response, *args, **kwargs)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from django.core import signing
 from django.db import connection
 from django.utils import timezone
+from oauth2_provider.models import AccessToken
 
 from audit.timestamps import iso_utc
 from consents.models import (
@@ -21,6 +22,9 @@ from consents.models import (
     EventType,
     LegalBasis,
     OutboxEvent,
+    Partner,
+    PartnerCredential,
+    PartnerStatus,
     PartnerSubject,
     Purpose,
     PurposeVersion,
@@ -137,30 +141,73 @@ def _version_number(version_id: int | None) -> int | None:
     return _version_numbers.get(version_id)
 
 
-# The single check is the API's hottest path: one statement, two unique-index lookups (the
-# pairwise id, then the consent) and the purpose's primary key for its latest material notice,
-# which is read fresh because it decides; the sharing is already resolved from memory.
+# The single check is the API's hottest path: one statement answers both "is this caller still
+# allowed in?" and "what did the subject decide?". The caller's live state is three primary-key
+# lookups (the token exists — revocation deletes it —, its credential is not revoked, the partner's
+# status); the consent is two unique-index lookups (the pairwise id, then the consent) and the
+# purpose's primary key for its latest material notice, read fresh because it decides; the sharing
+# is already resolved from memory. The consent side's columns come back only when the live state
+# admits the caller (the join's condition), so a refused caller's row carries nothing about the
+# subject, and what the caller is told is decided by the live state alone.
 # Raw SQL because building the equivalent ORM query costs several times more than running it.
 _CHECK_SQL = (
-    "SELECT c.status, c.granted_at, c.expires_at, c.revoked_at, c.version_id, p.material_version_number"  # noqa: S608
+    "SELECT live.token_id, live.credential_active, live.partner_status,"  # noqa: S608 (table names only)
+    " consent.subject_found, consent.status, consent.granted_at, consent.expires_at, consent.revoked_at,"
+    " consent.version_id, consent.material_version_number"
+    f" FROM (SELECT (SELECT id FROM {AccessToken._meta.db_table} WHERE id = %s) AS token_id,"
+    f" (SELECT revoked_at IS NULL FROM {PartnerCredential._meta.db_table} WHERE id = %s) AS credential_active,"
+    f" (SELECT status FROM {Partner._meta.db_table} WHERE id = %s) AS partner_status) live"
+    " LEFT JOIN (SELECT 1 AS subject_found, c.status, c.granted_at, c.expires_at, c.revoked_at, c.version_id,"
+    " p.material_version_number"
     f" FROM {PartnerSubject._meta.db_table} ps"
     f" LEFT JOIN {Consent._meta.db_table} c ON c.user_id = ps.user_id AND c.purpose_id = %s"
     f" LEFT JOIN {Purpose._meta.db_table} p ON p.id = c.purpose_id"
-    " WHERE ps.subject_id = %s AND ps.partner_id = %s"
+    " WHERE ps.subject_id = %s AND ps.partner_id = %s) consent"
+    " ON live.token_id IS NOT NULL AND live.credential_active AND live.partner_status = %s"
 )
 
 
-def consent_state(*, partner_id: int, subject_id: str, purpose: str) -> ConsentState | None:
-    """One subject's consent to one purpose, in one query; ``None`` when out of the partner's reach."""
+@dataclass(frozen=True)
+class LiveState:
+    """A partner token's state in the database now: what the token cache can never vouch for."""
+
+    token_exists: bool  # revoking a token (or its credential, or rotating the secret) deletes it
+    credential_active: bool
+    partner_status: str | None  # None: the partner is gone
+
+    @property
+    def authenticated(self) -> bool:
+        return self.token_exists and self.credential_active and self.partner_status is not None
+
+    @property
+    def admitted(self) -> bool:
+        return self.authenticated and self.partner_status == PartnerStatus.ACTIVE
+
+
+def consent_state_live(
+    *, token_id: int, credential_id: int, partner_id: int, subject_id: str, purpose: str
+) -> tuple[LiveState, ConsentState | None]:
+    """The caller's live state and one subject's consent to one purpose, in one statement.
+
+    The consent is ``None`` when out of the partner's reach, and always when the live state does not
+    admit the caller (the statement returns nothing of it then). Only ``consents.api.auth`` calls
+    this, for views that declare ``live_state_combined``: it refuses the caller before any consent
+    is used.
+    """
     shared = _shared_purposes(partner_id).get(purpose)
-    if shared is None:
-        return None
-    purpose_id, legal_basis = shared
-    row = fetch_one(_CHECK_SQL, [purpose_id, subject_id, partner_id])
-    if row is None:
-        return None
-    status, granted_at, expires_at, revoked_at, version_id, material_version = row
-    return _state(
+    # An unshared purpose still runs the statement (matching no consent): the live state decides first.
+    purpose_id, legal_basis = shared if shared is not None else (None, "")
+    row = fetch_one(
+        _CHECK_SQL,
+        [token_id, credential_id, partner_id, purpose_id, subject_id, partner_id, PartnerStatus.ACTIVE.value],
+    )
+    # The live part is scalar subqueries: always one row, whatever exists.
+    token_found, credential_active, partner_status, subject_found, *consent = row or (None,) * 10
+    live = LiveState(token_found is not None, bool(credential_active), partner_status)
+    if not live.admitted or shared is None or subject_found is None:
+        return live, None
+    status, granted_at, expires_at, revoked_at, version_id, material_version = consent
+    return live, _state(
         subject_id=subject_id,
         purpose=purpose,
         legal_basis=legal_basis,

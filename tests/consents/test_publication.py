@@ -16,7 +16,7 @@ from audit.models import AuditEvent
 from audit.selectors import audit_chain_breaks
 from audit.services import Actor, subject_lock
 from audit.signing import document_verify
-from consents.api.selectors import consent_state, consent_states_bulk
+from consents.api.selectors import consent_states_bulk
 from consents.models import (
     Consent,
     ConsentReceipt,
@@ -198,8 +198,7 @@ def test_consents_not_yet_reached_already_need_a_new_decision(world):
     subjects = [partner_subject_ensure(partner=partner, user=user).subject_id for user in users]
 
     assert Consent.objects.filter(status=ConsentStatus.GRANTED).count() == CONSUMERS  # the run has not started
-    single = consent_state(partner_id=partner.pk, subject_id=subjects[0], purpose="offers")
-    assert single is not None
+    [single] = consent_states_bulk(partner_id=partner.pk, pairs=[(subjects[0], "offers")])
     assert (single.status, single.granted, single.notice_version) == ("reconsent_required", False, 1)
     bulk = consent_states_bulk(partner_id=partner.pk, pairs=[(subject, "offers") for subject in subjects])
     assert {(state.status, state.granted) for state in bulk} == {("reconsent_required", False)}
@@ -255,8 +254,7 @@ def test_a_consent_given_again_before_the_run_reaches_it_stands(world, celery_ea
     assert statuses[users[0].pk] == statuses[users[1].pk] == ConsentStatus.GRANTED
     assert [statuses[user.pk] for user in users[2:]] == [ConsentStatus.RECONSENT_REQUIRED] * 3
     subject = partner_subject_ensure(partner=partner, user=users[0]).subject_id
-    state = consent_state(partner_id=partner.pk, subject_id=subject, purpose="offers")
-    assert state is not None
+    [state] = consent_states_bulk(partner_id=partner.pk, pairs=[(subject, "offers")])
     assert state.granted
 
 

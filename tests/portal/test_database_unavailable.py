@@ -41,6 +41,18 @@ def test_the_api_answers_503_problem_details_when_the_database_is_gone(api_partn
     assert response.json()["code"] == "database_unavailable"
 
 
+def test_the_consent_check_answers_503_too_when_its_one_statement_fails(api_partner_factory, client):
+    # The check reads the token's live state in its own statement (live_state_combined): a database
+    # outage there is a 503 like anywhere else, not the guard's "answered without checking" 500.
+    partner = api_partner_factory(slug="acme")
+    client.raise_request_exception = False
+    with mock.patch("consents.api.auth.consent_state_live", side_effect=OperationalError("down")):
+        response = client.get("/api/v1/subjects/anyone/consents/offers", headers=partner.headers)
+    assert response.status_code == 503, response.content
+    assert response["Content-Type"] == PROBLEM_CONTENT_TYPE
+    assert response.json()["code"] == "database_unavailable"
+
+
 def test_an_api_path_failing_outside_the_api_views_answers_problem_details_too(raising_client):
     with mock.patch(AUTH_MIDDLEWARE, side_effect=OperationalError("down")):
         response = raising_client.get("/api/v1/events")
