@@ -12,7 +12,7 @@ prints one line::
 Partners are real HTTP servers on 127.0.0.1 (threads of this process) that record every delivery by
 ``webhook-id`` and apply each id once, as the docs tell partners to. Delivery tasks are not sent to
 a broker: the after-commit enqueue and the retry enqueue put them on an in-process FIFO that
-``DeliverySlots`` threads drain by calling the task's body (``outbox_event_send``), like a Celery
+``DeliverySlots`` threads drain by calling the task's body (``outbox_events_send``), like a Celery
 worker with that many processes and a prefetch of one. ``bench/faults.py`` runs the scenarios that
 need real processes (kill, broker and database outages) and imports ``SCENARIOS`` from here.
 
@@ -173,13 +173,14 @@ def duplicates_applied(receiver: Receiver) -> int:
 class DeliverySlots:
     """A FIFO of delivery tasks drained by ``slots`` threads, as a Celery worker with that many processes does.
 
-    While active it stands in for the broker: ``delivery_queue`` (after commit, and a retry due within a
-    minute) puts event ids here, with their countdown, instead of publishing them.
+    While active it stands in for the broker: ``delivery_queue`` (a retry due within a minute, a
+    hand-off) and ``delivery_batch_queue`` (after commit) put tasks here, with their countdown,
+    instead of publishing them. A task is a list of one partner's event ids, sent in turn.
     """
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        self.queue: list[tuple[float, int, str]] = []
+        self.queue: list[tuple[float, int, list[str]]] = []
         self.order = itertools.count()
         self.cond = threading.Condition()
         self.busy = 0
@@ -188,9 +189,17 @@ class DeliverySlots:
         self.errors: list[BaseException] = []
 
     def put(self, event_ids: list[str], *, countdown: float = 0) -> None:
+        self._push([[event_id] for event_id in event_ids], countdown)
+
+    def put_batch(self, event_ids: list[str]) -> None:
+        from consents.services.outbox import BATCH_MAX
+
+        self._push([event_ids[n : n + BATCH_MAX] for n in range(0, len(event_ids), BATCH_MAX)], 0)
+
+    def _push(self, tasks: list[list[str]], countdown: float) -> None:
         with self.cond:
-            for event_id in event_ids:
-                heapq.heappush(self.queue, (time.monotonic() + (countdown or 0), next(self.order), event_id))
+            for task in tasks:
+                heapq.heappush(self.queue, (time.monotonic() + (countdown or 0), next(self.order), task))
             self.cond.notify_all()
 
     @contextlib.contextmanager
@@ -198,11 +207,14 @@ class DeliverySlots:
         from consents.services import delivery, outbox
 
         saved = outbox.delivery_queue, delivery.delivery_queue
+        saved_batch = outbox.delivery_batch_queue, delivery.delivery_batch_queue
         outbox.delivery_queue = delivery.delivery_queue = self.put  # type: ignore[assignment]
+        outbox.delivery_batch_queue = delivery.delivery_batch_queue = self.put_batch  # type: ignore[assignment]
         try:
             yield self
         finally:
             outbox.delivery_queue, delivery.delivery_queue = saved
+            outbox.delivery_batch_queue, delivery.delivery_batch_queue = saved_batch
 
     @contextlib.contextmanager
     def running(self, *, timeout: float = 600) -> Iterator["DeliverySlots"]:
@@ -246,14 +258,14 @@ class DeliverySlots:
     def _work(self, deadline: float) -> None:
         from django.db import connection
 
-        from consents.services.delivery import outbox_event_send
+        from consents.services.delivery import outbox_events_send
 
         try:
             while time.monotonic() < deadline:
                 with self.cond:
                     while True:
                         if self.queue and self.queue[0][0] <= time.monotonic():
-                            _due, _n, event_id = heapq.heappop(self.queue)
+                            _due, _n, event_ids = heapq.heappop(self.queue)
                             self.busy += 1
                             break
                         if not self.queue and not self.busy and not self.open:
@@ -262,7 +274,7 @@ class DeliverySlots:
                         wait = self.queue[0][0] - time.monotonic() if self.queue else 0.5
                         self.cond.wait(max(0.01, min(wait, 0.5)))
                 try:
-                    outbox_event_send(event_id=event_id)
+                    outbox_events_send(event_ids=event_ids)
                 except BaseException as error:
                     self.errors.append(error)
                 finally:

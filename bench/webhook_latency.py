@@ -150,6 +150,7 @@ def run(args: argparse.Namespace, var_dir: Path) -> None:
     from audit.services import Actor
     from consents.models import OutboxEvent, Partner, Sharing, webhook_secret_generate
     from consents.services.consents import consent_grant, consent_revoke
+    from consents.services.outbox import deliveries_gathered
     from portal.models import User
     from tests.factories import PurposeFactory
 
@@ -226,9 +227,11 @@ def run(args: argparse.Namespace, var_dir: Path) -> None:
         committed: list[float] = []
         worker_cpu_before = cpu_seconds([w.pid for w in workers])
         own_cpu_before = time.process_time()
-        with transaction.atomic():
+        with transaction.atomic(), deliveries_gathered():
             # Registered first, so it runs first after the commit, before the deliveries are queued.
             transaction.on_commit(lambda: committed.append(time.time()))
+            # Gathered, the burst's deliveries are queued as batches of each partner's events, as a
+            # bulk change (outbox_consents_changed) queues them.
             for user in burst_users:
                 ids.extend(revoke(user, burst_purpose))
         receiver.wait_for(ids, timeout=600)

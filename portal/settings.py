@@ -420,6 +420,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = [Queue("default"), Queue("delivery"), Queue("requests")]
 CELERY_TASK_ROUTES = {
     "consents.tasks_delivery.outbox_event_deliver": {"queue": "delivery"},
+    "consents.tasks_delivery.outbox_events_deliver": {"queue": "delivery"},
     "consents.tasks_delivery.outbox_relay": {"queue": "delivery"},
     "consents.tasks_delivery.partner_webhook_disabled_notify": {"queue": "default"},
     "consents.tasks.consents_expire_due": {"queue": "default"},

@@ -28,7 +28,7 @@ from consents.models import (
     RevocationReason,
 )
 from consents.receipts import receipt_batch_prepare, receipt_issue, receipts_issue
-from consents.services.outbox import outbox_consent_changed, outbox_consents_changed
+from consents.services.outbox import deliveries_gathered, outbox_consent_changed, outbox_consents_changed
 from portal.models import User
 
 # A decision is one row per (consumer, purpose): a first decision inserts it, later ones update these.
@@ -357,9 +357,11 @@ def sale_sharing_opt_out(*, user: User, actor: Actor, method: str) -> list[str]:
         ).values_list("purpose_id", flat=True)
     )
     opted_out = []
-    for purpose in purposes.select_related("current_version"):
-        if purpose.pk in ended:
-            continue
-        consent_revoke(user=user, purpose=purpose, actor=actor, method=method)
-        opted_out.append(purpose.slug)
+    # Each partner gets the withdrawals in one delivery task, not one task per purpose.
+    with deliveries_gathered():
+        for purpose in purposes.select_related("current_version"):
+            if purpose.pk in ended:
+                continue
+            consent_revoke(user=user, purpose=purpose, actor=actor, method=method)
+            opted_out.append(purpose.slug)
     return opted_out

@@ -31,15 +31,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db import connection, models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -48,7 +47,13 @@ from audit.services import Actor, event_record
 from consents.errors import DomainError
 from consents.models import DeliveryAttempt, DeliveryOutcome, DeliveryStatus, OutboxEvent, Partner
 from consents.models.partners import webhook_signing_secrets
-from consents.services.outbox import DEFERRED_KEY, deliver_later, delivery_queue, partner_deferred_mark
+from consents.services.outbox import (
+    DEFERRED_KEY,
+    deliver_later,
+    delivery_batch_queue,
+    delivery_queue,
+    partner_deferred_mark,
+)
 from consents.webhook_client import WebhookError, encode_body, webhook_send
 from portal.request_id import current_request_id
 
@@ -79,6 +84,10 @@ RETRY_AFTER_MAX = timedelta(hours=24)
 SOFT_LIMIT_MARGIN_SECONDS = 3.0
 HARD_LIMIT_MARGIN_SECONDS = 5.0
 LEASE_MARGIN_SECONDS = 7.0
+# A batch (``outbox_events_send``) starts another attempt only this long after the task started, so
+# each attempt has at least WEBHOOK_TIMEOUT_SECONDS + 1 s before the soft time limit: a phase that
+# times out is recorded as such, not cut short by the limit.
+BATCH_START_SECONDS = SOFT_LIMIT_MARGIN_SECONDS - 1.0
 # Retries due this soon are queued with a countdown right away; later ones are left to the relay,
 # because long broker ETAs outlive Redis's visibility timeout and get delivered twice.
 COUNTDOWN_MAX = timedelta(minutes=1)
@@ -140,9 +149,47 @@ def outbox_event_send(*, event_id: uuid.UUID | str) -> str:
     another worker holds the claim), ``"deferred"`` if its partner already has as many attempts in
     flight as it may, or ``"superseded"`` if a later attempt or staff action took over.
     """
+    status, partner_id = _event_send(event_id)
+    if partner_id is not None:
+        partner_deferred_queue(partner_id=partner_id)
+    return status
+
+
+def outbox_events_send(*, event_ids: list[str]) -> list[str]:
+    """Make the next attempt of several events of one partner in turn, as ``outbox_event_send`` does each.
+
+    One task, one database connection and one keep-alive connection to the partner serve the
+    whole batch, and the batch holds one of the partner's places in flight, as a single attempt
+    does: each event is claimed just before it is sent, so its lease is its own. A failed attempt
+    is recorded and the batch goes on. The batch stops early, leaving the rest due, if the partner
+    is at its cap (the claim marked it, so its finished attempts hand the rest on) or once the task
+    has run ``BATCH_START_SECONDS`` (the rest go to a new task, so that every attempt still has its
+    whole timeout before the task's time limit). Returns each sent event's status as
+    ``outbox_event_send`` would, in order; events not reached are left out.
+    """
+    started = time.monotonic()
+    statuses: list[str] = []
+    partners: set[int] = set()
+    for index, event_id in enumerate(event_ids):
+        if index and time.monotonic() - started >= BATCH_START_SECONDS:
+            delivery_batch_queue(event_ids[index:])
+            break
+        status, partner_id = _event_send(event_id)
+        statuses.append(status)
+        if partner_id is not None:
+            partners.add(partner_id)
+        if status == Unclaimed.DEFERRED:
+            break
+    for partner_id in partners:
+        partner_deferred_queue(partner_id=partner_id)
+    return statuses
+
+
+def _event_send(event_id: uuid.UUID | str) -> tuple[str, int | None]:
+    """One attempt: claim, send, record. Returns the status and the partner whose place it held, if any."""
     claim = outbox_event_claim(event_id=event_id)
     if isinstance(claim, Unclaimed):
-        return claim.value
+        return claim.value, None
     # The claim is already committed: the network call happens outside any transaction.
     result = _attempt(claim)
     recorded = outbox_attempt_record(event_id=claim.event_id, attempt=claim.attempt, result=result)
@@ -150,8 +197,7 @@ def outbox_event_send(*, event_id: uuid.UUID | str) -> str:
         wait = recorded.next_attempt_at - timezone.now()
         if wait <= COUNTDOWN_MAX:
             delivery_queue([str(claim.event_id)], countdown=max(0.0, wait.total_seconds()))
-    partner_deferred_queue(partner_id=claim.partner_id)
-    return recorded.status
+    return recorded.status, claim.partner_id
 
 
 class Unclaimed(StrEnum):
@@ -166,9 +212,10 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
 
     The claim commits before this returns, so it is visible to other workers at once.
     """
+    event_pk = uuid.UUID(str(event_id))
     for _try in range(2):
         now = timezone.now()
-        due = OutboxEvent.objects.filter(pk=event_id, status__in=WAITING).filter(
+        due = OutboxEvent.objects.filter(pk=event_pk, status__in=WAITING).filter(
             Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
         )
         with transaction.atomic():
@@ -176,26 +223,12 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
             # attempt count, and the partner's current endpoint and secrets (its row is locked, so they
             # are the latest). FOR NO KEY UPDATE: claims for one partner take turns, while consent
             # changes, which only need the partner row as a foreign key (FOR KEY SHARE), are not held
-            # up. A no-op on SQLite, whose IMMEDIATE transactions take turns anyway.
-            event = (
-                due.select_for_update(no_key=True, of=("partner",))
-                .select_related("partner")
-                .only(
-                    "attempts",
-                    "payload",
-                    "partner__webhook_url",
-                    "partner__webhook_secret",
-                    "partner__webhook_secret_previous",
-                    "partner__webhook_secret_previous_expires_at",
-                    "partner__webhook_disabled_at",
-                )
-                .first()
-            )
-            if event is None:
+            # up. SQLite has no row locks; its IMMEDIATE transactions take turns anyway.
+            row = _claim_read(event_pk, now)
+            if row is None:
                 return Unclaimed.SKIPPED
-            partner, attempts = event.partner, event.attempts
-            partner_id, url, disabled_at = partner.pk, partner.webhook_url, partner.webhook_disabled_at
-            if not url or disabled_at is not None:
+            partner_id, attempts, url, disabled = row.partner_id, row.attempts, row.url, row.disabled
+            if not url or disabled:
                 # The endpoint was removed or disabled after the event was written: the feed serves it.
                 due.filter(attempts=attempts).update(
                     status=DeliveryStatus.NO_ENDPOINT, next_attempt_at=None, sending_until=None
@@ -205,21 +238,7 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
             # them: if another worker claimed the event meanwhile, nothing is updated. The places in
             # flight are counted in the same statement, which (unlike the locking one) sees every claim
             # committed by the partner's previous lock holders.
-            in_flight = (
-                OutboxEvent.objects.filter(partner_id=OuterRef("partner_id"), sending_until__gt=now)
-                .order_by()
-                .values("partner_id")
-                .annotate(n=Count("pk"))
-                .values("n")
-            )
-            lease_end = now + claim_lease()
-            claimed = (
-                due.filter(attempts=attempts)
-                .alias(in_flight=Coalesce(Subquery(in_flight), 0))
-                .filter(in_flight__lt=settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER)
-                .update(attempts=F("attempts") + 1, next_attempt_at=lease_end, sending_until=lease_end)
-            )
-            if claimed:
+            if _claim_take(event_pk, partner_id=partner_id, attempts=attempts, now=now):
                 break
             if not due.filter(attempts=attempts).exists():
                 return Unclaimed.SKIPPED
@@ -233,14 +252,89 @@ def outbox_event_claim(*, event_id: uuid.UUID | str) -> DeliveryClaim | Unclaime
     else:
         return Unclaimed.DEFERRED
     secrets = webhook_signing_secrets(
-        secret=partner.webhook_secret,
-        previous=partner.webhook_secret_previous,
-        previous_expires_at=partner.webhook_secret_previous_expires_at,
-        at=timezone.now(),
+        secret=row.secret, previous=row.previous, previous_expires_at=row.previous_expires_at, at=timezone.now()
     )
     return DeliveryClaim(
-        event_id=event.pk, partner_id=partner_id, attempt=attempts + 1, url=url, secrets=secrets, payload=event.payload
+        event_id=event_pk, partner_id=partner_id, attempt=attempts + 1, url=url, secrets=secrets, payload=row.payload
     )
+
+
+# The claim's two statements are written out rather than built by the ORM: building them cost more
+# worker CPU than anything else in a delivery (about 5 ms of 11 on PostgreSQL, measured 2026-12-02).
+# Parameters are adapted, and columns converted, by the models' own fields, so both databases
+# store and read exactly what the ORM would.
+_CLAIM_READ_SQL = (
+    "SELECT e.partner_id, e.attempts, e.payload, p.webhook_url, p.webhook_disabled_at IS NOT NULL, "
+    "p.webhook_secret, p.webhook_secret_previous, p.webhook_secret_previous_expires_at "
+    "FROM consents_outboxevent e INNER JOIN consents_partner p ON p.id = e.partner_id "
+    "WHERE e.id = %s AND e.status IN (%s, %s) AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= %s)"
+)
+_CLAIM_TAKE_SQL = (
+    "UPDATE consents_outboxevent SET attempts = attempts + 1, next_attempt_at = %s, sending_until = %s "
+    "WHERE id = %s AND attempts = %s AND status IN (%s, %s) AND (next_attempt_at IS NULL OR next_attempt_at <= %s) "
+    "AND (SELECT COUNT(*) FROM consents_outboxevent f WHERE f.partner_id = %s AND f.sending_until > %s) < %s"
+)
+
+
+_WAITING_VALUES = tuple(status.value for status in WAITING)
+
+
+@dataclass(frozen=True)
+class _ClaimRow:
+    partner_id: int
+    attempts: int
+    payload: dict[str, Any]
+    url: str
+    disabled: bool
+    secret: str
+    previous: str
+    previous_expires_at: datetime | None
+
+
+def _db_value(model: type[models.Model], name: str, value: Any) -> Any:
+    """``value`` as the ORM would pass it to the database for the field ``name``."""
+    return cast(models.Field, model._meta.get_field(name)).get_db_prep_value(value, connection)
+
+
+def _python_value(model: type[models.Model], name: str, value: Any) -> Any:
+    """A column read by hand, converted as the ORM converts it (JSON, decryption, SQLite datetimes)."""
+    column = cast(models.Field, model._meta.get_field(name)).get_col(model._meta.db_table)
+    for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+        value = convert(value, column, connection)
+    return value
+
+
+def _claim_read(event_pk: uuid.UUID, now: datetime) -> _ClaimRow | None:
+    sql = _CLAIM_READ_SQL + (" FOR NO KEY UPDATE OF p" if connection.features.has_select_for_no_key_update else "")
+    params = [_db_value(OutboxEvent, "id", event_pk), *_WAITING_VALUES, _db_value(OutboxEvent, "next_attempt_at", now)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    partner_id, attempts, payload, url, disabled, secret, previous, previous_expires_at = row
+    return _ClaimRow(
+        partner_id=partner_id,
+        attempts=attempts,
+        payload=_python_value(OutboxEvent, "payload", payload),
+        url=url,
+        disabled=bool(disabled),
+        secret=_python_value(Partner, "webhook_secret", secret),
+        previous=_python_value(Partner, "webhook_secret_previous", previous),
+        previous_expires_at=_python_value(Partner, "webhook_secret_previous_expires_at", previous_expires_at),
+    )
+
+
+def _claim_take(event_pk: uuid.UUID, *, partner_id: int, attempts: int, now: datetime) -> bool:
+    lease_end = _db_value(OutboxEvent, "sending_until", now + claim_lease())
+    at = _db_value(OutboxEvent, "sending_until", now)
+    params = [
+        *(lease_end, lease_end, _db_value(OutboxEvent, "id", event_pk), attempts, *_WAITING_VALUES, at),
+        *(partner_id, at, settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_TAKE_SQL, params)
+        return cursor.rowcount == 1
 
 
 def partner_deferred_queue(*, partner_id: int) -> list[str]:
@@ -358,38 +452,60 @@ def outbox_attempt_record(*, event_id: uuid.UUID, attempt: int, result: AttemptR
     """
     now = timezone.now()
     outcome = _outcome(result, attempt)
-    DeliveryAttempt.objects.create(
-        event_id=event_id,
-        attempted_at=now - timedelta(milliseconds=result.duration_ms),
-        status_code=result.status_code,
-        duration_ms=result.duration_ms,
-        error=_describe(result) if outcome != DeliveryOutcome.DELIVERED else "",
-        outcome=outcome,
-    )
-    event = OutboxEvent.objects.filter(pk=event_id)
-    if outcome == DeliveryOutcome.DELIVERED:
-        # Delivered is delivered, whoever holds the claim now.
-        event.exclude(status=DeliveryStatus.DELIVERED).update(
-            status=DeliveryStatus.DELIVERED, delivered_at=now, next_attempt_at=None, sending_until=None, last_error=""
+    error = _describe(result) if outcome != DeliveryOutcome.DELIVERED else ""
+    with connection.cursor() as cursor:
+        # Written out like the claim's statements (see there), on the path every delivery takes.
+        cursor.execute(
+            _ATTEMPT_INSERT_SQL,
+            [
+                _db_value(DeliveryAttempt, "event", event_id),
+                _db_value(DeliveryAttempt, "attempted_at", now - timedelta(milliseconds=result.duration_ms)),
+                *(result.status_code, result.duration_ms, error, outcome.value),
+            ],
         )
-        return AttemptRecorded(outcome, DeliveryStatus.DELIVERED)
-    current = event.filter(attempts=attempt, status__in=WAITING)
-    if outcome == DeliveryOutcome.GONE:
-        status, next_attempt_at = DeliveryStatus.NO_ENDPOINT, None
-    elif attempt >= MAX_ATTEMPTS:
-        status, next_attempt_at = DeliveryStatus.DEAD, None
-    else:
-        status = DeliveryStatus.RETRYING
-        next_attempt_at = now + retry_delay(attempts_made=attempt, retry_after=result.retry_after)
-    updated = current.update(
-        status=status, next_attempt_at=next_attempt_at, sending_until=None, last_error=_describe(result)
-    )
+        event_pk = _db_value(OutboxEvent, "id", event_id)
+        if outcome == DeliveryOutcome.DELIVERED:
+            # Delivered is delivered, whoever holds the claim now.
+            delivered_at = _db_value(OutboxEvent, "delivered_at", now)
+            delivered = DeliveryStatus.DELIVERED.value
+            cursor.execute(_DELIVERED_SQL, [delivered, delivered_at, event_pk, delivered])
+            return AttemptRecorded(outcome, DeliveryStatus.DELIVERED)
+        if outcome == DeliveryOutcome.GONE:
+            status, next_attempt_at = DeliveryStatus.NO_ENDPOINT, None
+        elif attempt >= MAX_ATTEMPTS:
+            status, next_attempt_at = DeliveryStatus.DEAD, None
+        else:
+            status = DeliveryStatus.RETRYING
+            next_attempt_at = now + retry_delay(attempts_made=attempt, retry_after=result.retry_after)
+        cursor.execute(
+            _UNDELIVERED_SQL,
+            [
+                *(status.value, _db_value(OutboxEvent, "next_attempt_at", next_attempt_at), _describe(result)),
+                *(event_pk, attempt, *_WAITING_VALUES),
+            ],
+        )
+        updated = cursor.rowcount
     if outcome == DeliveryOutcome.GONE:
         # The endpoint is gone whichever attempt found out.
         partner_webhook_disable(partner=Partner.objects.get(events__pk=event_id), event_id=event_id)
     if not updated:
         return AttemptRecorded(outcome, "superseded")
     return AttemptRecorded(outcome, status, next_attempt_at)
+
+
+_ATTEMPT_INSERT_SQL = (
+    "INSERT INTO consents_deliveryattempt (event_id, attempted_at, status_code, duration_ms, error, outcome) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
+_DELIVERED_SQL = (
+    "UPDATE consents_outboxevent SET status = %s, delivered_at = %s, next_attempt_at = NULL, sending_until = NULL, "
+    "last_error = '' WHERE id = %s AND status <> %s"
+)
+# Conditional on the claim still being this attempt's (see outbox_attempt_record).
+_UNDELIVERED_SQL = (
+    "UPDATE consents_outboxevent SET status = %s, next_attempt_at = %s, sending_until = NULL, last_error = %s "
+    "WHERE id = %s AND attempts = %s AND status IN (%s, %s)"
+)
 
 
 @transaction.atomic
@@ -476,7 +592,7 @@ def outbox_event_redrive(*, event: OutboxEvent, actor: Actor) -> OutboxEvent:
         target=event,
         data={"partner": partner.slug, "type": event.event_type, "previous_status": previous},
     )
-    deliver_later([event.pk])
+    deliver_later({partner.pk: [event.pk]})
     return event
 
 
@@ -506,5 +622,5 @@ def partner_dead_letters_redrive(*, partner: Partner, actor: Actor, limit: int) 
             target=partner,
             data={"partner": partner.slug, "previous_status": DeliveryStatus.DEAD, "events": len(ids)},
         )
-        deliver_later(ids)
+        deliver_later({partner.pk: ids})
     return ids, dead.count()

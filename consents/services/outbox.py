@@ -8,13 +8,15 @@ crash between commit and enqueue loses an event. The same rows are the partner's
 (``consents.services.feed``). Delivery itself is in ``consents.services.delivery``.
 """
 
+import functools
 import logging
 import os
 import signal
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime, timedelta
-from functools import partial
 from typing import Any
 
 from celery import current_app
@@ -47,6 +49,9 @@ logger = logging.getLogger(__name__)
 # Queued by its pinned name: the task module calls the services in this one, so importing it here
 # would make the two modules import each other.
 DELIVER_TASK = "consents.tasks_delivery.outbox_event_deliver"
+DELIVER_BATCH_TASK = "consents.tasks_delivery.outbox_events_deliver"
+# The most events of one partner one delivery task sends in turn (consents.services.delivery.outbox_events_send).
+BATCH_MAX = 10
 # Set while a partner has due events that no task was queued for (its places were full), so that
 # its finished attempts queue the next ones (see consents.services.delivery).
 DEFERRED_KEY = "outbox:deferred:{partner_id}"
@@ -94,7 +99,11 @@ def _event_build(
 
 def _events_save(events: list[OutboxEvent]) -> list[OutboxEvent]:
     OutboxEvent.objects.bulk_create(events)
-    deliver_later([e.id for e in events if e.status == DeliveryStatus.PENDING])
+    by_partner: dict[int, list[uuid.UUID]] = {}
+    for event in events:
+        if event.status == DeliveryStatus.PENDING:
+            by_partner.setdefault(event.partner_id, []).append(event.id)
+    deliver_later(by_partner)
     return events
 
 
@@ -244,13 +253,63 @@ def outbox_webhook_test(*, partner: Partner, actor: Actor) -> OutboxEvent:
     return event
 
 
-def deliver_later(event_ids: Iterable[uuid.UUID]) -> None:
-    """Queue one delivery task per event once the current transaction commits."""
-    ids = [str(event_id) for event_id in event_ids]
-    if ids:
-        if settings.FAULT_CRASH_AFTER_COMMIT:
-            transaction.on_commit(_crash)
-        transaction.on_commit(partial(delivery_queue, ids), robust=True)
+def deliver_later(by_partner: dict[int, list[uuid.UUID]]) -> None:
+    """Queue the delivery of these events (by partner) once the current transaction commits.
+
+    Each partner's events go out in tasks of up to ``BATCH_MAX`` sent in turn; one event is one
+    task. Inside ``deliveries_gathered()`` the events of every call are held until the block ends
+    and queued together, so a transaction that makes many changes one by one queues batches too.
+    """
+    if not any(by_partner.values()):
+        return
+    gathered = _gathered.get()
+    if gathered is not None:
+        for partner_id, ids in by_partner.items():
+            gathered.setdefault(partner_id, []).extend(str(event_id) for event_id in ids)
+        return
+    _deliver_after_commit({partner_id: [str(event_id) for event_id in ids] for partner_id, ids in by_partner.items()})
+
+
+def _deliver_after_commit(by_partner: dict[int, list[str]]) -> None:
+    if not transaction.get_connection().in_atomic_block:
+        _batches_queue(by_partner)
+        return
+    if settings.FAULT_CRASH_AFTER_COMMIT:
+        transaction.on_commit(_crash)
+    transaction.on_commit(functools.partial(_batches_queue, by_partner), robust=True)
+
+
+def _batches_queue(by_partner: dict[int, list[str]]) -> None:
+    for ids in by_partner.values():
+        delivery_batch_queue(ids)
+
+
+_gathered: ContextVar[dict[int, list[str]] | None] = ContextVar("outbox_deliveries_gathered", default=None)
+
+
+@contextmanager
+def deliveries_gathered() -> Iterator[None]:
+    """Within this block, ``deliver_later`` holds the events of all its calls and queues them at the end.
+
+    For code that makes many changes one by one (each change's events would otherwise be queued as
+    tasks of their own): withdrawing every consent of an account, a GPC opt-out. What was gathered is
+    queued after the commit of the transaction open when the block ends (at once if none is), also
+    when the block raises: a caller may catch the error and commit the changes made before it. An
+    event written in a savepoint that rolled back inside the block is queued too; its task finds no
+    such event and skips it (``outbox_event_claim``), and the relay stays the backstop for anything
+    whose queueing is lost.
+    """
+    if _gathered.get() is not None:
+        yield  # an enclosing block queues everything
+        return
+    gathered: dict[int, list[str]] = {}
+    token = _gathered.set(gathered)
+    try:
+        yield
+    finally:
+        _gathered.reset(token)
+        if gathered:
+            _deliver_after_commit(gathered)
 
 
 def _crash() -> None:
@@ -259,12 +318,22 @@ def _crash() -> None:
 
 
 def delivery_queue(event_ids: list[str], *, countdown: float = 0) -> None:
-    """Queue delivery tasks now. A broker failure is logged, not raised: the relay will queue them."""
-    deliver = current_app.signature(DELIVER_TASK)
-    for queued, event_id in enumerate(event_ids):
+    """Queue one delivery task per event now. A broker failure is logged, not raised: the relay will queue them."""
+    _tasks_queue(DELIVER_TASK, [(event_id,) for event_id in event_ids], countdown=countdown)
+
+
+def delivery_batch_queue(event_ids: list[str]) -> None:
+    """Queue one partner's events now, in tasks of up to ``BATCH_MAX`` sent in turn (one event: one task)."""
+    batches = [event_ids[n : n + BATCH_MAX] for n in range(0, len(event_ids), BATCH_MAX)]
+    _tasks_queue(DELIVER_BATCH_TASK, [(batch,) for batch in batches])
+
+
+def _tasks_queue(name: str, args: list[tuple[Any, ...]], *, countdown: float = 0) -> None:
+    deliver = current_app.signature(name)
+    for queued, task_args in enumerate(args):
         try:
             deliver.apply_async(
-                (event_id,),
+                task_args,
                 countdown=countdown or None,
                 # Nobody reads the result. Without this, queueing by name subscribes to the task's result
                 # in the Redis result backend, whose reconnect loop holds the request for 20 s while
@@ -277,9 +346,9 @@ def delivery_queue(event_ids: list[str], *, countdown: float = 0) -> None:
         except Exception:
             # The broker is down: the rest would fail the same way, one retry interval each.
             logger.warning(
-                "could not queue delivery of %d outbox events (first %s); the relay will retry",
-                len(event_ids) - queued,
-                event_id,
+                "could not queue %d delivery tasks (first for %s); the relay will retry",
+                len(args) - queued,
+                task_args[0],
                 exc_info=True,
             )
             return

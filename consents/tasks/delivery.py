@@ -11,7 +11,7 @@ from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
 from consents.models import Partner
-from consents.services.delivery import attempt_time_limits, outbox_event_send
+from consents.services.delivery import attempt_time_limits, outbox_event_send, outbox_events_send
 from consents.services.outbox import outbox_due_requeue
 from portal.emails import EmailError, send_mail, staff_recipients
 
@@ -32,6 +32,17 @@ SOFT_TIME_LIMIT, TIME_LIMIT = attempt_time_limits()
 def outbox_event_deliver(event_id: str) -> str:
     """Make the next attempt of one outbox event if it is due, and record what happened."""
     return outbox_event_send(event_id=event_id)
+
+
+@shared_task(
+    name="consents.tasks_delivery.outbox_events_deliver",
+    ignore_result=True,
+    soft_time_limit=SOFT_TIME_LIMIT,
+    time_limit=TIME_LIMIT,
+)
+def outbox_events_deliver(event_ids: list[str]) -> list[str]:
+    """Make the next attempt of several due events of one partner in turn (the limits are the batch's)."""
+    return outbox_events_send(event_ids=event_ids)
 
 
 @shared_task(name="consents.tasks_delivery.outbox_relay", ignore_result=True)

@@ -35,7 +35,7 @@ from consents.models import AppGrant, Consent, ConsentReceipt, ConsentStatus, Re
 from consents.models.outbox import AckStatus
 from consents.services.apps import app_grant_revoke
 from consents.services.consents import consent_revoke
-from consents.services.outbox import outbox_subject_erasure
+from consents.services.outbox import deliveries_gathered, outbox_subject_erasure
 from portal.models import User
 from privacy_requests.emails import request_email_on_commit
 from privacy_requests.models import (
@@ -219,15 +219,17 @@ def _consents_revoke(user: User, actor: Actor) -> tuple[list[str], list[str]]:
     live = Consent.objects.filter(
         user=user, status__in=[ConsentStatus.GRANTED, ConsentStatus.RECONSENT_REQUIRED]
     ).select_related("purpose")
-    for consent in live:
-        try:
-            consent_revoke(user=user, purpose=consent.purpose, actor=actor, reason=RevocationReason.ACCOUNT_DELETED)
-        except DomainError:
-            # A purpose withdrawn from offer cannot be revoked through the consent flow; the erasure
-            # request below still reaches every partner that received the consumer.
-            skipped.append(consent.purpose.slug)
-        else:
-            revoked.append(consent.purpose.slug)
+    # Each partner gets the withdrawals in one delivery task, not one task per purpose.
+    with deliveries_gathered():
+        for consent in live:
+            try:
+                consent_revoke(user=user, purpose=consent.purpose, actor=actor, reason=RevocationReason.ACCOUNT_DELETED)
+            except DomainError:
+                # A purpose withdrawn from offer cannot be revoked through the consent flow; the erasure
+                # request below still reaches every partner that received the consumer.
+                skipped.append(consent.purpose.slug)
+            else:
+                revoked.append(consent.purpose.slug)
     return revoked, skipped
 
 

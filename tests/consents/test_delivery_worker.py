@@ -28,10 +28,11 @@ from consents.services.delivery import (
     outbox_attempt_record,
     outbox_event_claim,
     outbox_event_redrive,
+    outbox_events_send,
     partner_deferred_queue,
     partner_webhook_enable,
 )
-from consents.tasks.delivery import outbox_event_deliver, outbox_relay
+from consents.tasks.delivery import outbox_event_deliver, outbox_events_deliver, outbox_relay
 from tests.conftest import ROOT
 from tests.consents.webhook_support import database_url_for_worker
 from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, StaffFactory, UserFactory
@@ -613,3 +614,153 @@ def test_real_worker_killed_mid_delivery_is_replaced_and_the_event_goes_out_with
         for proc in (worker, replacement, beat):
             if proc is not None:
                 stop_group(proc)
+
+
+def events_for(partner, users, purpose):
+    for user in users:
+        consent_revoke(user=user, purpose=purpose, actor=Actor.consumer(user))
+    return list(OutboxEvent.objects.filter(partner=partner).order_by("created_at"))
+
+
+def test_a_batch_sends_one_partners_events_in_turn_and_a_failure_does_not_stop_it(
+    purpose, partner, webhook_receiver, celery_eager, clock
+):
+    events = events_for(partner, UserFactory.create_batch(3), purpose)
+    webhook_receiver.respond(500)
+
+    statuses = outbox_events_deliver([str(event.id) for event in events])
+
+    assert statuses == [DeliveryStatus.RETRYING, DeliveryStatus.DELIVERED, DeliveryStatus.DELIVERED]
+    assert [r.headers["webhook-id"] for r in webhook_receiver.requests] == [str(event.id) for event in events]
+    for received in webhook_receiver.requests:
+        received.verify(partner.webhook_secret)
+    for event in events:
+        event.refresh_from_db()
+        assert event.attempts == 1
+        assert event.sending_until is None, "each claim ended with its own attempt"
+    assert [event.status for event in events] == statuses
+
+
+def test_a_batch_stops_starting_attempts_after_its_time_budget_and_queues_the_rest(
+    purpose, partner, webhook_receiver, monkeypatch, clock
+):
+    from consents.services import delivery
+
+    events = events_for(partner, UserFactory.create_batch(3), purpose)
+    queued = []
+    monkeypatch.setattr(delivery, "delivery_batch_queue", lambda ids: queued.append(list(ids)))
+    monkeypatch.setattr(delivery, "BATCH_START_SECONDS", 0.0)
+
+    assert outbox_events_deliver([str(event.id) for event in events]) == [DeliveryStatus.DELIVERED]
+
+    assert queued == [[str(events[1].id), str(events[2].id)]]
+    assert len(webhook_receiver.requests) == 1
+    assert OutboxEvent.objects.filter(pk__in=[events[1].pk, events[2].pk], attempts=0).count() == 2
+    # Every attempt a batch starts has its whole timeout, and a claim's lease outlives the task.
+    soft, hard = outbox_events_deliver.soft_time_limit, outbox_events_deliver.time_limit
+    assert delivery.BATCH_START_SECONDS == 0.0
+    assert soft - 2.0 >= django_settings.WEBHOOK_TIMEOUT_SECONDS + 1
+    assert hard < claim_lease().total_seconds()
+
+
+def test_a_batch_respects_the_partners_in_flight_cap_and_leaves_the_rest_to_the_hand_off(
+    purpose, partner, settings, webhook_receiver, celery_eager, clock
+):
+    settings.WEBHOOK_MAX_IN_FLIGHT_PER_PARTNER = 1
+    first, second, third = events_for(partner, UserFactory.create_batch(3), purpose)
+    claim = outbox_event_claim(event_id=first.id)  # another worker holds the partner's one place
+    assert isinstance(claim, DeliveryClaim)
+
+    assert outbox_events_deliver([str(second.id), str(third.id)]) == [Unclaimed.DEFERRED]
+
+    assert webhook_receiver.requests == []
+    assert OutboxEvent.objects.filter(pk__in=[second.pk, third.pk], attempts=0, sending_until=None).count() == 2
+    outbox_attempt_record(
+        event_id=first.id, attempt=claim.attempt, result=AttemptResult(status_code=200, duration_ms=5)
+    )
+    # The finished attempt hands its place on: the next events follow, one in flight at a time.
+    assert partner_deferred_queue(partner_id=partner.pk) == [str(second.id)]
+    assert OutboxEvent.objects.filter(status=DeliveryStatus.DELIVERED).count() == 3
+
+
+def test_a_transaction_queues_its_events_in_batches_of_one_partner_each(
+    purpose, partner, monkeypatch, django_capture_on_commit_callbacks
+):
+    from celery import Celery
+    from django.db import transaction
+
+    from consents.services.outbox import BATCH_MAX, DELIVER_BATCH_TASK, deliveries_gathered
+
+    other = PartnerFactory(slug="other", webhook_url=partner.webhook_url)
+    SharingFactory(partner=other, purpose=purpose)
+    sent = []
+    monkeypatch.setattr(
+        Celery, "send_task", lambda self, name, args=None, kwargs=None, **options: sent.append((name, args[0]))
+    )
+    users = UserFactory.create_batch(BATCH_MAX + 2)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic(), deliveries_gathered():
+        try:
+            with transaction.atomic():
+                consent_revoke(user=users[0], purpose=purpose, actor=Actor.consumer(users[0]))
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        for user in users[1:]:
+            consent_revoke(user=user, purpose=purpose, actor=Actor.consumer(user))
+
+    assert {name for name, _ids in sent} == {DELIVER_BATCH_TASK}
+    by_partner = {}
+    for _name, ids in sent:
+        (owner,) = set(OutboxEvent.objects.filter(pk__in=ids).values_list("partner_id", flat=True))
+        by_partner.setdefault(owner, []).append(len(ids))
+    # Per partner: the rolled-back revocation's event and the BATCH_MAX + 1 committed ones.
+    assert by_partner == {partner.pk: [BATCH_MAX, 2], other.pk: [BATCH_MAX, 2]}
+    queued = [event_id for _name, ids in sent for event_id in ids]
+    committed = {str(pk) for pk in OutboxEvent.objects.values_list("pk", flat=True)}
+    assert len(committed) == 2 * (BATCH_MAX + 1), "the rolled-back revocation wrote no events"
+    assert committed <= set(queued)
+    assert len(queued) == len(set(queued)) == len(committed) + 2
+    # The two queued ids of the rolled-back savepoint name no event: their batch skips them.
+    assert outbox_events_send(event_ids=sorted(set(queued) - committed)) == ["skipped", "skipped"]
+
+
+def test_a_batch_skips_an_event_that_is_gone_or_not_due_and_sends_the_rest(
+    purpose, partner, webhook_receiver, celery_eager, clock
+):
+    first, second = events_for(partner, UserFactory.create_batch(2), purpose)
+    OutboxEvent.objects.filter(pk=first.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+    gone = "7b7d1f0e-0000-4000-8000-000000000001"  # written in a savepoint that rolled back
+
+    statuses = outbox_events_deliver([gone, str(first.id), str(second.id)])
+
+    assert statuses == [Unclaimed.SKIPPED, Unclaimed.SKIPPED, DeliveryStatus.DELIVERED]
+    assert [r.headers["webhook-id"] for r in webhook_receiver.requests] == [str(second.id)]
+
+
+def test_an_opt_out_of_several_purposes_reaches_each_partner_in_one_task(
+    partner, monkeypatch, django_capture_on_commit_callbacks
+):
+    from celery import Celery
+
+    from consents.services.consents import sale_sharing_opt_out
+    from consents.services.outbox import DELIVER_BATCH_TASK
+
+    purposes = [PurposeFactory(slug=f"sale-{n}", gpc_covered=True) for n in range(3)]
+    for purpose in purposes:
+        SharingFactory(partner=partner, purpose=purpose)
+    user = UserFactory()
+    for purpose in purposes:
+        consent_grant(user=user, purpose=purpose, actor=Actor.consumer(user))
+    sent = []
+    monkeypatch.setattr(
+        Celery, "send_task", lambda self, name, args=None, kwargs=None, **options: sent.append((name, args[0]))
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        opted_out = sale_sharing_opt_out(user=user, actor=Actor.consumer(user), method="gpc")
+
+    assert sorted(opted_out) == ["sale-0", "sale-1", "sale-2"]
+    revoked = OutboxEvent.objects.filter(partner=partner, event_type="consent.revoked")
+    assert sent == [
+        (DELIVER_BATCH_TASK, [str(pk) for pk in revoked.order_by("created_at").values_list("pk", flat=True)])
+    ]

@@ -19,7 +19,7 @@ from consents.selectors.propagation import DeliveryState, consent_delivery_state
 from consents.services.consents import consent_expire, consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
 from consents.services.outbox import DELIVER_TASK, delivery_queue, outbox_subject_erasure
-from consents.tasks.delivery import outbox_event_deliver, outbox_relay
+from consents.tasks.delivery import outbox_events_deliver, outbox_relay
 from tests.factories import (
     DataCategoryFactory,
     PartnerFactory,
@@ -183,7 +183,7 @@ def test_committed_change_keeps_its_events_when_the_broker_is_down(monkeypatch):
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to redis: Connection refused.")
 
-    monkeypatch.setattr(outbox_event_deliver, "apply_async", broker_down)
+    monkeypatch.setattr(outbox_events_deliver, "apply_async", broker_down)
     consent = revoke(consumer, purpose)
 
     consent.refresh_from_db()
@@ -219,7 +219,7 @@ def test_a_broker_outage_costs_one_failed_enqueue_not_one_per_event(monkeypatch,
     delivery_queue([f"7b7d1f0e-0000-4000-8000-00000000000{n}" for n in range(5)])
 
     assert len(attempts) == 1
-    assert "could not queue delivery of 5 outbox events" in caplog.text
+    assert "could not queue 5 delivery tasks" in caplog.text
 
 
 def test_the_crash_fault_kills_the_process_after_commit_and_before_the_enqueue(
@@ -232,7 +232,7 @@ def test_the_crash_fault_kills_the_process_after_commit_and_before_the_enqueue(
     settings.FAULT_CRASH_AFTER_COMMIT = True
     steps = []
     monkeypatch.setattr(outbox.os, "kill", lambda pid, sig: steps.append(("kill", sig)))
-    monkeypatch.setattr(outbox, "delivery_queue", lambda ids, **kwargs: steps.append(("queue", len(ids))))
+    monkeypatch.setattr(outbox, "delivery_batch_queue", lambda ids: steps.append(("queue", len(ids))))
     with django_capture_on_commit_callbacks(execute=True):
         revoke(consumer, purpose)
         assert steps == [], "nothing happens before the commit"

@@ -22,6 +22,7 @@ TASK_NAMES = {
     "consents.tasks.publication_run_process",
     "consents.tasks.publication_runs_resume",
     "consents.tasks_delivery.outbox_event_deliver",
+    "consents.tasks_delivery.outbox_events_deliver",
     "consents.tasks_delivery.outbox_relay",
     "consents.tasks_delivery.partner_webhook_disabled_notify",
     "portal.requests.tasks.consent_proofs_purge_expired",

@@ -23,6 +23,7 @@ from tests.factories import PartnerFactory, PurposeFactory, SharingFactory, User
 # test_every_registered_task_is_routed_to_its_queue until it is given one here and there.
 EXPECTED_QUEUES = {
     "consents.tasks_delivery.outbox_event_deliver": "delivery",
+    "consents.tasks_delivery.outbox_events_deliver": "delivery",
     "consents.tasks_delivery.outbox_relay": "delivery",
     "consents.tasks_delivery.partner_webhook_disabled_notify": "default",
     "consents.tasks.consents_expire_due": "default",
