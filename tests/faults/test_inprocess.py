@@ -79,24 +79,40 @@ def _partners_with_events(receivers, per_partner):
         consent_revoke(user=user, purpose=purpose, actor=Actor.consumer(user))
 
 
-def test_a_slow_partner_holds_one_slot_while_the_other_delivers_to_healthy_partners(loopback):
+def test_a_slow_partner_holds_one_slot_while_the_other_delivers_to_healthy_partners(loopback, settings):
+    # Slow, not timed out: on a loaded machine a 2 s answer must not come near the client's timeout.
+    settings.WEBHOOK_TIMEOUT_SECONDS = 10.0
     slow, healthy = Receiver("slow"), Receiver("healthy")
     slow.behave = ("slow", 2.0)
     slots = DeliverySlots(2)
     try:
         with slots.installed():
             _partners_with_events([slow, healthy], per_partner=1)  # queued: slow, then healthy
+            for _ in range(5):  # and five more healthy partners' events behind them
+                _partners_with_events([healthy], per_partner=1)
             started = time.monotonic()
-            with slots.running():
-                for _ in range(5):
-                    _partners_with_events([healthy], per_partner=1)
+            slots.drain()
     finally:
         slow.close()
         healthy.close()
+    assert len(slow.deliveries) == 1, _deliveries_described(slow)
     [slow_delivery] = slow.deliveries
     assert len(healthy.applied) == 6
     assert all(d.answered < slow_delivery.answered for d in healthy.deliveries)
     assert slow_delivery.answered - started >= 2.0
+
+
+def _deliveries_described(receiver):
+    """What a receiver got and what the outbox recorded of each attempt, for an assertion's message."""
+    from consents.models import DeliveryAttempt
+
+    got = [(d.webhook_id, d.status, round(d.answered - d.started, 2)) for d in receiver.deliveries]
+    attempts = list(
+        DeliveryAttempt.objects.filter(event_id__in={d.webhook_id for d in receiver.deliveries})
+        .order_by("attempted_at")
+        .values_list("event_id", "status_code", "duration_ms", "error")
+    )
+    return f"received {got}; attempts recorded {attempts}"
 
 
 def test_a_slow_partners_backlog_does_not_hold_every_slot(loopback, settings):
