@@ -5,8 +5,9 @@ are built from the selectors' ``ConsentState.as_json()`` — the output serializ
 for the OpenAPI schema (the bulk check renders up to 1,000 results within its time budget).
 """
 
+import re
 import uuid
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
@@ -39,6 +40,10 @@ from consents.services.feed import EventAckConflict, outbox_event_ack, outbox_fe
 from portal.replica import replica_reads
 
 BULK_CHECK_MAX = 1_000
+BULK_IDENTIFIER_MAX = 64
+# IDENTIFIER matched whole (``fullmatch``): its ``$`` would let a trailing newline through, which the
+# serializer strips before matching.
+_BULK_IDENTIFIER = re.compile(IDENTIFIER.removeprefix("^").removesuffix("$"))
 FEED_LIMIT_DEFAULT = 100
 FEED_LIMIT_MAX = 500
 
@@ -53,6 +58,33 @@ SUBJECT_ID = OpenApiParameter(
     "subject_id", str, OpenApiParameter.PATH, description="Your pairwise id for the consumer (`sub_…`)."
 )
 PURPOSE = OpenApiParameter("purpose", str, OpenApiParameter.PATH, description="The purpose's identifier (slug).")
+
+
+def _bulk_identifier(value: Any) -> TypeGuard[str]:
+    return type(value) is str and len(value) <= BULK_IDENTIFIER_MAX and _BULK_IDENTIFIER.fullmatch(value) is not None
+
+
+def bulk_pairs_plain(data: Any) -> list[tuple[str, str]] | None:
+    """The (subject id, purpose) pairs of a well-formed bulk check, or ``None`` if anything is off.
+
+    The serializer's field-by-field validation cost about 18 of the 24 ms a 1,000-pair check took
+    (measured 2026-12-02). A request every item of which is already what the serializer would
+    accept unchanged (two strings matching ``IDENTIFIER``, at most ``BULK_IDENTIFIER_MAX`` long) is
+    read here; anything else (``None``) goes through the serializer, which accepts it or says why
+    not. Unknown keys are ignored, as the serializer ignores them.
+    """
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return None
+    pairs = []
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        subject_id, purpose = item.get("subject_id"), item.get("purpose")
+        if not (_bulk_identifier(subject_id) and _bulk_identifier(purpose)):
+            return None
+        pairs.append((subject_id, purpose))
+    return pairs
 
 
 class ConsentStateSerializer(serializers.Serializer):
@@ -149,8 +181,12 @@ class BulkConsentCheckApi(PartnerApi):
 
     class InputSerializer(serializers.Serializer):
         class ItemSerializer(serializers.Serializer):
-            subject_id = StrictRegexField(IDENTIFIER, max_length=64, help_text="Your pairwise id for the consumer.")
-            purpose = StrictRegexField(IDENTIFIER, max_length=64, help_text="The purpose's identifier.")
+            subject_id = StrictRegexField(
+                IDENTIFIER, max_length=BULK_IDENTIFIER_MAX, help_text="Your pairwise id for the consumer."
+            )
+            purpose = StrictRegexField(
+                IDENTIFIER, max_length=BULK_IDENTIFIER_MAX, help_text="The purpose's identifier."
+            )
 
         items = serializers.ListField(child=ItemSerializer(), max_length=BULK_CHECK_MAX)
 
@@ -180,9 +216,11 @@ class BulkConsentCheckApi(PartnerApi):
                 code="too_many_items",
                 status_code=status.HTTP_400_BAD_REQUEST,
             )
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        pairs = [(item["subject_id"], item["purpose"]) for item in serializer.validated_data["items"]]
+        pairs = bulk_pairs_plain(request.data)
+        if pairs is None:  # something is wrong with it: the serializer says what
+            serializer = self.InputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            pairs = [(item["subject_id"], item["purpose"]) for item in serializer.validated_data["items"]]
         states = consent_states_bulk(partner_id=partner_token(request).partner_id, pairs=pairs)
         return Response({"results": [state.as_json() for state in states]})
 
