@@ -6,9 +6,10 @@ version, flagged access, or month), so a task that runs twice, or twice at once,
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import Task, shared_task
-from django.db.models import Count, F, Q
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from audit.models import AccessEvent, AccessVerdict, NotificationKind, NotificationSent
@@ -76,11 +77,17 @@ def _material_change_send_all(version: PurposeVersion) -> tuple[int, int]:
 def material_change_notify(self: Task, version_id: int) -> int:
     """Email each consumer asked to decide again by this notice version, once; the number sent.
 
-    Only consumers who keep ``notify_material_changes`` on; none once a newer version replaced this
-    one (its own task tells them). Failed sends are retried later; the sent ones are not repeated.
+    Only consumers who keep ``notify_material_changes`` on; none once a newer material version
+    replaced this one (its own task tells them). A newer minor version does not cancel the email:
+    the consumers are still asked to decide because of this one's change. Failed sends are retried
+    later; the sent ones are not repeated.
     """
     version = PurposeVersion.objects.select_related("purpose").filter(pk=version_id).first()
-    if version is None or version.purpose.current_version_id != version.pk:
+    if (
+        version is None
+        or not version.material
+        or _later_material(purpose=version.purpose_id, number=version.number).exists()
+    ):
         return 0
     sent, failed = _material_change_send_all(version)
     if failed:
@@ -94,16 +101,24 @@ def material_change_notify_sweep() -> int:
 
     A publication queues ``material_change_notify`` after it commits; when the broker is down then,
     or the task is lost or runs out of retries, the emails are still owed. What is owed needs no
-    record of its own: a consumer asked to decide again by a current material version, who keeps
-    the setting on and has no ``NotificationSent`` for that version. Beat runs this every few
+    record of its own: a consumer asked to decide again by the latest material version of a purpose
+    (minor versions after it change nothing about that), who keeps the setting on and has no
+    ``NotificationSent`` for that version. Beat runs this every few
     minutes over the versions published in the last ``MATERIAL_CHANGE_SWEEP_WINDOW``; the claims
     make it safe beside the publication's own task.
     """
     recent = timezone.now() - MATERIAL_CHANGE_SWEEP_WINDOW
-    versions = PurposeVersion.objects.filter(
-        material=True, number__gt=1, published_at__gte=recent, purpose__current_version=F("pk")
-    ).select_related("purpose")
+    versions = (
+        PurposeVersion.objects.filter(material=True, number__gt=1, published_at__gte=recent)
+        .exclude(Exists(_later_material(purpose=OuterRef("purpose_id"), number=OuterRef("number"))))
+        .select_related("purpose")
+    )
     return sum(_material_change_send_all(version)[0] for version in versions.order_by("pk"))
+
+
+def _later_material(*, purpose: Any, number: Any) -> QuerySet[PurposeVersion]:
+    """The purpose's material versions after version ``number`` (values, or ``OuterRef``s in a subquery)."""
+    return PurposeVersion.objects.filter(purpose_id=purpose, material=True, number__gt=number)
 
 
 @shared_task(name="consents.tasks.flagged_access_notify", bind=True, max_retries=12)

@@ -174,6 +174,32 @@ def test_a_superseded_version_emails_nobody(people, offers):
     assert mail.outbox == []
 
 
+def test_a_minor_version_published_before_the_emails_went_does_not_cancel_them(people, offers):
+    # The material change still asks the consumer to decide; only a newer material version takes over.
+    purpose, _partner = offers
+    consent_grant(user=people["zh"], purpose=purpose, actor=Actor.consumer(people["zh"]))
+    material = _publish(purpose)
+    _publish(purpose, material=False)
+    mail.outbox.clear()
+
+    assert material_change_notify_sweep() == 1
+    assert [m.to[0] for m in mail.outbox] == ["zh@example.com"]
+    assert material_change_notify(material.pk) == 0  # the publication's own task, late: already told
+    assert len(mail.outbox) == 1
+
+
+def test_the_publications_own_task_emails_despite_a_later_minor_version(people, offers):
+    purpose, _partner = offers
+    consent_grant(user=people["en"], purpose=purpose, actor=Actor.consumer(people["en"]))
+    material = _publish(purpose)
+    minor = _publish(purpose, material=False)
+    mail.outbox.clear()
+
+    assert material_change_notify(minor.pk) == 0  # not a material version: nothing to tell
+    assert material_change_notify(material.pk) == 1
+    assert [m.to[0] for m in mail.outbox] == ["en@example.com"]
+
+
 def test_every_notification_carries_one_click_unsubscribe_headers(people, offers):
     purpose, _partner = offers
     consent_grant(user=people["en"], purpose=purpose, actor=Actor.consumer(people["en"]))
