@@ -429,6 +429,7 @@ CELERY_TASK_ROUTES = {
     "consents.tasks.material_change_notify": {"queue": "default"},
     "consents.tasks.material_change_notify_sweep": {"queue": "default"},
     "consents.tasks.flagged_access_notify": {"queue": "default"},
+    "consents.tasks.flagged_access_notify_sweep": {"queue": "default"},
     "consents.tasks.monthly_digests_send": {"queue": "default"},
     "consents.tasks.publication_run_process": {"queue": "default"},
     "consents.tasks.publication_runs_resume": {"queue": "default"},
@@ -503,6 +504,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "material-change-notify-sweep": {
         "task": "consents.tasks.material_change_notify_sweep",
         "schedule": crontab(minute="*/10"),
+        "options": {"expires": 540},
+    },
+    # Flagged-access emails that no task sent (the cache or the broker was down at ingest).
+    "flagged-access-notify-sweep": {
+        "task": "consents.tasks.flagged_access_notify_sweep",
+        "schedule": crontab(minute="5-59/10"),
         "options": {"expires": 540},
     },
     # The monthly "who accessed your data" email. Hourly, because the 1st comes at a different hour in

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Task, shared_task
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import CharField, Count, Exists, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from audit.models import AccessEvent, AccessVerdict, NotificationKind, NotificationSent
@@ -42,6 +43,10 @@ FLAGGED_LOOKBACK = timedelta(days=1)
 RETRY_DELAY = 300
 # How often a run that lost a race for some flagged accesses looks again at what is left.
 CLAIM_ATTEMPTS = 3
+# A flagged access not told this long after it arrived is the sweep's (its own task runs after
+# FLAGGED_ACCESS_NOTIFY_DELAY, 3 minutes by default), and the most consumers one sweep emails.
+FLAGGED_SWEEP_GRACE = timedelta(minutes=10)
+FLAGGED_SWEEP_MAX_USERS = 500
 # Material changes older than this are not emailed any more by the sweep: the consumer sees the
 # change on their next visit, and an email weeks late reads as news it is not.
 MATERIAL_CHANGE_SWEEP_WINDOW = timedelta(days=7)
@@ -130,6 +135,52 @@ def flagged_access_notify(self: Task, user_id: int) -> int:
     is claimed on its own (its id is the key), not by a high-water mark: an access whose
     transaction commits after a later one was told (ids are taken before commit) is still told.
     """
+    try:
+        return _flagged_access_tell(user_id)
+    except EmailError as error:
+        raise self.retry(countdown=RETRY_DELAY, exc=error) from error
+
+
+@shared_task(name="consents.tasks.flagged_access_notify_sweep")
+def flagged_access_notify_sweep() -> int:
+    """Send the flagged-access emails that no task sent; the number of consumers emailed.
+
+    An ingest queues ``flagged_access_notify`` through the cache and the broker; when either is down
+    then, or the task is lost or runs out of retries, the email is still owed. What is owed needs no
+    record of its own: a flagged access received in the last ``FLAGGED_LOOKBACK``, more than
+    ``FLAGGED_SWEEP_GRACE`` ago (its own task has had its turn), with no ``NotificationSent`` for its
+    id, to a consumer who keeps the setting on. Beat runs this every few minutes; the per-access
+    claims make it safe beside the consumers' own tasks.
+    """
+    now = timezone.now()
+    told = NotificationSent.objects.filter(
+        user_id=OuterRef("user_id"), kind=NotificationKind.FLAGGED_ACCESS, key=Cast(OuterRef("pk"), CharField())
+    )
+    owed = (
+        AccessEvent.objects.filter(
+            verdict__in=FLAGGED,
+            received_at__gte=now - FLAGGED_LOOKBACK,
+            received_at__lt=now - FLAGGED_SWEEP_GRACE,
+            user__is_active=True,
+            user__notify_flagged_access=True,
+        )
+        .exclude(Exists(told))
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
+    emailed = 0
+    for user_id in owed[:FLAGGED_SWEEP_MAX_USERS]:
+        try:
+            if _flagged_access_tell(user_id):
+                emailed += 1
+        except EmailError:
+            logger.exception("could not email user %s about flagged accesses", user_id)
+    return emailed
+
+
+def _flagged_access_tell(user_id: int) -> int:
+    """``flagged_access_notify``'s work; on ``EmailError`` the claims are released and it is raised."""
     user = User.objects.filter(pk=user_id, is_active=True, notify_flagged_access=True).first()
     if user is None:
         return 0
@@ -150,9 +201,9 @@ def flagged_access_notify(self: Task, user_id: int) -> int:
     listed.sort(key=lambda event: event.pk)
     try:
         flagged_access_send(user=user, events=listed, total=len(ids))
-    except EmailError as error:
+    except EmailError:
         notification_release_all(user_id=user.pk, kind=NotificationKind.FLAGGED_ACCESS, keys=keys)
-        raise self.retry(countdown=RETRY_DELAY, exc=error) from error
+        raise
     return len(ids)
 
 

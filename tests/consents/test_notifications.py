@@ -19,6 +19,7 @@ from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure
 from consents.tasks.notifications import (
     flagged_access_notify,
+    flagged_access_notify_sweep,
     material_change_notify,
     material_change_notify_sweep,
     monthly_digests_send,
@@ -308,6 +309,42 @@ def test_two_runs_side_by_side_tell_each_flagged_access_once(people, flagged_set
     assert flagged_access_notify(user.pk) == 1
     [message] = mail.outbox
     assert message.body.count("No consent at the time.") == 1
+
+
+def test_flagged_access_emails_owed_when_the_broker_was_down_are_sent_once_by_the_sweep(
+    people, flagged_setup, frozen, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    adco, _mailer = flagged_setup
+
+    def broker_down(self, name, *args, **options):
+        raise OperationalError("Error 111 connecting to redis: Connection refused.")
+
+    monkeypatch.setattr(Celery, "send_task", broker_down)
+    for user in people.values():
+        subject = partner_subject_ensure(partner=adco, user=user)
+        with django_capture_on_commit_callbacks(execute=True):
+            access_events_ingest(partner=adco, reports=[_flagged_report(subject, f"down-{user.pk}")])
+    assert mail.outbox == []
+    assert f"could not queue the flagged-access email for user {people['en'].pk}" in caplog.text
+
+    assert flagged_access_notify_sweep() == 0, "the consumers' own tasks still have their turn"
+    frozen.shift(timedelta(minutes=11))
+    assert flagged_access_notify_sweep() == 2
+    assert sorted(m.to[0] for m in mail.outbox) == ["en@example.com", "zh@example.com"]
+    assert "合作方未经您同意使用了您的数据" in _mail_to("zh@example.com").subject
+    # Swept again, or a consumer's own task arriving late: nobody gets a second email.
+    assert flagged_access_notify_sweep() == 0
+    assert flagged_access_notify(people["en"].pk) == 0
+    assert len(mail.outbox) == 2
+
+
+def test_the_flagged_access_sweep_leaves_accesses_older_than_its_lookback_alone(people, flagged_setup, frozen):
+    adco, _mailer = flagged_setup
+    subject = partner_subject_ensure(partner=adco, user=people["en"])
+    access_events_ingest(partner=adco, reports=[_flagged_report(subject, "old")])
+    frozen.shift(timedelta(days=1, minutes=1))
+    assert flagged_access_notify_sweep() == 0
+    assert mail.outbox == []
 
 
 def test_flagged_access_email_is_in_the_consumers_language_and_zone(people, flagged_setup):

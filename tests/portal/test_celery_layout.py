@@ -18,6 +18,7 @@ TASK_NAMES = {
     "consents.tasks.flagged_access_notify",
     "consents.tasks.material_change_notify",
     "consents.tasks.material_change_notify_sweep",
+    "consents.tasks.flagged_access_notify_sweep",
     "consents.tasks.monthly_digests_send",
     "consents.tasks.publication_run_process",
     "consents.tasks.publication_runs_resume",

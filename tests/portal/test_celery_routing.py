@@ -33,6 +33,7 @@ EXPECTED_QUEUES = {
     "privacy_requests.tasks.agent_requests_dispatch_pending": "default",
     "consents.tasks.material_change_notify": "default",
     "consents.tasks.material_change_notify_sweep": "default",
+    "consents.tasks.flagged_access_notify_sweep": "default",
     "consents.tasks.flagged_access_notify": "default",
     "consents.tasks.monthly_digests_send": "default",
     "consents.tasks.publication_run_process": "default",
