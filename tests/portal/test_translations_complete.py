@@ -25,12 +25,25 @@ def _tracked_sources() -> list[str]:
 
 
 def _entries(catalogue: Path, option: str) -> list[str]:
-    """The msgids ``msgattrib option`` keeps, the header left out."""
+    """The msgids ``msgattrib option`` keeps (each as its quoted lines joined), the header left out."""
     out = subprocess.run(
-        ["msgattrib", option, "--no-obsolete", "--no-wrap", str(catalogue)], capture_output=True, text=True, check=True
+        ["msgattrib", option, "--no-obsolete", str(catalogue)], capture_output=True, text=True, check=True
     ).stdout
-    msgids = [line.removeprefix("msgid ") for line in out.splitlines() if line.startswith('msgid "')]
-    return [msgid for msgid in msgids if msgid != '""']
+    msgids = []
+    for block in out.split("\n\n"):
+        lines = block.splitlines()
+        starts = [n for n, line in enumerate(lines) if line.startswith("msgid ")]
+        if not starts:
+            continue
+        quoted = [lines[starts[0]].removeprefix("msgid ")]
+        for line in lines[starts[0] + 1 :]:
+            if not line.startswith('"'):
+                break  # msgstr
+            quoted.append(line)
+        msgid = "".join(part[1:-1] for part in quoted)
+        if msgid:  # the header's msgid is empty
+            msgids.append(msgid)
+    return msgids
 
 
 @pytest.mark.skipif(shutil.which("msgattrib") is None or not (ROOT / ".git").exists(), reason="needs gettext and git")
