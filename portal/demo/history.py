@@ -84,14 +84,34 @@ ACCESS_PATTERNS = [
 ]
 
 
+# What the partners say of each access, as they would report it to a consumer reading in Chinese.
+ACCESS_DETAILS_ZH_HANS = {
+    "Card payment screened": "已筛查银行卡付款",
+    "Statement notification sent": "已发送账单通知",
+    "App usage aggregated": "已汇总应用使用情况",
+    "Offer model scored": "已用优惠模型评分",
+    "Audience segment refreshed": "已更新受众分组",
+    "Location enrichment": "位置数据补充",
+    "Looked up the account after a phone call": "电话沟通后查看了账户",
+}
+
+
 def access_history_ensure(*, consumer: User, staff: User) -> None:
     """A few hundred reported accesses over the last 90 days, two of them flagged, and one staff look.
 
     Accesses for essential purposes span the whole period; accesses relying on consent start when
-    the demo consumer gave it (the moment the demo was seeded), so they are covered by it.
+    the demo consumer gave it (the moment the demo was seeded), so they are covered by it. What the
+    partners say of each access is in the consumer's language (English or Simplified Chinese).
     """
     if AccessEvent.objects.filter(user=consumer).exists():
         return
+    chinese = consumer.language == "zh-hans"
+    # Partners' event ids are unique per partner, so each demo consumer's events get their own.
+    prefix = "demo-zh" if chinese else "demo"
+
+    def said(text: str) -> str:
+        return ACCESS_DETAILS_ZH_HANS[text] if chinese else text
+
     now = timezone.now()
     rng = random.Random(2026)  # noqa: S311 (demo data, not security)
     for slug, purpose, categories, action, detail in ACCESS_PATTERNS:
@@ -101,13 +121,13 @@ def access_history_ensure(*, consumer: User, staff: User) -> None:
         count = 120 if essential else 15
         reports = [
             AccessReport(
-                event_id=f"demo-{slug}-{n}",
+                event_id=f"{prefix}-{slug}-{n}",
                 subject_id=subject.subject_id,
                 purpose=purpose,
                 categories=categories,
                 accessed_at=now - timedelta(minutes=rng.randint(1, 90 * 24 * 60)) if essential else now,
                 action=action,
-                detail=detail,
+                detail=said(detail),
             )
             for n in range(count)
         ]
@@ -122,20 +142,20 @@ def access_history_ensure(*, consumer: User, staff: User) -> None:
         partner = Partner.objects.get(slug=slug)
         subject = partner_subject_ensure(partner=partner, user=consumer)
         report = AccessReport(
-            event_id=f"demo-{slug}-flagged",
+            event_id=f"{prefix}-{slug}-flagged",
             subject_id=subject.subject_id,
             purpose=purpose,
             categories=categories,
             accessed_at=now,
             action="read",
-            detail=detail,
+            detail=said(detail),
         )
         access_events_ingest(partner=partner, reports=[report])
     reason = staff_access_reason_state(staff=staff, consumer=consumer, code="support_request", reference="#4821")
     access_event_record_staff(
         staff=staff,
         consumer=consumer,
-        what="Looked up the account after a phone call",
+        what=said("Looked up the account after a phone call"),
         records="consents.consent",
         reason=reason,
     )

@@ -4,7 +4,7 @@ from allauth.mfa.utils import is_mfa_enabled
 from django.core.management import CommandError, call_command
 
 from audit.access import STAFF_PARTNER_SLUG
-from audit.models import AuditEvent
+from audit.models import AccessEvent, AccessVerdict, AuditEvent
 from audit.selectors import audit_chain_breaks
 from consents.models import (
     Consent,
@@ -16,6 +16,7 @@ from consents.models import (
     PurposeVersion,
     Sharing,
 )
+from portal.demo.history import ACCESS_DETAILS_ZH_HANS
 from portal.models import User
 
 
@@ -242,6 +243,15 @@ def test_seed_demo_consumers_have_their_own_language_and_time_zone_and_keep_a_ch
     chinese = User.objects.get(email="demo-zh@example.com")
     assert chinese.language == "zh-hans"
     assert Consent.objects.filter(user=chinese).exists()
+    # Their access page has a history too, told in Chinese, with its flagged accesses.
+    theirs = AccessEvent.objects.filter(user=chinese)
+    details = set(theirs.values_list("detail", flat=True))
+    assert details
+    assert details <= set(ACCESS_DETAILS_ZH_HANS.values()), details
+    english = AccessEvent.objects.filter(user__email="demo@example.com")
+    flagged = theirs.exclude(verdict=AccessVerdict.COVERED).count()
+    assert flagged == english.exclude(verdict=AccessVerdict.COVERED).count()
+    assert flagged > 0
 
     User.objects.filter(pk=chinese.pk).update(time_zone="Europe/Paris")
     call_command("seed_demo")

@@ -84,10 +84,9 @@ class Command(BaseCommand):
                 second_factors[email] = demo_mfa_ensure(user=member)
             catalogue_ensure(staff=staff)
             partner_config = demo_partner_ensure(staff=staff)
-            consumer_consents_ensure(consumer=consumer, staff=staff)
-            # Only decisions for the second consumer: the demo's reported accesses are the first's.
-            consumer_consents_ensure(consumer=consumer_zh, staff=staff)
-            access_history_ensure(consumer=consumer, staff=staff)
+            for user in (consumer, consumer_zh):
+                consumer_consents_ensure(consumer=user, staff=staff)
+                access_history_ensure(consumer=user, staff=staff)
             operations_history_ensure()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"  consumer: {DEMO_CONSUMER} / {password}")
