@@ -1,13 +1,21 @@
 """Every consumer page at 360 px, in English and Simplified Chinese: nothing scrolls sideways, and
 axe-core finds no serious or critical violation. Plus the no-JavaScript and focus journeys of issue 11."""
 
+import base64
+import hashlib
+import json
 import os
 import re
+import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from allauth.account.models import EmailAddress
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -18,7 +26,16 @@ from consents.services.consents import consent_grant, consent_revoke
 from consents.services.notices import purpose_version_publish
 from consents.services.partners import partner_subject_ensure
 from portal.notifications import settings_token
-from tests.factories import AppGrantFactory, DataCategoryFactory, PrivacyRequestFactory
+from privacy_requests.models import AgentRequest
+from privacy_requests.services.agents import agent_request_dispatch, agent_request_submit, confirm_token_make
+from privacy_requests.services.requests import cancel_token_make
+from tests.factories import (
+    AppGrantFactory,
+    DataCategoryFactory,
+    PrivacyRequestFactory,
+    UserFactory,
+    connected_app_create_for_tests,
+)
 
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -65,6 +82,16 @@ SIGNED_OUT_PAGES = {
     "signup": "/accounts/signup/",
     "password-reset": "/accounts/password/reset/",
     "verification-sent": "/accounts/confirm-email/",
+    "agent": "/requests/agent/",
+    "agent-sent": "/requests/agent/sent/",
+    "cancel-link": "/requests/cancel/{cancel}/",
+}
+# Pages reached from an email or another site, with a token made for the run.
+SIGNED_IN_LINKED_PAGES = {
+    # First: a pushed authorisation request lives CONNECT_REQUEST_URI_SECONDS.
+    "connect-authorize": "/connect/authorize?client_id={client_id}&request_uri={request_uri}",
+    "agent-confirm": "/requests/agent/confirm/{agent_confirm}/",
+    "unsubscribe": "/email-settings/{token}/unsubscribe/material_change/",
 }
 
 
@@ -135,7 +162,65 @@ def _consumer_history(consumer, catalogue) -> dict[str, str]:
         "receipt": str(receipt.pk),
         "grant": str(grant.pk),
         "token": settings_token(consumer),
+        "cancel": _deletion_cancel_token(),
+        "agent_confirm": _agent_request_awaiting(consumer),
     }
+
+
+def _deletion_cancel_token() -> str:
+    """The emailed cancellation link of another consumer's deletion in its grace period (opened signed out)."""
+    deletion = PrivacyRequestFactory(
+        user=UserFactory(),
+        kind="deletion",
+        grace_ends_at=timezone.now() + timedelta(days=7),
+        cancel_nonce=secrets.token_hex(16),
+    )
+    return cancel_token_make(deletion)
+
+
+def _agent_request_awaiting(consumer) -> str:
+    """An authorised agent's export request waiting for the consumer; the token of its confirmation link."""
+    EmailAddress.objects.update_or_create(
+        user=consumer, email=consumer.email, defaults={"verified": True, "primary": True}
+    )
+    submitted = agent_request_submit(
+        kind="export",
+        consumer_email=consumer.email,
+        agent_name="Alex Agent",
+        agent_email="alex@advocates.example",
+        agent_organisation="Advocates LLP",
+        document=SimpleUploadedFile("permission.pdf", b"%PDF-1.7\n%%EOF\n", content_type="application/pdf"),
+        language="en",
+    )
+    agent_request_dispatch(agent_request_id=submitted.pk)  # nothing to do if the queued task already ran
+    return confirm_token_make(AgentRequest.objects.get(pk=submitted.pk))
+
+
+def _pushed_authorization(catalogue) -> dict[str, str]:
+    """The bureau's app asks to read transactions for a credit check: what its consent screen's URL needs."""
+    app, secret = connected_app_create_for_tests(partner=catalogue["bureau"], purpose=catalogue["credit"])
+    client_id = app.application.client_id
+    details = {
+        "type": "portal_data_access",
+        "purpose": "credit-check",
+        "data_categories": [{"category": "transactions", "required": True, "reason": "To assess your application."}],
+        "duration": {"type": "time_bound", "period_days": 30},
+        "lookback_days": 365,
+    }
+    response = Client().post(
+        reverse("connect:par"),
+        {
+            "response_type": "code",
+            "redirect_uri": "https://app.example.com/callback",
+            "code_challenge": base64.urlsafe_b64encode(hashlib.sha256(b"verifier" * 6).digest()).rstrip(b"=").decode(),
+            "code_challenge_method": "S256",
+            "state": "phone-state",
+            "authorization_details": json.dumps([details]),
+        },
+        HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode(),
+    )
+    assert response.status_code == 201, response.content
+    return {"client_id": client_id, "request_uri": quote(response.json()["request_uri"], safe="")}
 
 
 def _check_page(page: Page, url: str, shot: Path) -> list[str]:
@@ -165,7 +250,7 @@ def _check_page(page: Page, url: str, shot: Path) -> list[str]:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_consumer_page_fits_a_phone_and_passes_axe(
-    browser: Browser, live_server, consumer, consent_catalogue, artifacts_dir, language
+    browser: Browser, live_server, consumer, consent_catalogue, artifacts_dir, media_root, language
 ):
     ids = _consumer_history(consumer, consent_catalogue)
     shots = artifacts_dir / "phones"
@@ -180,7 +265,7 @@ def test_every_consumer_page_fits_a_phone_and_passes_axe(
         visitor.add_cookies([cookie])
         page = visitor.new_page()
         for name, path in SIGNED_OUT_PAGES.items():
-            problems += _check_page(page, live_server.url + path, shots / f"{language}-{name}.png")
+            problems += _check_page(page, live_server.url + path.format(**ids), shots / f"{language}-{name}.png")
     finally:
         visitor.close()
 
@@ -192,7 +277,8 @@ def test_every_consumer_page_fits_a_phone_and_passes_axe(
         page.goto(f"{live_server.url}/access/events/")
         older = re.search(r"after=([^&\"]+)", page.locator(".load-more-row a").get_attribute("href") or "")
         assert older is not None
-        pages = SIGNED_IN_PAGES | {"receipt": f"/consents/receipts/{ids['receipt']}/"}
+        ids |= _pushed_authorization(consent_catalogue)
+        pages = SIGNED_IN_LINKED_PAGES | SIGNED_IN_PAGES | {"receipt": f"/consents/receipts/{ids['receipt']}/"}
         for name, path in pages.items():
             url = live_server.url + path.format(older=older.group(1), **ids)
             problems += _check_page(page, url, shots / f"{language}-{name}.png")
