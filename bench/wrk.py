@@ -27,7 +27,18 @@ ROOT = Path(__file__).resolve().parent.parent
 _MARK = "WRK-RESULT "
 
 # wrk calls request() for every request and done() once at the end; done() prints one JSON line.
-_LUA = """
+_DONE_LUA = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '%(mark)s{"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, "write": %%d,'
+    .. ' "status": %%d, "timeout": %%d, "p50_us": %%d, "p95_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+_LUA = (
+    """
 local paths = {%(paths)s}
 local headers = {%(headers)s}
 local method = %(method)s
@@ -39,16 +50,24 @@ request = function()
   n = n + 1
   return wrk.format(method, paths[math.random(#paths)], headers, body)
 end
+"""
+    + _DONE_LUA
+)
+# Each request POSTs the next of ``bodies`` (then starts over): one wrk thread, so one counter.
+_BODIES_LUA = (
+    """
+local path = %(path)s
+local headers = {%(headers)s}
+local bodies = {%(bodies)s}
+local n = 0
 
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '%(mark)s{"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, "write": %%d,'
-    .. ' "status": %%d, "timeout": %%d, "p50_us": %%d, "p95_us": %%d, "p99_us": %%d}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+request = function()
+  n = n + 1
+  return wrk.format("POST", path, headers, bodies[(n - 1) %% #bodies + 1])
 end
 """
+    + _DONE_LUA
+)
 
 
 def _lua_string(value: str) -> str:
@@ -90,6 +109,27 @@ def wrk_script(
             "method": _lua_string(method),
             "body": _lua_string(body) if body is not None else "nil",
             "seed": seed,
+            "mark": _MARK,
+        }
+    )
+    return path
+
+
+def wrk_script_bodies(path: Path, *, url_path: str, bodies: list[str], headers: dict[str, str] | None = None) -> Path:
+    """Write a wrk Lua script that POSTs each of ``bodies`` to ``url_path`` in turn (run it with one thread).
+
+    For writes that must not repeat (each body carries new ids): give more bodies than the run can
+    send, or count what the server stored rather than the requests.
+    """
+    if not bodies or any("]=====]" in body for body in bodies):
+        raise ValueError("wrk_script_bodies needs bodies, none containing ']=====]'")
+    path.write_text(
+        _BODIES_LUA
+        % {
+            "path": _lua_string(url_path),
+            "headers": ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()),
+            # Long brackets: the bodies go in as they are, no escaping.
+            "bodies": ",\n".join(f"[=====[{body}]=====]" for body in bodies),
             "mark": _MARK,
         }
     )

@@ -9,17 +9,26 @@ from pathlib import Path
 
 import pytest
 
-from bench.wrk import CpuMeter, wrk_path, wrk_run, wrk_script
+from bench.wrk import CpuMeter, wrk_path, wrk_run, wrk_script, wrk_script_bodies
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen: set[tuple[str, str, str | None]] = set()
+    posted: list[tuple[str, str | None, str]] = []
 
     def do_GET(self) -> None:
         type(self).seen.add((self.command, self.path, self.headers.get("X-Bench")))
         status = 200 if self.path in ("/a", "/b") else 404
         self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        type(self).posted.append((self.path, self.headers.get("X-Bench"), body))
+        self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"ok")
@@ -31,6 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     _Handler.seen = set()
+    _Handler.posted = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -65,6 +75,23 @@ def test_wrk_counts_answers_outside_2xx_as_errors(server: str, tmp_path: Path) -
 
     assert result.requests > 0
     assert result.errors == result.requests
+
+
+def test_a_bodies_script_posts_each_body_in_turn_as_it_is(server: str, tmp_path: Path) -> None:
+    bodies = [f'{{"n": {n}, "text": "quotes \\" and brackets ]] and 50%"}}' for n in range(500)]
+    script = wrk_script_bodies(tmp_path / "bodies.lua", url_path="/ingest", bodies=bodies, headers={"X-Bench": "b"})
+
+    result = wrk_run(server, script=script, seconds=1, connections=1)
+
+    assert result.errors == 0
+    sent = [body for _path, _header, body in _Handler.posted]
+    # wrk builds one request to check the script before it starts, and stops with one in flight.
+    assert sent
+    assert abs(len(sent) - result.requests) <= 1
+    first = bodies.index(sent[0])
+    assert first <= 1
+    assert sent == [bodies[(first + n) % len(bodies)] for n in range(len(sent))]
+    assert {(path, header) for path, header, _body in _Handler.posted} == {("/ingest", "b")}
 
 
 def test_a_script_needs_a_path(tmp_path: Path) -> None:
