@@ -1,8 +1,6 @@
 """Every consumer page at 360 px, in English and Simplified Chinese: nothing scrolls sideways, and
 axe-core finds no serious or critical violation. Plus the no-JavaScript and focus journeys of issue 11."""
 
-import base64
-import hashlib
 import json
 import os
 import re
@@ -29,6 +27,7 @@ from portal.notifications import settings_token
 from privacy_requests.models import AgentRequest
 from privacy_requests.services.agents import agent_request_dispatch, agent_request_submit, confirm_token_make
 from privacy_requests.services.requests import cancel_token_make
+from tests.consents.test_connect_flow import _basic, _pkce
 from tests.factories import (
     AppGrantFactory,
     DataCategoryFactory,
@@ -212,12 +211,12 @@ def _pushed_authorization(catalogue) -> dict[str, str]:
         {
             "response_type": "code",
             "redirect_uri": "https://app.example.com/callback",
-            "code_challenge": base64.urlsafe_b64encode(hashlib.sha256(b"verifier" * 6).digest()).rstrip(b"=").decode(),
+            "code_challenge": _pkce()[1],
             "code_challenge_method": "S256",
             "state": "phone-state",
             "authorization_details": json.dumps([details]),
         },
-        HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode(),
+        **_basic(client_id, secret),
     )
     assert response.status_code == 201, response.content
     return {"client_id": client_id, "request_uri": quote(response.json()["request_uri"], safe="")}
